@@ -1,0 +1,194 @@
+"""`harness`: run a retraining method on a task, list what is registered."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.experiment import Reporter, Runner
+from harness.hparams import BaseHparams, RetrainHparams
+from harness.store import Store
+from harness.tracking import Tracker, default_uri
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="A benchmark harness for retraining methods after pruning (Renda et al. 2020).")
+out = Console()
+err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+    try:
+        yield
+    except HarnessError as e:
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+class BarReporter(Reporter):
+    @contextlib.contextmanager
+    def track(self, description: str, total_steps: int) -> Iterator[Any]:
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=err, transient=False) as bar:
+            handle = bar.add_task(description, total=total_steps, status="")
+
+            def advance(done: int, record: dict[str, float]) -> None:
+                status = (f"epoch {record['epoch']:g} val {record['val']:.2f}" if record else None)
+                bar.update(handle, completed=done, **({"status": status} if status else {}))
+
+            yield advance
+
+    def note(self, message: str) -> None:
+        err.print(message, markup=False, highlight=False)
+
+
+def resolve_method(name: str) -> tuple[str, bool | None, Any]:
+    """A method or a recipe name -> (method, forced iterative or None, default t as f(T) or None)."""
+    from methods.recipes import RECIPES
+    from methods.spec import METHODS, get_method
+
+    if name in RECIPES:
+        recipe = RECIPES.get(name)
+        return recipe.method, recipe.iterative, recipe.retrain_epochs
+    if name not in METHODS and name not in RECIPES:
+        valid = ", ".join(METHODS.names() + RECIPES.names())
+        raise HarnessError(f"unknown method {name!r}; valid: {valid}")
+    get_method(name)
+    return name, None, None
+
+
+def fmt(x: float, digits: int = 2) -> str:
+    return "inf" if math.isinf(x) else f"{x:.{digits}f}"
+
+
+@app.command()
+def run(
+    method: Annotated[str, typer.Argument(help="retraining method or recipe (see `harness list`)")],
+    task: Annotated[str, typer.Argument(help="task (see `harness list`)")],
+    density: Annotated[float | None, typer.Option(help="target density in (0, 1] [default: 0.2]")] = None,
+    rounds: Annotated[int | None, typer.Option(help="prune to 0.8^rounds (iterative: one round each)")] = None,
+    iterative: Annotated[bool, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once")] = False,
+    retrain_epochs: Annotated[
+        float | None, typer.Option("--retrain-epochs", "-t", help="retraining epochs t [default: T/2]")
+    ] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several [default: 0]")] = None,
+    epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
+    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
+    ] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not mirror to MLflow")] = False,
+) -> None:
+    """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
+    from methods.pruning import density_chain
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    with user_errors():
+        method_name, forced_iterative, recipe_t = resolve_method(method)
+        iterative = forced_iterative if forced_iterative is not None else iterative
+        if epochs_scale <= 0:
+            raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
+        seeds = seed or [0]
+        probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale))
+        T = probe.epochs
+        t = retrain_epochs if retrain_epochs is not None else (recipe_t(T) if recipe_t else T / 2)
+        get_method(method_name).validate(T, t)
+        chain = density_chain(density, rounds, iterative)
+        results_store = Store(store)
+        results_store.check_writable()
+
+    tracker = None
+    if not no_tracking:
+        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
+                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
+    runner = Runner(results_store, data_dir, tracker, BarReporter())
+    rows, started = [], time.time()
+    with user_errors():
+        for s in seeds:
+            base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale)
+            for r in range(1, len(chain) + 1):
+                hp = RetrainHparams(base_hp, method_name, t, chain[:r])
+                rows.append(runner.retrain(hp))
+    show_results(rows, probe.metric, results_store, tracker, time.time() - started)
+
+
+def show_results(
+    rows: list[dict[str, Any]], metric: str, results_store: Store, tracker: Tracker | None, seconds: float
+) -> None:
+    table = Table(title=f"{rows[0]['method']} on {rows[0]['base.task']} ({metric}, %)")
+    for col in ("seed", "round", "density", "compression", "t", "val", "test", "unpruned test", ""):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["base.seed"]), str(r["round"]), f"{r['density']:.4f}", fmt(r["compression_ratio"]) + "x",
+                      f"{r['retrain_epochs']:g}", fmt(r["val"]), fmt(r["test"]), fmt(r["base_test"]),
+                      "cached" if r["cached"] else f"{r['seconds']:.0f}s")
+    out.print(table)
+    seeds = sorted({r["base.seed"] for r in rows})
+    if len(seeds) > 1:
+        last = max(r["round"] for r in rows)
+        finals = [r for r in rows if r["round"] == last]
+        for key, label in (("test", "pruned test"), ("base_test", "unpruned test")):
+            values = [r[key] for r in finals]
+            out.print(f"{label}: median {statistics.median(values):.2f}, "
+                      f"min {min(values):.2f}, max {max(values):.2f} over {len(values)} seeds")
+    out.print(f"results: {results_store.root}   wall time: {seconds:.0f}s")
+    if tracker is not None:
+        state = "FAILED (results kept locally)" if tracker.failure else "ok"
+        out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
+
+
+@app.command("list")
+def list_registered() -> None:
+    """Tasks, retraining methods, recipes and pruning strategies with their hyperparameters."""
+    from methods.pruning import PRUNERS
+    from methods.recipes import RECIPES
+    from methods.spec import METHODS, get_method
+    from tasks.spec import TASKS, get_task
+
+    tasks = Table(title="tasks")
+    for col in ("name", "parameters", "T", "batch", "optimizer", "schedule S", "description"):
+        tasks.add_column(col)
+    for name in TASKS.names():
+        t = get_task(name)
+        params = sum(p.numel() for p in t.make_model().parameters())
+        tasks.add_row(name, f"{params:,}", f"{t.epochs:g}", str(t.batch_size), t.optimizer.describe(),
+                      t.schedule.describe(), t.description)
+    methods = Table(title="retraining methods")
+    for col in ("name", "runs", "t", "description"):
+        methods.add_column(col)
+    for name in METHODS.names():
+        m = get_method(name)
+        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.summary)
+    recipes = Table(title="recipes")
+    for col in ("name", "method", "pruning", "description"):
+        recipes.add_column(col)
+    for name in RECIPES.names():
+        r = RECIPES.get(name)
+        recipes.add_row(name, r.method, "iterative 20%" if r.iterative else "one-shot", r.summary)
+    for table in (tasks, methods, recipes):
+        out.print(table)
+    out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
+
+
+def main() -> None:
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

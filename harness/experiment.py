@@ -1,0 +1,225 @@
+"""TRAIN, PRUNE, RETRAIN on the results store: each step computed once and reused thereafter.
+
+The base network and its rewind checkpoints are trained once per (task, seed); a retraining round
+is a folder named by the hash of its hyperparameters, and iterative rounds form a chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness import masks, store
+from harness.hparams import BaseHparams, RetrainHparams, flatten
+from harness.seeding import derive_seed
+from harness.store import Store
+from harness.train import Progress, to_step, train
+from methods.pruning import PRUNERS
+from methods.spec import Weights, get_method
+from tasks.spec import Data, Task, get_task
+
+PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
+
+
+def paper_retraining_times(T: float) -> list[float]:
+    return [T * k / PAPER_GRID_POINTS for k in range(1, PAPER_GRID_POINTS + 1)]
+
+
+class Reporter:
+    """Where progress goes; the CLI shows bars, the library is silent by default."""
+
+    @contextlib.contextmanager
+    def track(self, description: str, total_steps: int) -> Iterator[Progress | None]:
+        yield None
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class BaseRun:
+    hp: BaseHparams
+    folder: Path
+    steps_per_epoch: int
+    result: dict[str, Any]
+    trained_now: bool
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.folder / "checkpoints" / f"step_{step:08d}.pt"
+
+    def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
+        return store.load(self.checkpoint_path(to_step(epoch, self.steps_per_epoch)))["model"]
+
+
+def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
+    torch.manual_seed(derive_seed(seed, "init", *purpose))
+    return task.make_model()
+
+
+@dataclass
+class Runner:
+    store: Store
+    data_dir: Path | None = None
+    tracker: Any = None  # harness.tracking.Tracker, or None for no mirroring
+    reporter: Reporter = field(default_factory=Reporter)
+    _data: dict[tuple[str, int], Data] = field(default_factory=dict)
+
+    def task(self, hp: BaseHparams) -> Task:
+        return get_task(hp.task).resolved(hp)
+
+    def data(self, task: Task) -> Data:
+        key = (task.name, task.batch_size)
+        if key not in self._data:
+            self._data[key] = task.load_data(self.data_dir, task.batch_size)
+        return self._data[key]
+
+    # -- TRAIN: the original run -------------------------------------------------------------
+
+    def base(self, hp: BaseHparams, rewind_epochs: Iterable[float] = ()) -> BaseRun:
+        """W_0 ... W_T of the original run, with W_g stored at every epoch g that will be rewound to."""
+        task = self.task(hp)
+        data = self.data(task)
+        spe = data.steps_per_epoch
+        T = task.epochs
+        folder = self.store.base_dir(hp)
+        wanted = {to_step(T - t, spe) for t in paper_retraining_times(T)}
+        wanted |= {to_step(g, spe) for g in rewind_epochs} | {to_step(T, spe)}
+        run = BaseRun(hp, folder, spe, {}, trained_now=False)
+        stored = {s for s in wanted if run.checkpoint_path(s).exists()}
+        done = folder / "result.json"
+        if done.exists() and stored == wanted:
+            run.result = store.read_json(done)
+            self.reporter.note(f"reusing base network {folder.name}")
+        else:
+            self._train_base(run, task, data, sorted(wanted - stored), fresh=not done.exists())
+        self._mirror_base(run, task)
+        return run
+
+    def _train_base(self, run: BaseRun, task: Task, data: Data, missing: list[int], fresh: bool) -> None:
+        hp, spe = run.hp, run.steps_per_epoch
+        Store.write_hparams(run.folder, hp)
+
+        def save(step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+            store.atomic_save(run.checkpoint_path(step), {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+        model = init_model(task, hp.seed)
+        if fresh:
+            first, optimizer_state = 0, None
+            end = to_step(task.epochs, spe)
+        else:
+            # A rewind point nobody asked for before: replay from the closest stored checkpoint.
+            have = sorted(int(p.stem.split("_")[1]) for p in (run.folder / "checkpoints").glob("step_*.pt"))
+            first = max((s for s in have if s <= missing[0]), default=0)
+            end = missing[-1]
+            if first in have:
+                state = store.load(run.checkpoint_path(first))
+                model.load_state_dict(state["model"])
+                optimizer_state = state["optimizer"]
+            else:
+                optimizer_state = None
+        started = time.time()
+        label = f"train {hp.task} seed {hp.seed}" + ("" if fresh else " (rewind points)")
+        with self.reporter.track(label, end - first) as progress:
+            outcome = train(
+                model, None, task, data, start_epoch=first / spe, epochs=(end - first) / spe,
+                seed=hp.seed, optimizer_state=optimizer_state,
+                checkpoint_steps=frozenset(missing), on_checkpoint=save,
+                resume_path=run.folder / "resume.pt" if fresh else None, progress=progress,
+            )
+        run.trained_now = True
+        if fresh:
+            final = outcome.history[-1]
+            run.result = {
+                "kind": "base", **flatten(hp), "metric": task.metric, "epochs": task.epochs,
+                "val": final["val"], "test": final["test"], "seconds": time.time() - started,
+            }
+            store.atomic_write_json(run.folder / "history.json", outcome.history)
+            store.atomic_write_json(run.folder / "result.json", run.result)
+        else:
+            run.result = store.read_json(run.folder / "result.json")
+
+    def _mirror_base(self, run: BaseRun, task: Task) -> None:
+        if self.tracker is not None:
+            self.tracker.mirror_base(run.folder, task, run.hp)
+
+    # -- PRUNE + RETRAIN -----------------------------------------------------------------------
+
+    def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> dict[str, Any]:
+        """One round of pruning and retraining (and, first, the rounds before it in the chain)."""
+        task = self.task(hp.base)
+        method = get_method(hp.method)
+        pruner = PRUNERS.get(hp.pruning)
+        T, t = task.epochs, hp.retrain_epochs
+        method.validate(T, t)
+        if base is None:
+            rewind = method.rewind_epoch(T, t)
+            base = self.base(hp.base, [] if rewind is None else [rewind])
+        folder = self.store.retrain_dir(hp)
+        if (folder / "result.json").exists():
+            result = store.read_json(folder / "result.json")
+            self._mirror_retrain(folder, task, hp)
+            return {**result, "cached": True}
+
+        previous = hp.previous()
+        if previous is None:
+            trained = base.weights_at_epoch(T)
+            model = task.make_model()
+            mask = masks.full_mask(model, task.prunable(model))
+        else:
+            self.retrain(previous, base)
+            prev_folder = self.store.retrain_dir(previous)
+            trained = store.load(prev_folder / "weights.pt")
+            mask = store.load(prev_folder / "mask.pt")
+        mask = pruner(trained, mask, hp.density)
+
+        if method.weights is Weights.TRAINED:
+            start_weights = trained
+        elif method.weights is Weights.REWOUND:
+            start_weights = base.weights_at_epoch(T - t)
+        else:
+            start_weights = init_model(task, hp.base.seed, "reinit", hp.round).state_dict()
+        model = task.make_model()
+        model.load_state_dict(start_weights)
+
+        data = self.data(task)
+        start, epochs = method.start(T, t), method.epochs(T, t)
+        Store.write_hparams(folder, hp)
+        started = time.time()
+        label = f"{hp.method} round {hp.round} density {hp.density:.3g}"
+        spe = data.steps_per_epoch
+        with self.reporter.track(label, to_step(start + epochs, spe) - to_step(start, spe)) as progress:
+            outcome = train(
+                model, mask, task, data, start_epoch=start, epochs=epochs, seed=hp.base.seed,
+                resume_path=folder / "resume.pt", progress=progress,
+            )
+        final = outcome.history[-1] if outcome.history else {
+            "val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
+        result = {
+            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric,
+            "schedule": "iterative" if hp.round > 1 else "one-shot",
+            "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
+            "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
+            "retrain_fraction": t / T, "start_epoch": start, "epochs_trained": epochs,
+            "val": final["val"], "test": final["test"],
+            "base_val": base.result["val"], "base_test": base.result["test"],
+            "seconds": time.time() - started,
+        }
+        store.atomic_save(folder / "weights.pt", model.state_dict())
+        store.atomic_save(folder / "mask.pt", mask)
+        store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
+        store.atomic_write_json(folder / "history.json", outcome.history)
+        store.atomic_write_json(folder / "result.json", result)
+        self._mirror_retrain(folder, task, hp)
+        return {**result, "cached": False}
+
+    def _mirror_retrain(self, folder: Path, task: Task, hp: RetrainHparams) -> None:
+        if self.tracker is not None:
+            self.tracker.mirror_retrain(folder, task, hp, self.store.base_dir(hp.base))

@@ -1,0 +1,85 @@
+"""Hyperparameters as frozen dataclasses; a run's folder is named by a hash of its non-default values.
+
+Hashing only non-default values (as open_lth does) means a new option with a default never
+invalidates results computed before it existed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-ready form in which equal hyperparameters always serialize identically."""
+    if dataclasses.is_dataclass(value):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if f.default is not dataclasses.MISSING and v == f.default:
+                continue
+            out[f.name] = canonical(v)
+        return out
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items())}
+    return value
+
+
+def content_hash(value: Any) -> str:
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """All fields (defaults included) as flat ``a.b`` keys, for MLflow params and tables."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(value):
+        v = getattr(value, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, tuple):
+            out[key] = ",".join(f"{x:.6g}" if isinstance(x, float) else str(x) for x in v)
+        else:
+            out[key] = v
+    return out
+
+
+@dataclass(frozen=True)
+class BaseHparams:
+    """The original training run: computed once per (task, seed) and shared by every method."""
+
+    task: str
+    seed: int = 0
+    epochs_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class RetrainHparams:
+    """One round of PRUNE + RETRAIN; ``densities`` is the chain of rounds that led to it."""
+
+    base: BaseHparams
+    method: str
+    retrain_epochs: float
+    densities: tuple[float, ...]
+    pruning: str = "global-magnitude"
+
+    @property
+    def round(self) -> int:
+        return len(self.densities)
+
+    @property
+    def density(self) -> float:
+        return self.densities[-1]
+
+    def previous(self) -> RetrainHparams | None:
+        if self.round == 1:
+            return None
+        return dataclasses.replace(self, densities=self.densities[:-1])

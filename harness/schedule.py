@@ -1,0 +1,55 @@
+"""The learning-rate schedule S of a task: S[g] for any (fractional) epoch g, S[g > T] = S[T]."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Piecewise constant by epoch, with an optional warmup before the first drop.
+
+    ``drops`` maps an epoch boundary to the learning rate that holds from it on; boundaries may be
+    fractional. During ``warmup_epochs`` the rate rises linearly from ``warmup_from * lr`` to ``lr``.
+    """
+
+    lr: float
+    epochs: float  # T
+    drops: tuple[tuple[float, float], ...] = ()
+    warmup_epochs: float = 0.0
+    warmup_from: float = 0.0
+    _boundaries: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bounds = tuple(b for b, _ in self.drops)
+        if list(bounds) != sorted(bounds):
+            raise ValueError(f"schedule drops must be in increasing epoch order, got {bounds}")
+        object.__setattr__(self, "_boundaries", bounds)
+
+    def __call__(self, epoch: float) -> float:
+        g = min(max(epoch, 0.0), self.epochs)
+        if g < self.warmup_epochs:
+            frac = g / self.warmup_epochs
+            return self.lr * (self.warmup_from + (1.0 - self.warmup_from) * frac)
+        i = bisect.bisect_right(self._boundaries, g)
+        return self.lr if i == 0 else self.drops[i - 1][1]
+
+    def scaled(self, epochs_factor: float = 1.0, lr_factor: float = 1.0) -> Schedule:
+        """Every boundary times ``epochs_factor``, every rate times ``lr_factor``."""
+        return replace(
+            self,
+            lr=self.lr * lr_factor,
+            epochs=self.epochs * epochs_factor,
+            drops=tuple((b * epochs_factor, v * lr_factor) for b, v in self.drops),
+            warmup_epochs=self.warmup_epochs * epochs_factor,
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.warmup_epochs:
+            parts.append(f"warmup to {self.lr:g} over {self.warmup_epochs:g}")
+        else:
+            parts.append(f"{self.lr:g}")
+        parts += [f"{v:g} from {b:g}" for b, v in self.drops]
+        return "; ".join(parts) + f" (T={self.epochs:g})"

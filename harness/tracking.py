@@ -1,0 +1,128 @@
+"""MLflow mirrors the local store for the UI; a tracking failure never costs a result.
+
+Each store folder remembers, per tracking URI, the MLflow run it was mirrored to, so a rerun
+mirrors only what is missing. Retraining runs are nested under their base run and share param
+names, so the compare view lines methods up side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.hparams import BaseHparams, RetrainHparams, flatten
+
+MARKER = "mlflow.json"
+
+
+def default_uri(store_root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root / 'mlflow.db'}"
+
+
+class Tracker:
+    def __init__(self, uri: str, artifact_root: Path, warn: Any = print) -> None:
+        self.uri = uri
+        self.artifact_root = artifact_root
+        self.warn = warn
+        self.failure: str | None = None
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+
+    def client(self) -> Any:
+        if self._client is None:
+            if self.uri.startswith(("http://", "https://")):
+                # Fail in seconds, not after minutes of retries, when the server is down.
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def experiment_id(self, name: str) -> str:
+        if name not in self._experiments:
+            client = self.client()
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                local = not self.uri.startswith(("http://", "https://", "databricks"))
+                location = (self.artifact_root / "mlartifacts" / name).as_uri() if local else None
+                self._experiments[name] = client.create_experiment(name, artifact_location=location)
+            else:
+                self._experiments[name] = exp.experiment_id
+        return self._experiments[name]
+
+    def run_id(self, folder: Path) -> str | None:
+        marker = folder / MARKER
+        return store.read_json(marker).get(self.uri) if marker.exists() else None
+
+    def _remember(self, folder: Path, run_id: str) -> None:
+        marker = folder / MARKER
+        known = store.read_json(marker) if marker.exists() else {}
+        store.atomic_write_json(marker, {**known, self.uri: run_id})
+
+    def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
+             metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any]) -> str | None:
+        if self.failure is not None:
+            return None
+        if (known := self.run_id(folder)) is not None:
+            return known
+        try:
+            from mlflow.entities import Metric, Param
+
+            client = self.client()
+            run = client.create_run(self.experiment_id(experiment), run_name=name, tags=tags)
+            rid = run.info.run_id
+            now = int(time.time() * 1000)
+            history = store.read_json(folder / "history.json") if (folder / "history.json").exists() else []
+            series = [
+                Metric(key, float(rec[field]), now, round(rec["epoch"]))
+                for rec in history
+                for key, field in ((f"val_{metric_key}", "val"), (f"test_{metric_key}", "test"),
+                                   ("train_loss", "train_loss"), ("lr", "lr"))
+            ]
+            finals = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+            client.log_batch(rid, params=[Param(k, str(v)) for k, v in params.items()])
+            for i in range(0, len(series) + len(finals), 1000):
+                client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
+            for path, obj in artifacts.items():
+                client.log_dict(rid, obj, path)
+            client.set_terminated(rid)
+        except Exception as e:  # any failure of the mirror: keep the local results, say so once
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            self.failure = f"{type(e).__name__}: {reason}"
+            self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
+                      f"results are kept in the local store")
+            return None
+        self._remember(folder, rid)
+        return rid
+
+    def mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
+        result = store.read_json(folder / "result.json")
+        return self._log(
+            folder, task.name, f"base s{hp.seed}", params=flatten(hp),
+            tags={"harness.kind": "base", "harness.folder": str(folder)},
+            metrics={f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"]},
+            metric_key=task.metric, artifacts={},
+        )
+
+    def mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path) -> str | None:
+        result = store.read_json(folder / "result.json")
+        parent = self.mirror_base(base_folder, task, hp.base)
+        tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method}
+        if parent is not None:
+            tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
+        return self._log(
+            folder, task.name, f"{hp.method} d={hp.density:.3g} t={hp.retrain_epochs:g} s{hp.base.seed}",
+            params=flatten(hp) | {"round": hp.round},
+            tags=tags,
+            metrics={
+                f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],
+                "density": result["density"], "compression_ratio": result["compression_ratio"],
+                "retrain_epochs": hp.retrain_epochs,
+            },
+            metric_key=task.metric,
+            artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
+        )

@@ -1,0 +1,116 @@
+"""TRAIN^t(W, m, g): train W ⊙ m for t epochs following the task's schedule S from epoch g.
+
+The one training loop of the harness: every retraining method and the original run call it.
+Epochs may be fractional; position is counted in optimizer steps, ``step = epoch * steps_per_epoch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness import store
+from harness.masks import Mask, apply_mask, mask_gradients
+from tasks.spec import Data, Task
+
+Progress = Callable[[int, dict[str, float]], None]
+Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer], None]
+
+
+@dataclass
+class TrainOutcome:
+    history: list[dict[str, float]] = field(default_factory=list)
+    final_step: int = 0
+
+
+def to_step(epoch: float, steps_per_epoch: int) -> int:
+    return round(epoch * steps_per_epoch)
+
+
+def train(
+    model: nn.Module,
+    mask: Mask | None,
+    task: Task,
+    data: Data,
+    *,
+    start_epoch: float,
+    epochs: float,
+    seed: int,
+    optimizer_state: dict[str, Any] | None = None,
+    checkpoint_steps: frozenset[int] = frozenset(),
+    on_checkpoint: Checkpoint | None = None,
+    resume_path: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """TRAIN^t(W, m, g) with W the model's weights, m ``mask``, g ``start_epoch``, t ``epochs``.
+
+    Pruned weights are exactly zero after every optimizer step whatever the optimizer's state.
+    The data order of an epoch depends only on (seed, epoch). With ``resume_path`` the training
+    state is saved at each epoch's end and a killed run continues from there.
+    """
+    spe = data.steps_per_epoch
+    first, last = to_step(start_epoch, spe), to_step(start_epoch + epochs, spe)
+    optimizer = task.optimizer.build(model.parameters(), task.schedule(start_epoch))
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    outcome = TrainOutcome(final_step=last)
+    step = first
+    if resume_path is not None and resume_path.exists():
+        state = store.load(resume_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        outcome.history, step = state["history"], state["step"]
+    if mask is not None:
+        apply_mask(model, mask)
+
+    def checkpoint_if_due(s: int) -> None:
+        if on_checkpoint is not None and s in checkpoint_steps:
+            on_checkpoint(s, model, optimizer)
+
+    checkpoint_if_due(step)
+    model.train()
+    loss_sum, loss_count = 0.0, 0
+    while step < last:
+        epoch, index = divmod(step, spe)
+        lr = task.schedule(step / spe)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = data.batch(seed, epoch, index)
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if mask is not None:
+            mask_gradients(model, mask)
+        optimizer.step()
+        if mask is not None:
+            apply_mask(model, mask)
+        step += 1
+        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        if step % spe == 0 or step == last:
+            record = {
+                "epoch": step / spe,
+                "lr": lr,
+                "train_loss": loss_sum / loss_count,
+                "val": data.evaluate(model, "val"),
+                "test": data.evaluate(model, "test"),
+            }
+            outcome.history.append(record)
+            loss_sum, loss_count = 0.0, 0
+            if resume_path is not None and step < last:
+                store.atomic_save(resume_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "history": outcome.history, "step": step,
+                })
+            if progress is not None:
+                progress(step - first, record)
+        elif progress is not None:
+            progress(step - first, {})
+        checkpoint_if_due(step)
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    return outcome

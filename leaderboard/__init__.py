@@ -1,0 +1,1 @@
+"""Tables, plots and the leaderboard page (built on the statistics in harness/)."""

@@ -1,0 +1,33 @@
+"""The retraining methods compared by Renda, Frankle & Carbin (ICLR 2020), as in their table."""
+
+from methods.spec import Retraining, Weights, register_method
+
+register_method(Retraining(
+    name="fine-tuning", formula="TRAIN^t(W_T, m, T)",
+    weights=Weights.TRAINED, start=lambda T, t: T, epochs=lambda T, t: t,
+    summary="keep training the pruned network at the final learning rate",
+))
+
+register_method(Retraining(
+    name="weight-rewinding", formula="TRAIN^t(W_{T-t}, m, T-t)",
+    weights=Weights.REWOUND, start=lambda T, t: T - t, epochs=lambda T, t: t,
+    summary="rewind weights and schedule to epoch T-t (lottery-ticket rewinding)",
+))
+
+register_method(Retraining(
+    name="lr-rewinding", formula="TRAIN^t(W_T, m, T-t)",
+    weights=Weights.TRAINED, start=lambda T, t: T - t, epochs=lambda T, t: t,
+    summary="keep the final weights, replay the last t epochs of the schedule",
+))
+
+register_method(Retraining(
+    name="low-lr-rewinding", formula="TRAIN^t(W_{T-t}, m, T)",
+    weights=Weights.REWOUND, start=lambda T, t: T, epochs=lambda T, t: t,
+    summary="rewind weights to epoch T-t but train at the final learning rate (appendix E)",
+))
+
+register_method(Retraining(
+    name="reinit", formula="TRAIN^{T+t}(W'_0, m, 0)",
+    weights=Weights.FRESH, start=lambda T, t: 0.0, epochs=lambda T, t: T + t,
+    summary="fresh random initialization with the same mask (Liu et al. 2019)",
+))

@@ -1,0 +1,63 @@
+"""Pruning strategies: given the trained weights and the current mask, the next mask."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from harness.errors import HarnessError
+from harness.masks import Mask
+from harness.registry import Registry
+
+ITERATIVE_RATE = 0.2  # each iterative round prunes 20% of the remaining weights
+
+Pruner = Callable[[dict[str, torch.Tensor], Mask, float], Mask]
+PRUNERS: Registry[Pruner] = Registry("pruning strategy")
+
+
+@PRUNERS.register("global-magnitude")
+def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    """Keep the ``density`` fraction of all prunable weights with the largest |w|, across layers."""
+    names = list(mask)
+    scores = torch.cat([
+        torch.where(mask[n], weights[n].abs().float(), torch.full_like(weights[n], -1.0, dtype=torch.float))
+        .flatten() for n in names
+    ])
+    keep_count = round(density * scores.numel())
+    alive = int(sum(mask[n].sum().item() for n in names))
+    if keep_count > alive:
+        raise HarnessError(f"cannot prune to density {density:g}: only {alive / scores.numel():g} remains")
+    order = torch.sort(scores, descending=True, stable=True).indices
+    keep = torch.zeros(scores.numel(), dtype=torch.bool)
+    keep[order[:keep_count]] = True
+    out, offset = {}, 0
+    for n in names:
+        size = mask[n].numel()
+        out[n] = keep[offset : offset + size].view_as(mask[n])
+        offset += size
+    return out
+
+
+def density_chain(
+    density: float | None = None, rounds: int | None = None, iterative: bool = False
+) -> tuple[float, ...]:
+    """Target density after each round: one round for one-shot, 0.8, 0.64, ... for iterative.
+
+    Iterative to a density that is not a power of 0.8 ends with a last round that prunes to it.
+    """
+    if density is not None and not 0.0 < density <= 1.0:
+        raise HarnessError(f"density must be in (0, 1], got {density:g}")
+    if rounds is not None and rounds < 1:
+        raise HarnessError(f"rounds must be a positive integer, got {rounds}")
+    keep = 1.0 - ITERATIVE_RATE
+    if rounds is not None:
+        if density is not None:
+            raise HarnessError("give --density or --rounds, not both")
+        return tuple(keep**r for r in range(1, rounds + 1)) if iterative else (keep**rounds,)
+    density = 0.2 if density is None else density
+    if not iterative:
+        return (density,)
+    n = max(1, math.ceil(math.log(density) / math.log(keep) - 1e-9))
+    return (*tuple(keep ** r for r in range(1, n)), density)

@@ -1,0 +1,65 @@
+"""MNIST-1D (Greydanus 2020): the embedded default task, generated offline, trains in seconds.
+
+A small 1-D convolutional network in the spirit of the CIFAR ResNets, with their schedule shape:
+Nesterov SGD at 0.1, divided by 10 at 50% and at 75% of T.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.data import TensorData
+from harness.schedule import Schedule
+from tasks.spec import OptimizerSpec, Task, register_task
+
+EPOCHS = 30
+
+
+def conv_bn_relu(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()]
+
+
+def mnist1d_cnn(width: int = 16, classes: int = 10) -> nn.Module:
+    w = width
+    return nn.Sequential(
+        *conv_bn_relu(1, w, 1), *conv_bn_relu(w, w, 1),
+        *conv_bn_relu(w, 2 * w, 2), *conv_bn_relu(2 * w, 2 * w, 1),
+        *conv_bn_relu(2 * w, 4 * w, 2), *conv_bn_relu(4 * w, 4 * w, 1),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4 * w, classes),
+    )
+
+
+@lru_cache(maxsize=1)
+def generate() -> dict[str, torch.Tensor]:
+    """The standard MNIST-1D (4000 train, 1000 test), generated locally: never the network."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    raw = make_dataset(get_dataset_args())
+    x, x_test = (torch.tensor(raw[k], dtype=torch.float32).unsqueeze(1) for k in ("x", "x_test"))
+    mean, std = x.mean(), x.std()
+    return {
+        "x": (x - mean) / std, "y": torch.tensor(raw["y"]),
+        "x_test": (x_test - mean) / std, "y_test": torch.tensor(raw["y_test"]),
+    }
+
+
+def load(data_dir: Path | None, batch_size: int) -> TensorData:
+    d = generate()
+    return TensorData((d["x"], d["y"]), (d["x_test"], d["y_test"]), batch_size)
+
+
+@register_task("mnist1d")
+def mnist1d() -> Task:
+    return Task(
+        name="mnist1d",
+        description="MNIST-1D, 1-D CNN (6 conv + linear), embedded, no download",
+        schedule=Schedule(lr=0.1, epochs=EPOCHS, drops=((EPOCHS * 0.5, 0.01), (EPOCHS * 0.75, 0.001))),
+        batch_size=128,
+        optimizer=OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=2e-4),
+        make_model=mnist1d_cnn,
+        load_data=load,
+    )

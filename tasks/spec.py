@@ -1,0 +1,96 @@
+"""What a task is: a model, its data, its optimizer and its standard schedule S."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from harness.hparams import BaseHparams
+from harness.registry import Registry
+from harness.schedule import Schedule
+
+
+class Data(Protocol):
+    steps_per_epoch: int
+
+    def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def evaluate(self, model: nn.Module, split: str) -> float: ...
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str = "sgd"  # "sgd" or "adam"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def build(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        if self.name == "sgd":
+            return torch.optim.SGD(
+                params, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+                weight_decay=self.weight_decay,
+            )
+        if self.name == "adam":
+            return torch.optim.Adam(params, lr=lr, betas=self.betas, weight_decay=self.weight_decay)
+        if self.name == "adamw":
+            return torch.optim.AdamW(params, lr=lr, betas=self.betas, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer {self.name!r}; valid: sgd, adam, adamw")
+
+    def describe(self) -> str:
+        if self.name == "sgd":
+            kind = "Nesterov SGD" if self.nesterov else "SGD"
+            return f"{kind} {self.momentum:g}, wd {self.weight_decay:g}"
+        return f"{self.name.capitalize()} {self.betas}, wd {self.weight_decay:g}"
+
+
+def conv_and_linear_weights(model: nn.Module) -> list[str]:
+    """The weights that global magnitude pruning considers: biases and norm layers never."""
+    return [
+        f"{module_name}.weight" if module_name else "weight"
+        for module_name, module in model.named_modules()
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+    ]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    schedule: Schedule
+    batch_size: int
+    optimizer: OptimizerSpec
+    make_model: Callable[[], nn.Module]
+    load_data: Callable[[Path | None, int], Data]
+    metric: str = "accuracy"
+    prunable: Callable[[nn.Module], list[str]] = conv_and_linear_weights
+
+    @property
+    def epochs(self) -> float:
+        return self.schedule.epochs
+
+    def resolved(self, hp: BaseHparams) -> Task:
+        """The task as a run with these hyperparameters sees it (e.g. a shortened schedule)."""
+        if hp.epochs_scale == 1.0:
+            return self
+        return dataclasses.replace(self, schedule=self.schedule.scaled(epochs_factor=hp.epochs_scale))
+
+
+TASKS: Registry[Callable[[], Task]] = Registry("task")
+
+
+def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task]]:
+    return TASKS.register(name)
+
+
+def get_task(name: str) -> Task:
+    import tasks  # noqa: F401  (registers every task module)
+
+    return TASKS.get(name)()
