@@ -63,6 +63,18 @@ def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
     return task.make_model()
 
 
+def starting_weights(
+    hp: RetrainHparams, task: Task, trained: dict[str, torch.Tensor], base: BaseRun
+) -> dict[str, torch.Tensor]:
+    """The W a retraining method hands to TRAIN: W_T (``trained``), W_{T-t}, or a fresh W'_0."""
+    weights = get_method(hp.method).weights
+    if weights is Weights.TRAINED:
+        return trained
+    if weights is Weights.REWOUND:
+        return base.weights_at_epoch(task.epochs - hp.retrain_epochs)
+    return init_model(task, hp.base.seed, "reinit", hp.round).state_dict()
+
+
 @dataclass
 class Runner:
     store: Store
@@ -180,14 +192,8 @@ class Runner:
             mask = store.load(prev_folder / "mask.pt")
         mask = pruner(trained, mask, hp.density)
 
-        if method.weights is Weights.TRAINED:
-            start_weights = trained
-        elif method.weights is Weights.REWOUND:
-            start_weights = base.weights_at_epoch(T - t)
-        else:
-            start_weights = init_model(task, hp.base.seed, "reinit", hp.round).state_dict()
         model = task.make_model()
-        model.load_state_dict(start_weights)
+        model.load_state_dict(starting_weights(hp, task, trained, base))
 
         data = self.data(task)
         start, epochs = method.start(T, t), method.epochs(T, t)
