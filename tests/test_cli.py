@@ -1,0 +1,98 @@
+"""`harness run` end to end for every method, `harness list`, and every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from methods.spec import METHODS
+from tests.conftest import QUICK
+
+cli = CliRunner()
+
+
+def harness(*args: str):
+    return cli.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("method", ["fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding", "reinit"])
+def test_run_each_method_end_to_end(shared_store, method):
+    result = harness("run", method, "mnist1d", "--epochs-scale", str(QUICK), "--density", "0.2",
+                     "-t", "1.5", "--store", str(shared_store))
+    assert result.exit_code == 0, result.output
+    assert f"{method} on mnist1d" in result.stdout
+    assert "5.00x" in result.stdout  # compression ratio of density 0.2
+    [folder] = [p for p in (shared_store / "retrain").glob(f"mnist1d-{method}-r1-*")
+                if json.loads((p / "hparams.json").read_text()).get("densities") == [0.2]]
+    row = json.loads((folder / "result.json").read_text())
+    assert row["method"] == method and row["density"] == pytest.approx(0.2, abs=1e-4)
+    assert 10 < row["test"] <= 100 and 10 < row["val"] <= 100
+    assert json.loads((folder / "mask_densities.json").read_text())
+
+
+def test_iterative_recipe_algorithm1(shared_store):
+    result = harness("run", "algorithm1", "mnist1d", "--epochs-scale", str(QUICK), "--rounds", "2",
+                     "--store", str(shared_store), "--no-tracking")
+    assert result.exit_code == 0, result.output
+    rounds = [line for line in result.stdout.splitlines() if "0.8000" in line or "0.6400" in line]
+    assert len(rounds) == 2, result.stdout
+
+
+def test_several_seeds_report_median_min_max(shared_store):
+    result = harness("run", "lr-rewinding", "mnist1d", "--epochs-scale", str(QUICK), "-t", "1.5",
+                     "--seed", "0", "--seed", "1", "--store", str(shared_store), "--no-tracking")
+    assert result.exit_code == 0, result.output
+    assert "median" in result.stdout and "over 2 seeds" in result.stdout
+
+
+def test_list_shows_tasks_methods_and_recipes():
+    result = harness("list")
+    assert result.exit_code == 0
+    for name in [*METHODS.names(), "mnist1d", "algorithm1", "global-magnitude", "TRAIN^t(W_T, m, T-t)"]:
+        assert name in result.stdout
+
+
+BAD = {
+    "unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: mnist1d"),
+    "unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning, low-lr-rewinding, lr-rewinding, reinit, weight-rewinding; recipes: algorithm1"),
+    "density 0": (["run", "lr-rewinding", "mnist1d", "--density", "0"], "density must be in (0, 1]"),
+    "density > 1": (["run", "lr-rewinding", "mnist1d", "--density", "1.5"], "density must be in (0, 1]"),
+    "negative t": (["run", "fine-tuning", "mnist1d", "-t", "-1"], "valid: t >= 0"),
+    "t beyond T": (["run", "weight-rewinding", "mnist1d", "-t", "31"], "valid: 0 <= t <= T = 30"),
+    "t beyond T, lr": (["run", "lr-rewinding", "mnist1d", "-t", "40"], "valid: 0 <= t <= T = 30"),
+    "rounds 0": (["run", "lr-rewinding", "mnist1d", "--rounds", "0"], "rounds must be a positive integer"),
+    "epochs scale": (["run", "lr-rewinding", "mnist1d", "--epochs-scale", "0"], "--epochs-scale must be positive"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_with_exit_code_2(case, tmp_path):
+    args, message = BAD[case]
+    result = harness(*args, "--store", str(tmp_path / "store"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "store").exists(), "nothing is trained or written on bad input"
+
+
+def test_unwritable_store(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = harness("run", "lr-rewinding", "mnist1d", "--store", str(blocker / "store"))
+    assert result.exit_code == 2
+    assert "is not writable" in result.stderr and "--store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "lr-rewinding", "mnist1d", "--density", "2"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: density must be in (0, 1], got 2"
+    assert "Traceback" not in proc.stderr
