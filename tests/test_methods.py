@@ -8,7 +8,6 @@ from harness.hparams import BaseHparams, RetrainHparams
 from harness.store import Store, load
 from harness.train import train
 from methods.spec import get_method
-from tasks.spec import get_task
 from tests.conftest import QUICK
 
 # The paper's table, written out independently of methods/paper.py: (weights, g, epochs).
