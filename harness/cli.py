@@ -19,6 +19,7 @@ from rich.table import Table
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
 from harness.hparams import BaseHparams, RetrainHparams
+from harness.selection import best_validated
 from harness.store import Store
 from harness.tracking import Tracker, default_uri
 
@@ -82,7 +83,8 @@ def run(
     rounds: Annotated[int | None, typer.Option(help="prune to 0.8^rounds (iterative: one round each)")] = None,
     iterative: Annotated[bool, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once")] = False,
     retrain_epochs: Annotated[
-        float | None, typer.Option("--retrain-epochs", "-t", help="retraining epochs t [default: T/2]")
+        list[float] | None,
+        typer.Option("--retrain-epochs", "-t", help="retraining epochs t; repeat to pick t on validation [T/2]"),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several [default: 0]")] = None,
     epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
@@ -106,8 +108,9 @@ def run(
         seeds = seed or [0]
         probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale))
         T = probe.epochs
-        t = retrain_epochs if retrain_epochs is not None else (recipe_t(T) if recipe_t else T / 2)
-        get_method(method_name).validate(T, t)
+        times = retrain_epochs or [recipe_t(T) if recipe_t else T / 2]
+        for t in times:
+            get_method(method_name).validate(T, t)
         chain = density_chain(density, rounds, iterative)
         results_store = Store(store)
         results_store.check_writable()
@@ -121,9 +124,9 @@ def run(
     with user_errors():
         for s in seeds:
             base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale)
-            for r in range(1, len(chain) + 1):
-                hp = RetrainHparams(base_hp, method_name, t, chain[:r])
-                rows.append(runner.retrain(hp))
+            for t in times:
+                for r in range(1, len(chain) + 1):
+                    rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, chain[:r])))
     show_results(rows, probe.metric, results_store, tracker, time.time() - started)
 
 
@@ -138,10 +141,14 @@ def show_results(
                       f"{r['retrain_epochs']:g}", fmt(r["val"]), fmt(r["test"]), fmt(r["base_test"]),
                       "cached" if r["cached"] else f"{r['seconds']:.0f}s")
     out.print(table)
-    seeds = sorted({r["base.seed"] for r in rows})
-    if len(seeds) > 1:
-        last = max(r["round"] for r in rows)
-        finals = [r for r in rows if r["round"] == last]
+    last = max(r["round"] for r in rows)
+    finals = [r for r in rows if r["round"] == last]
+    if len({r["retrain_epochs"] for r in finals}) > 1:
+        best = best_validated(finals)
+        out.print(f"selected on validation: t = {best['retrain_epochs']:g} (median val {best['val_median']:.2f}); "
+                  f"test median {best['test_median']:.2f}, min {best['test_min']:.2f}, "
+                  f"max {best['test_max']:.2f} over {best['seeds']} seed(s)")
+    elif len(finals) > 1:
         for key, label in (("test", "pruned test"), ("base_test", "unpruned test")):
             values = [r[key] for r in finals]
             out.print(f"{label}: median {statistics.median(values):.2f}, "

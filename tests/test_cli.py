@@ -97,3 +97,10 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: density must be in (0, 1], got 2"
     assert "Traceback" not in proc.stderr
+
+
+def test_several_retraining_times_are_chosen_on_validation(shared_store):
+    result = harness("run", "fine-tuning", "mnist1d", "--epochs-scale", str(QUICK), "-t", "0.5", "-t", "1",
+                     "--store", str(shared_store), "--no-tracking")
+    assert result.exit_code == 0, result.output
+    assert "selected on validation: t = " in result.stdout
