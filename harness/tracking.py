@@ -15,12 +15,20 @@ from typing import Any
 
 from harness import store
 from harness.hparams import BaseHparams, RetrainHparams, flatten
+from methods.spec import get_method
 
 MARKER = "mlflow.json"
 
 
 def default_uri(store_root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root / 'mlflow.db'}"
+
+
+def task_params(task: Any) -> dict[str, Any]:
+    return {
+        "task.epochs": task.epochs, "task.batch_size": task.batch_size,
+        "task.optimizer": task.optimizer.describe(), "task.schedule": task.schedule.describe(),
+    }
 
 
 class Tracker:
@@ -106,7 +114,7 @@ class Tracker:
     def mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
         result = store.read_json(folder / "result.json")
         return self._log(
-            folder, task.name, f"base s{hp.seed}", params=flatten(hp),
+            folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder)},
             metrics={f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"]},
             metric_key=task.metric, artifacts={},
@@ -120,7 +128,7 @@ class Tracker:
             tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
         return self._log(
             folder, task.name, f"{hp.method} d={hp.density:.3g} t={hp.retrain_epochs:g} s{hp.base.seed}",
-            params=flatten(hp) | {"round": hp.round},
+            params=flatten(hp) | task_params(task) | {"round": hp.round, "formula": get_method(hp.method).formula},
             tags=tags,
             metrics={
                 f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],

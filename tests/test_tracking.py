@@ -40,6 +40,8 @@ def check_mirrored(client: MlflowClient, store: Path) -> None:
     assert retrain.data.params["method"] == "lr-rewinding"
     assert retrain.data.params["base.task"] == "mnist1d"
     assert retrain.data.params["retrain_epochs"] == "1.5"
+    assert retrain.data.params["formula"] == "TRAIN^t(W_T, m, T-t)"
+    assert retrain.data.params["task.epochs"] == "3.0"
     history = client.get_metric_history(retrain.info.run_id, "val_accuracy")
     assert [m.step for m in history] == [2, 3]
     folder = Path(retrain.data.tags["harness.folder"])
