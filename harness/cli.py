@@ -22,6 +22,7 @@ from harness.hparams import BaseHparams, RetrainHparams
 from harness.selection import best_validated
 from harness.store import Store
 from harness.tracking import Tracker, default_uri
+from tasks.spec import DataOptions
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="A benchmark harness for retraining methods after pruning (Renda et al. 2020).")
@@ -71,6 +72,17 @@ def resolve_method(name: str) -> tuple[str, bool | None, Any]:
     return name, None, None
 
 
+def check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise HarnessError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r} is not available here; valid: cpu")
+
+
 def fmt(x: float, digits: int = 2) -> str:
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
 
@@ -89,7 +101,12 @@ def run(
     seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several [default: 0]")] = None,
     epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
     store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    batch_size: Annotated[int | None, typer.Option(help="batch size (the learning rate scales linearly)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
+    workers: Annotated[int, typer.Option(help="data loading processes (folder datasets)")] = 4,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
     ] = None,
@@ -106,7 +123,10 @@ def run(
         if epochs_scale <= 0:
             raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
         seeds = seed or [0]
-        probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale))
+        if batch_size is not None and batch_size < 1:
+            raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
+        check_device(device)
+        probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
         T = probe.epochs
         times = retrain_epochs or [recipe_t(T) if recipe_t else T / 2]
         for t in times:
@@ -119,11 +139,12 @@ def run(
     if not no_tracking:
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
                           warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
-    runner = Runner(results_store, data_dir, tracker, BarReporter())
+    options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
+    runner = Runner(results_store, options, tracker, BarReporter(), bf16=bf16)
     rows, started = [], time.time()
     with user_errors():
         for s in seeds:
-            base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale)
+            base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size)
             for t in times:
                 for r in range(1, len(chain) + 1):
                     rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, chain[:r])))

@@ -7,7 +7,7 @@ epochs see the same batches.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -17,6 +17,7 @@ VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 20200426  # fixed: the same validation set for every method and seed
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Prepare = Callable[[torch.Tensor], torch.Tensor]
 
 
 def validation_split(n: int, fraction: float = VALIDATION_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,7 +28,11 @@ def validation_split(n: int, fraction: float = VALIDATION_FRACTION) -> tuple[tor
 
 
 class TensorData:
-    """Train/validation/test tensors; the validation set is carved out of the test split."""
+    """Train/validation/test tensors; the validation set is carved out of the test split.
+
+    The tensors live on ``device`` (a GPU holds all of CIFAR-10) and batches are augmented there:
+    ``augment`` works on a stored batch, ``prepare`` turns stored samples into model inputs.
+    """
 
     def __init__(
         self,
@@ -35,17 +40,22 @@ class TensorData:
         test: tuple[torch.Tensor, torch.Tensor],
         batch_size: int,
         augment: Augment | None = None,
+        prepare: Prepare | None = None,
         eval_batch_size: int = 1000,
+        device: str | torch.device = "cpu",
     ) -> None:
-        self.x_train, self.y_train = train
+        self.x_train, self.y_train = train[0].to(device), train[1].to(device)
         val_idx, test_idx = validation_split(len(test[1]))
+        x_test, y_test = test[0].to(device), test[1].to(device)
         self.splits = {
-            "val": (test[0][val_idx], test[1][val_idx]),
-            "test": (test[0][test_idx], test[1][test_idx]),
+            "val": (x_test[val_idx.to(device)], y_test[val_idx.to(device)]),
+            "test": (x_test[test_idx.to(device)], y_test[test_idx.to(device)]),
         }
         self.batch_size = batch_size
         self.augment = augment
+        self.prepare = prepare or (lambda x: x)
         self.eval_batch_size = eval_batch_size
+        self.device = torch.device(device)
         self._order: tuple[tuple[int, int], torch.Tensor] | None = None
 
     @property
@@ -61,21 +71,30 @@ class TensorData:
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.order(seed, epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        idx = idx.to(self.device)
         x, y = self.x_train[idx], self.y_train[idx]
         if self.augment is not None:
             g = torch.Generator().manual_seed(derive_seed(seed, "augment", epoch, index))
             x = self.augment(x, g)
-        return x, y
+        return self.prepare(x), y
 
-    @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, split: str) -> float:
-        """Top-1 accuracy in percent."""
+    def eval_batches(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.splits[split]
-        was_training = model.training
-        model.eval()
-        correct = 0
         for i in range(0, len(y), self.eval_batch_size):
-            logits = model(x[i : i + self.eval_batch_size])
-            correct += (logits.argmax(1) == y[i : i + self.eval_batch_size]).sum().item()
-        model.train(was_training)
-        return 100.0 * correct / len(y)
+            yield self.prepare(x[i : i + self.eval_batch_size]), y[i : i + self.eval_batch_size]
+
+    def evaluate(self, model: torch.nn.Module, split: str) -> float:
+        return accuracy(model, self.eval_batches(split))
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Top-1 accuracy in percent."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for x, y in batches:
+        correct += (model(x).argmax(1) == y).sum().item()
+        total += len(y)
+    model.train(was_training)
+    return 100.0 * correct / total

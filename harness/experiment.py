@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from harness import masks, store
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
-from harness.train import Progress, to_step, train
+from harness.train import Progress, TrainOutcome, to_step, train
 from methods.pruning import PRUNERS
 from methods.spec import Weights, get_method
-from tasks.spec import Data, Task, get_task
+from tasks.spec import Data, DataOptions, Task, get_task
 
 PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
 
@@ -58,6 +58,11 @@ class BaseRun:
         return store.load(self.checkpoint_path(to_step(epoch, self.steps_per_epoch)))["model"]
 
 
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict that loads anywhere: on the CPU, in the standard memory layout."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
     torch.manual_seed(derive_seed(seed, "init", *purpose))
     return task.make_model()
@@ -77,11 +82,18 @@ def starting_weights(
 
 @dataclass
 class Runner:
+    """Runs on one device; where it runs (and in which precision) never changes a run's identity."""
+
     store: Store
-    data_dir: Path | None = None
+    data_options: DataOptions = field(default_factory=DataOptions)
     tracker: Any = None  # harness.tracking.Tracker, or None for no mirroring
     reporter: Reporter = field(default_factory=Reporter)
+    bf16: bool = False
     _data: dict[tuple[str, int], Data] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.data_options.device)
 
     def task(self, hp: BaseHparams) -> Task:
         return get_task(hp.task).resolved(hp)
@@ -89,8 +101,17 @@ class Runner:
     def data(self, task: Task) -> Data:
         key = (task.name, task.batch_size)
         if key not in self._data:
-            self._data[key] = task.load_data(self.data_dir, task.batch_size)
+            self._data[key] = task.load_data(replace(self.data_options, batch_size=task.batch_size))
         return self._data[key]
+
+    def place(self, model: nn.Module, task: Task) -> nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if task.channels_last else model
+
+    def train(self, model: nn.Module, mask: masks.Mask | None, task: Task, **kwargs: Any) -> TrainOutcome:
+        if mask is not None:
+            mask = {k: v.to(self.device) for k, v in mask.items()}
+        return train(model, mask, task, self.data(task), bf16=self.bf16, **kwargs)
 
     # -- TRAIN: the original run -------------------------------------------------------------
 
@@ -110,19 +131,19 @@ class Runner:
             run.result = store.read_json(done)
             self.reporter.note(f"reusing base network {folder.name}")
         else:
-            self._train_base(run, task, data, sorted(wanted - stored), fresh=not done.exists())
+            self._train_base(run, task, sorted(wanted - stored), fresh=not done.exists())
         self._mirror_base(run, task)
         return run
 
-    def _train_base(self, run: BaseRun, task: Task, data: Data, missing: list[int], fresh: bool) -> None:
+    def _train_base(self, run: BaseRun, task: Task, missing: list[int], fresh: bool) -> None:
         hp, spe = run.hp, run.steps_per_epoch
         Store.write_hparams(run.folder, hp)
 
         def save(step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
             store.atomic_save(run.checkpoint_path(step), {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                "model": cpu_state(model), "optimizer": optimizer.state_dict()})
 
-        model = init_model(task, hp.seed)
+        model = self.place(init_model(task, hp.seed), task)
         if fresh:
             first, optimizer_state = 0, None
             end = to_step(task.epochs, spe)
@@ -140,8 +161,8 @@ class Runner:
         started = time.time()
         label = f"train {hp.task} seed {hp.seed}" + ("" if fresh else " (rewind points)")
         with self.reporter.track(label, end - first) as progress:
-            outcome = train(
-                model, None, task, data, start_epoch=first / spe, epochs=(end - first) / spe,
+            outcome = self.train(
+                model, None, task, start_epoch=first / spe, epochs=(end - first) / spe,
                 seed=hp.seed, optimizer_state=optimizer_state,
                 checkpoint_steps=frozenset(missing), on_checkpoint=save,
                 resume_path=run.folder / "resume.pt" if fresh else None, progress=progress,
@@ -194,6 +215,7 @@ class Runner:
 
         model = task.make_model()
         model.load_state_dict(starting_weights(hp, task, trained, base))
+        model = self.place(model, task)
 
         data = self.data(task)
         start, epochs = method.start(T, t), method.epochs(T, t)
@@ -202,8 +224,8 @@ class Runner:
         label = f"{hp.method} round {hp.round} density {hp.density:.3g}"
         spe = data.steps_per_epoch
         with self.reporter.track(label, to_step(start + epochs, spe) - to_step(start, spe)) as progress:
-            outcome = train(
-                model, mask, task, data, start_epoch=start, epochs=epochs, seed=hp.base.seed,
+            outcome = self.train(
+                model, mask, task, start_epoch=start, epochs=epochs, seed=hp.base.seed,
                 resume_path=folder / "resume.pt", progress=progress,
             )
         final = outcome.history[-1] if outcome.history else {
@@ -218,7 +240,7 @@ class Runner:
             "base_val": base.result["val"], "base_test": base.result["test"],
             "seconds": time.time() - started,
         }
-        store.atomic_save(folder / "weights.pt", model.state_dict())
+        store.atomic_save(folder / "weights.pt", cpu_state(model))
         store.atomic_save(folder / "mask.pt", mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
         store.atomic_write_json(folder / "history.json", outcome.history)

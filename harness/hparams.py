@@ -59,6 +59,7 @@ class BaseHparams:
     task: str
     seed: int = 0
     epochs_scale: float = 1.0
+    batch_size: int | None = None  # None: the task's standard batch size
 
 
 @dataclass(frozen=True)

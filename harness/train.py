@@ -46,6 +46,7 @@ def train(
     on_checkpoint: Checkpoint | None = None,
     resume_path: Path | None = None,
     progress: Progress | None = None,
+    bf16: bool = False,
 ) -> TrainOutcome:
     """TRAIN^t(W, m, g) with W the model's weights, m ``mask``, g ``start_epoch``, t ``epochs``.
 
@@ -54,6 +55,9 @@ def train(
     state is saved at each epoch's end and a killed run continues from there.
     """
     spe = data.steps_per_epoch
+    device = next(model.parameters()).device
+    if task.channels_last:
+        model.to(memory_format=torch.channels_last)
     first, last = to_step(start_epoch, spe), to_step(start_epoch + epochs, spe)
     optimizer = task.optimizer.build(model.parameters(), task.schedule(start_epoch))
     if optimizer_state is not None:
@@ -81,7 +85,10 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = data.batch(seed, epoch, index)
-        loss = nn.functional.cross_entropy(model(x), y)
+        if task.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if mask is not None:

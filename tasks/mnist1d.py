@@ -7,14 +7,13 @@ Nesterov SGD at 0.1, divided by 10 at 50% and at 75% of T.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from harness.data import TensorData
 from harness.schedule import Schedule
-from tasks.spec import OptimizerSpec, Task, register_task
+from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
 EPOCHS = 30
 
@@ -47,9 +46,9 @@ def generate() -> dict[str, torch.Tensor]:
     }
 
 
-def load(data_dir: Path | None, batch_size: int) -> TensorData:
+def load(options: DataOptions) -> TensorData:
     d = generate()
-    return TensorData((d["x"], d["y"]), (d["x_test"], d["y_test"]), batch_size)
+    return TensorData((d["x"], d["y"]), (d["x_test"], d["y_test"]), options.batch_size, device=options.device)
 
 
 @register_task("mnist1d")

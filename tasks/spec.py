@@ -25,6 +25,17 @@ class Data(Protocol):
 
 
 @dataclass(frozen=True)
+class DataOptions:
+    """Where and how a task loads its data."""
+
+    data_dir: Path | None = None
+    batch_size: int = 128
+    device: str = "cpu"
+    download: bool = False
+    workers: int = 4
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     name: str = "sgd"  # "sgd" or "adam"
     momentum: float = 0.9
@@ -68,19 +79,23 @@ class Task:
     batch_size: int
     optimizer: OptimizerSpec
     make_model: Callable[[], nn.Module]
-    load_data: Callable[[Path | None, int], Data]
+    load_data: Callable[[DataOptions], Data]
     metric: str = "accuracy"
     prunable: Callable[[nn.Module], list[str]] = conv_and_linear_weights
+    channels_last: bool = False  # 2.4x faster convolutions on this CPU, and the fast path on GPUs
 
     @property
     def epochs(self) -> float:
         return self.schedule.epochs
 
     def resolved(self, hp: BaseHparams) -> Task:
-        """The task as a run with these hyperparameters sees it (e.g. a shortened schedule)."""
-        if hp.epochs_scale == 1.0:
+        """The task as a run with these hyperparameters sees it: a shortened schedule, another
+        batch size (the learning rate scales linearly with it)."""
+        batch = hp.batch_size or self.batch_size
+        if hp.epochs_scale == 1.0 and batch == self.batch_size:
             return self
-        return dataclasses.replace(self, schedule=self.schedule.scaled(epochs_factor=hp.epochs_scale))
+        schedule = self.schedule.scaled(epochs_factor=hp.epochs_scale, lr_factor=batch / self.batch_size)
+        return dataclasses.replace(self, schedule=schedule, batch_size=batch)
 
 
 TASKS: Registry[Callable[[], Task]] = Registry("task")

@@ -25,7 +25,7 @@ def tiny_task(optimizer: OptimizerSpec | None = None) -> Task:
         batch_size=16,
         optimizer=optimizer or OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=1e-3),
         make_model=tiny_model,
-        load_data=lambda data_dir, batch_size: tiny_data(batch_size),
+        load_data=lambda options: tiny_data(options.batch_size),
     )
 
 

@@ -2,6 +2,7 @@ import torch
 
 from harness.data import validation_split
 from tasks.mnist1d import generate, load
+from tasks.spec import DataOptions
 
 
 def test_validation_is_a_fixed_random_fifth_of_the_test_set():
@@ -15,7 +16,7 @@ def test_validation_is_a_fixed_random_fifth_of_the_test_set():
 
 
 def test_mnist1d_splits_partition_the_test_set():
-    data = load(None, 128)
+    data = load(DataOptions())
     raw = generate()
     x_val, _ = data.splits["val"]
     x_test, _ = data.splits["test"]
@@ -27,7 +28,7 @@ def test_mnist1d_splits_partition_the_test_set():
 
 
 def test_data_order_depends_only_on_seed_and_epoch():
-    data = load(None, 128)
+    data = load(DataOptions())
     x1, y1 = data.batch(seed=3, epoch=5, index=2)
     data.batch(seed=1, epoch=0, index=0)  # anything in between
     x2, y2 = data.batch(seed=3, epoch=5, index=2)
