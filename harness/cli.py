@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from harness import distributed
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
 from harness.hparams import BaseHparams, RetrainHparams
@@ -126,6 +127,7 @@ def run(
         if batch_size is not None and batch_size < 1:
             raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
         check_device(device)
+        device = distributed.init_from_env(device)
         probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
         T = probe.epochs
         times = retrain_epochs or [recipe_t(T) if recipe_t else T / 2]
@@ -136,11 +138,12 @@ def run(
         results_store.check_writable()
 
     tracker = None
-    if not no_tracking:
+    if not no_tracking and distributed.is_main():
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
                           warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
-    runner = Runner(results_store, options, tracker, BarReporter(), bf16=bf16)
+    reporter = BarReporter() if distributed.is_main() else Reporter()
+    runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
     rows, started = [], time.time()
     with user_errors():
         for s in seeds:
@@ -148,6 +151,12 @@ def run(
             for t in times:
                 for r in range(1, len(chain) + 1):
                     rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, chain[:r])))
+    if distributed.active():
+        for row in rows:
+            err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row['round']} "
+                      f"weights {row['weights_sha256']} mask {row['mask_sha256']}", highlight=False)
+        if not distributed.is_main():
+            return
     show_results(rows, probe.metric, results_store, tracker, time.time() - started)
 
 

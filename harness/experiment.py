@@ -7,6 +7,7 @@ is a folder named by the hash of its hyperparameters, and iterative rounds form 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import masks, store
+from harness import distributed, masks, store
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
@@ -61,6 +62,15 @@ class BaseRun:
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A state dict that loads anywhere: on the CPU, in the standard memory layout."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A fingerprint of weights or a mask: equal digests, bit-identical tensors."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
@@ -117,6 +127,12 @@ class Runner:
 
     def base(self, hp: BaseHparams, rewind_epochs: Iterable[float] = ()) -> BaseRun:
         """W_0 ... W_T of the original run, with W_g stored at every epoch g that will be rewound to."""
+        distributed.barrier()
+        run = self._base(hp, rewind_epochs)
+        distributed.barrier()
+        return run
+
+    def _base(self, hp: BaseHparams, rewind_epochs: Iterable[float]) -> BaseRun:
         task = self.task(hp)
         data = self.data(task)
         spe = data.steps_per_epoch
@@ -187,6 +203,12 @@ class Runner:
 
     def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> dict[str, Any]:
         """One round of pruning and retraining (and, first, the rounds before it in the chain)."""
+        distributed.barrier()
+        result = self._retrain(hp, base)
+        distributed.barrier()
+        return result
+
+    def _retrain(self, hp: RetrainHparams, base: BaseRun | None) -> dict[str, Any]:
         task = self.task(hp.base)
         method = get_method(hp.method)
         pruner = PRUNERS.get(hp.pruning)
@@ -239,7 +261,10 @@ class Runner:
             "val": final["val"], "test": final["test"],
             "base_val": base.result["val"], "base_test": base.result["test"],
             "seconds": time.time() - started,
+            "weights_sha256": digest(cpu_state(model)), "mask_sha256": digest(mask),
         }
+        if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):
+            raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
         store.atomic_save(folder / "weights.pt", cpu_state(model))
         store.atomic_save(folder / "mask.pt", mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))

@@ -11,11 +11,14 @@ from typing import Any
 
 import torch
 
+from harness import distributed
 from harness.errors import HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    if not distributed.is_main():  # ranks of one DDP run hold the same results: rank 0 writes them
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,6 +38,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_save(path: Path, obj: Any) -> None:
     """``torch.save`` that never leaves a half-written file behind."""
+    if not distributed.is_main():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -63,8 +68,8 @@ class Store:
     def check_writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.root / ".write-probe", b"")
-            (self.root / ".write-probe").unlink()
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-probe-"):
+                pass
         except OSError as e:
             reason = e.strerror or str(e)
             raise HarnessError(

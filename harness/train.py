@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import store
+from harness import distributed, store
 from harness.masks import Mask, apply_mask, mask_gradients
 from tasks.spec import Data, Task
 
@@ -77,6 +77,7 @@ def train(
             on_checkpoint(s, model, optimizer)
 
     checkpoint_if_due(step)
+    forward = distributed.wrap(model)
     model.train()
     loss_sum, loss_count = 0.0, 0
     while step < last:
@@ -85,10 +86,11 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = data.batch(seed, epoch, index)
+        x, y = distributed.shard(x), distributed.shard(y)
         if task.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = nn.functional.cross_entropy(model(x), y)
+            loss = nn.functional.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if mask is not None:
@@ -98,6 +100,8 @@ def train(
             apply_mask(model, mask)
         step += 1
         loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        if step % spe == 0 or step == last or step in checkpoint_steps:
+            distributed.sync_buffers(model)
         if step % spe == 0 or step == last:
             record = {
                 "epoch": step / spe,
