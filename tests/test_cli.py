@@ -56,7 +56,8 @@ def test_list_shows_tasks_methods_and_recipes():
 
 
 BAD = {
-    "unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: mnist1d"),
+    "unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: cifar10-resnet110, "
+                     "cifar10-resnet20, cifar10-resnet56, imagenet-resnet34, imagenet-resnet50, mnist1d"),
     "unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning, low-lr-rewinding, "
                        "lr-rewinding, reinit, weight-rewinding; recipes: algorithm1"),
     "density 0": (["run", "lr-rewinding", "mnist1d", "--density", "0"], "density must be in (0, 1]"),
@@ -66,6 +67,9 @@ BAD = {
     "t beyond T, lr": (["run", "lr-rewinding", "mnist1d", "-t", "40"], "valid: 0 <= t <= T = 30"),
     "rounds 0": (["run", "lr-rewinding", "mnist1d", "--rounds", "0"], "rounds must be a positive integer"),
     "epochs scale": (["run", "lr-rewinding", "mnist1d", "--epochs-scale", "0"], "--epochs-scale must be positive"),
+    "batch size": (["run", "lr-rewinding", "mnist1d", "--batch-size", "0"], "--batch-size must be a positive integer"),
+    "no gpu": (["run", "lr-rewinding", "mnist1d", "--device", "cuda"], "device 'cuda' is not available here"),
+    "bad device": (["run", "lr-rewinding", "mnist1d", "--device", "tpu7"], "unknown device 'tpu7'"),
 }
 
 
