@@ -65,16 +65,15 @@ class TensorData:
     def order(self, seed: int, epoch: int) -> torch.Tensor:
         key = (seed, epoch)
         if self._order is None or self._order[0] != key:
-            g = torch.Generator().manual_seed(derive_seed(seed, "data-order", epoch))
-            self._order = (key, torch.randperm(len(self.y_train), generator=g))
+            g = torch.Generator(self.device).manual_seed(derive_seed(seed, "data-order", epoch))
+            self._order = (key, torch.randperm(len(self.y_train), generator=g, device=self.device))
         return self._order[1]
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.order(seed, epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        idx = idx.to(self.device)
         x, y = self.x_train[idx], self.y_train[idx]
         if self.augment is not None:
-            g = torch.Generator().manual_seed(derive_seed(seed, "augment", epoch, index))
+            g = torch.Generator(self.device).manual_seed(derive_seed(seed, "augment", epoch, index))
             x = self.augment(x, g)
         return self.prepare(x), y
 

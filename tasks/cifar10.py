@@ -71,12 +71,13 @@ class CifarResNet(nn.Module):
 
 
 def pad_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """The standard CIFAR augmentation on a whole NCHW batch, on whatever device holds it."""
+    """The standard CIFAR augmentation on a whole NCHW batch, on whatever device holds it
+    (``g`` lives on that device too: no per-batch host work)."""
     b, c, h, w = x.shape
     padded = nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=g).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=g).to(x.device)
-    flip = (torch.rand(b, 1, generator=g) < 0.5).to(x.device)
+    dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=g, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=g, device=x.device)
+    flip = torch.rand(b, 1, generator=g, device=x.device) < 0.5
     rows = dy + torch.arange(h, device=x.device)
     cols = dx + torch.arange(w, device=x.device)
     cols = torch.where(flip, cols.flip(1), cols)
