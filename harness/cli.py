@@ -73,6 +73,19 @@ def resolve_method(name: str) -> tuple[str, bool | None, Any]:
     return name, None, None
 
 
+def check_structured(name: str, task: str, levels: list[int]) -> None:
+    from methods.structured import CONFIGS, LEVELS, configs_for
+
+    config = CONFIGS.get(name)
+    if config.task != task:
+        valid = ", ".join(configs_for(task)) or "none"
+        raise HarnessError(
+            f"structured configuration {name} is for {config.task}, not {task}; valid for {task}: {valid}")
+    for k in levels:
+        if k not in LEVELS:
+            raise HarnessError(f"--level must be one of {', '.join(map(str, LEVELS))}, got {k}")
+
+
 def check_device(device: str) -> None:
     import torch
 
@@ -95,6 +108,10 @@ def run(
     density: Annotated[float | None, typer.Option(help="target density in (0, 1] [default: 0.2]")] = None,
     rounds: Annotated[int | None, typer.Option(help="prune to 0.8^rounds (iterative: one round each)")] = None,
     iterative: Annotated[bool, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once")] = False,
+    structured: Annotated[
+        str | None, typer.Option(help="L1 filter pruning with a Li et al. configuration (see `harness list`)")
+    ] = None,
+    level: Annotated[list[int] | None, typer.Option(help="structured level k in 1..5; repeat for several [1]")] = None,
     retrain_epochs: Annotated[
         list[float] | None,
         typer.Option("--retrain-epochs", "-t", help="retraining epochs t; repeat to pick t on validation [T/2]"),
@@ -133,7 +150,15 @@ def run(
         times = retrain_epochs or [recipe_t(T) if recipe_t else T / 2]
         for t in times:
             get_method(method_name).validate(T, t)
-        chain = density_chain(density, rounds, iterative)
+        if structured is not None:
+            if density is not None or rounds is not None or iterative:
+                raise HarnessError(
+                    "--structured prunes one-shot at --level k; it takes no --density, --rounds or --iterative")
+            check_structured(structured, task, level or [1])
+            cells = [{"structured": structured, "level": k} for k in (level or [1])]
+        else:
+            chain = density_chain(density, rounds, iterative)
+            cells = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
         results_store = Store(store)
         results_store.check_writable()
 
@@ -149,8 +174,8 @@ def run(
         for s in seeds:
             base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size)
             for t in times:
-                for r in range(1, len(chain) + 1):
-                    rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, chain[:r])))
+                for cell in cells:
+                    rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, **cell)))
     if distributed.active():
         for row in rows:
             err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row['round']} "
@@ -163,13 +188,15 @@ def run(
 def show_results(
     rows: list[dict[str, Any]], metric: str, results_store: Store, tracker: Tracker | None, seconds: float
 ) -> None:
-    table = Table(title=f"{rows[0]['method']} on {rows[0]['base.task']} ({metric}, %)")
-    for col in ("seed", "round", "density", "compression", "t", "val", "test", "unpruned test", ""):
+    pruning = f", {rows[0]['structured']}" if rows[0].get("structured") else ""
+    table = Table(title=f"{rows[0]['method']} on {rows[0]['base.task']}{pruning} ({metric}, %)")
+    for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["base.seed"]), str(r["round"]), f"{r['density']:.4f}", fmt(r["compression_ratio"]) + "x",
-                      f"{r['retrain_epochs']:g}", fmt(r["val"]), fmt(r["test"]), fmt(r["base_test"]),
-                      "cached" if r["cached"] else f"{r['seconds']:.0f}s")
+        round_ = f"k={r['level']}" if r.get("structured") else str(r["round"])
+        table.add_row(str(r["base.seed"]), round_, f"{r['density']:.4f}", fmt(r["compression_ratio"]) + "x",
+                      f"{r['flops'] / r['dense_flops']:.1%}", f"{r['retrain_epochs']:g}", fmt(r["val"]),
+                      fmt(r["test"]), fmt(r["base_test"]), "cached" if r["cached"] else f"{r['seconds']:.0f}s")
     out.print(table)
     last = max(r["round"] for r in rows)
     finals = [r for r in rows if r["round"] == last]
@@ -183,6 +210,8 @@ def show_results(
             values = [r[key] for r in finals]
             out.print(f"{label}: median {statistics.median(values):.2f}, "
                       f"min {min(values):.2f}, max {max(values):.2f} over {len(values)} seeds")
+    out.print("FLOPs: theoretical inference FLOPs counting only non-zero weights, as % of the dense network "
+              "(a multiply-add is 2 FLOPs)")
     out.print(f"results: {results_store.root}   wall time: {seconds:.0f}s")
     if tracker is not None:
         state = "FAILED (results kept locally)" if tracker.failure else "ok"
@@ -195,6 +224,7 @@ def list_registered() -> None:
     from methods.pruning import PRUNERS
     from methods.recipes import RECIPES
     from methods.spec import METHODS, get_method
+    from methods.structured import CONFIGS
     from tasks.spec import TASKS, get_task
 
     tasks = Table(title="tasks")
@@ -217,7 +247,14 @@ def list_registered() -> None:
     for name in RECIPES.names():
         r = RECIPES.get(name)
         recipes.add_row(name, r.method, "iterative 20%" if r.iterative else "one-shot", r.summary)
-    for table in (tasks, methods, recipes):
+    structured = Table(title="structured configurations (L1 filter pruning, Li et al. 2017; --structured)")
+    for col in ("name", "task", "filters pruned per stage at k=1", "skipped layers", "levels k"):
+        structured.add_column(col)
+    for name in CONFIGS.names():
+        c = CONFIGS.get(name)
+        structured.add_row(name, c.task, " / ".join(f"{p:.0%}" for p in c.prune_per_stage),
+                           ", ".join(map(str, c.skip)), "1-5 (density d^k)")
+    for table in (tasks, methods, recipes, structured):
         out.print(table)
     out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
 

@@ -18,12 +18,15 @@ import torch
 from torch import nn
 
 from harness import distributed, masks, store
+from harness.errors import HarnessError
+from harness.flops import flops
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
 from harness.train import Progress, TrainOutcome, to_step, train
 from methods.pruning import PRUNERS
 from methods.spec import Weights, get_method
+from methods.structured import CONFIGS, configs_for, l1_filter_mask
 from tasks.spec import Data, DataOptions, Task, get_task
 
 PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
@@ -233,7 +236,14 @@ class Runner:
             prev_folder = self.store.retrain_dir(previous)
             trained = store.load(prev_folder / "weights.pt")
             mask = store.load(prev_folder / "mask.pt")
-        mask = pruner(trained, mask, hp.density)
+        if hp.structured:
+            config = CONFIGS.get(hp.structured)
+            if config.task != hp.base.task:
+                raise HarnessError(f"structured configuration {config.name} is for {config.task}, not {hp.base.task}; "
+                                   f"valid for {hp.base.task}: {', '.join(configs_for(hp.base.task)) or 'none'}")
+            mask = l1_filter_mask(task.make_model(), trained, mask, config, hp.level)
+        else:
+            mask = pruner(trained, mask, hp.densities[-1])
 
         model = task.make_model()
         model.load_state_dict(starting_weights(hp, task, trained, base))
@@ -243,13 +253,14 @@ class Runner:
         start, epochs = method.start(T, t), method.epochs(T, t)
         Store.write_hparams(folder, hp)
         started = time.time()
-        label = f"{hp.method} round {hp.round} density {hp.density:.3g}"
+        label = f"{hp.method} round {hp.round} {hp.label}"
         spe = data.steps_per_epoch
         with self.reporter.track(label, to_step(start + epochs, spe) - to_step(start, spe)) as progress:
             outcome = self.train(
                 model, mask, task, start_epoch=start, epochs=epochs, seed=hp.base.seed,
                 resume_path=folder / "resume.pt", progress=progress,
             )
+        sparse_flops, dense_flops = flops(model, task.input_shape, mask)
         final = outcome.history[-1] if outcome.history else {
             "val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
         result = {
@@ -257,6 +268,8 @@ class Runner:
             "schedule": "iterative" if hp.round > 1 else "one-shot",
             "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
             "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
+            "parameters": sum(p.numel() for p in model.parameters()) - masks.total(mask) + masks.remaining(mask),
+            "flops": sparse_flops, "dense_flops": dense_flops,
             "retrain_fraction": t / T, "start_epoch": start, "epochs_trained": epochs,
             "val": final["val"], "test": final["test"],
             "base_val": base.result["val"], "base_test": base.result["test"],

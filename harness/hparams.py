@@ -64,21 +64,27 @@ class BaseHparams:
 
 @dataclass(frozen=True)
 class RetrainHparams:
-    """One round of PRUNE + RETRAIN; ``densities`` is the chain of rounds that led to it."""
+    """One round of PRUNE + RETRAIN.
+
+    Unstructured: ``densities`` is the chain of target densities of the rounds that led here.
+    Structured: ``structured`` names a filter-pruning configuration applied one-shot at ``level``.
+    """
 
     base: BaseHparams
     method: str
     retrain_epochs: float
-    densities: tuple[float, ...]
+    densities: tuple[float, ...] = ()
     pruning: str = "global-magnitude"
+    structured: str | None = None
+    level: int = 1
 
     @property
     def round(self) -> int:
-        return len(self.densities)
+        return 1 if self.structured else len(self.densities)
 
     @property
-    def density(self) -> float:
-        return self.densities[-1]
+    def label(self) -> str:
+        return f"{self.structured} k={self.level}" if self.structured else f"density {self.densities[-1]:.3g}"
 
     def previous(self) -> RetrainHparams | None:
         if self.round == 1:

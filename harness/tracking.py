@@ -127,13 +127,14 @@ class Tracker:
         if parent is not None:
             tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
         return self._log(
-            folder, task.name, f"{hp.method} d={hp.density:.3g} t={hp.retrain_epochs:g} s{hp.base.seed}",
+            folder, task.name, f"{hp.method} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
             params=flatten(hp) | task_params(task) | {"round": hp.round, "formula": get_method(hp.method).formula},
             tags=tags,
             metrics={
                 f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],
                 "density": result["density"], "compression_ratio": result["compression_ratio"],
-                "retrain_epochs": hp.retrain_epochs,
+                "retrain_epochs": hp.retrain_epochs, "parameters": result["parameters"],
+                "flops": result["flops"], "dense_flops": result["dense_flops"],
             },
             metric_key=task.metric,
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},

@@ -48,6 +48,10 @@ register_config(FilterConfig("resnet34-A", "imagenet-resnet34", (0.3, 0.3, 0.3, 
 register_config(FilterConfig("resnet34-B", "imagenet-resnet34", (0.5, 0.6, 0.4, 0.0), (2, 8, 14, 16, 26, 28, 30, 32)))
 
 
+def configs_for(task: str) -> list[str]:
+    return [name for name in CONFIGS.names() if CONFIGS.get(name).task == task]
+
+
 @dataclass(frozen=True)
 class Block:
     """A residual block as filter pruning sees it."""

@@ -152,6 +152,7 @@ def cifar10_resnet(depth: int) -> Task:
         optimizer=OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=2e-4),
         make_model=partial(CifarResNet, depth),
         load_data=load,
+        input_shape=(3, 32, 32),
         channels_last=True,
     )
 

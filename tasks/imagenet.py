@@ -69,6 +69,7 @@ def imagenet_resnet(depth: int) -> Task:
         optimizer=OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=1e-4),
         make_model=partial(timm_model, f"resnet{depth}"),
         load_data=load,
+        input_shape=(3, 224, 224),
         channels_last=True,
     )
 

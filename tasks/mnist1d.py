@@ -61,4 +61,5 @@ def mnist1d() -> Task:
         optimizer=OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=2e-4),
         make_model=mnist1d_cnn,
         load_data=load,
+        input_shape=(1, 40),
     )

@@ -80,6 +80,7 @@ class Task:
     optimizer: OptimizerSpec
     make_model: Callable[[], nn.Module]
     load_data: Callable[[DataOptions], Data]
+    input_shape: tuple[int, ...]  # one sample, for FLOPs and speed measurements
     metric: str = "accuracy"
     prunable: Callable[[nn.Module], list[str]] = conv_and_linear_weights
     channels_last: bool = False  # 2.4x faster convolutions on this CPU, and the fast path on GPUs

@@ -26,6 +26,7 @@ def tiny_task(optimizer: OptimizerSpec | None = None) -> Task:
         optimizer=optimizer or OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=1e-3),
         make_model=tiny_model,
         load_data=lambda options: tiny_data(options.batch_size),
+        input_shape=(1, 8),
     )
 
 
