@@ -112,6 +112,9 @@ def run(
         str | None, typer.Option(help="L1 filter pruning with a Li et al. configuration (see `harness list`)")
     ] = None,
     level: Annotated[list[int] | None, typer.Option(help="structured level k in 1..5; repeat for several [1]")] = None,
+    measure_speed: Annotated[
+        bool, typer.Option(help="time the compacted network against the unpruned one (batch 1 and 128)")
+    ] = False,
     retrain_epochs: Annotated[
         list[float] | None,
         typer.Option("--retrain-epochs", "-t", help="retraining epochs t; repeat to pick t on validation [T/2]"),
@@ -157,6 +160,9 @@ def run(
             check_structured(structured, task, level or [1])
             cells = [{"structured": structured, "level": k} for k in (level or [1])]
         else:
+            if measure_speed:
+                raise HarnessError(
+                    "--measure-speed needs --structured: only filter pruning yields a smaller dense network")
             chain = density_chain(density, rounds, iterative)
             cells = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
         results_store = Store(store)
@@ -171,11 +177,16 @@ def run(
     runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
     rows, started = [], time.time()
     with user_errors():
-        for s in seeds:
-            base_hp = BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size)
-            for t in times:
-                for cell in cells:
-                    rows.append(runner.retrain(RetrainHparams(base_hp, method_name, t, **cell)))
+        hps = [
+            RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size),
+                           method_name, t, **cell)
+            for s in seeds for t in times for cell in cells
+        ]
+        for hp in hps:
+            rows.append(runner.retrain(hp))
+        if measure_speed and distributed.is_main():
+            for hp, row in zip(hps, rows, strict=True):
+                row["speed"] = runner.measure_speed(hp)
     if distributed.active():
         for row in rows:
             err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row['round']} "
@@ -198,6 +209,16 @@ def show_results(
                       f"{r['flops'] / r['dense_flops']:.1%}", f"{r['retrain_epochs']:g}", fmt(r["val"]),
                       fmt(r["test"]), fmt(r["base_test"]), "cached" if r["cached"] else f"{r['seconds']:.0f}s")
     out.print(table)
+    if any("speed" in r for r in rows):
+        speed = Table(title=f"measured latency on {rows[0]['speed']['device']}: compacted vs unpruned")
+        for col in ("seed", "k", "parameters", "FLOPs", "batch 1 (ms)", "speed-up", "batch 128 (ms)", "speed-up"):
+            speed.add_column(col, justify="right")
+        for r in rows:
+            s = r["speed"]
+            speed.add_row(str(r["base.seed"]), str(r["level"]), f"{s['compact_parameters']:,}",
+                          f"{s['compact_flops'] / s['dense_flops']:.1%}", f"{1e3 * s['compact_s_b1']:.1f}",
+                          f"{s['speedup_b1']:.2f}x", f"{1e3 * s['compact_s_b128']:.0f}", f"{s['speedup_b128']:.2f}x")
+        out.print(speed)
     last = max(r["round"] for r in rows)
     finals = [r for r in rows if r["round"] == last]
     if len({r["retrain_epochs"] for r in finals}) > 1:

@@ -264,7 +264,7 @@ class Runner:
         final = outcome.history[-1] if outcome.history else {
             "val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
         result = {
-            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric,
+            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric, "run": folder.name,
             "schedule": "iterative" if hp.round > 1 else "one-shot",
             "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
             "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
@@ -285,6 +285,21 @@ class Runner:
         store.atomic_write_json(folder / "result.json", result)
         self._mirror_retrain(folder, task, hp)
         return {**result, "cached": False}
+
+    def measure_speed(self, hp: RetrainHparams) -> dict[str, float]:
+        """Latency of the compacted network against the unpruned one, on this runner's device;
+        kept next to the run's results as ``speed.json``."""
+        from harness.speed import compare
+
+        task = self.task(hp.base)
+        folder = self.store.retrain_dir(hp)
+        model = task.make_model()
+        model.load_state_dict(store.load(folder / "weights.pt"))
+        mask = {k: v.to(self.device) for k, v in store.load(folder / "mask.pt").items()}
+        speed = compare(model.to(self.device), mask, task.input_shape, task.channels_last)
+        speed["device"] = str(self.device)
+        store.atomic_write_json(folder / "speed.json", speed)
+        return speed
 
     def _mirror_retrain(self, folder: Path, task: Task, hp: RetrainHparams) -> None:
         if self.tracker is not None:
