@@ -16,26 +16,33 @@ BATCHES = (1, 128)
 
 
 @torch.no_grad()
-def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int, repeats: int = 5,
-            channels_last: bool = False) -> float:
-    """Median seconds of one forward pass of ``batch`` samples (after a warm-up pass)."""
-    device = next(model.parameters()).device
-    model = model.eval()
+def forward_seconds(model: nn.Module, x: torch.Tensor) -> float:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    model(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def latencies(models: list[nn.Module], input_shape: tuple[int, ...], batch: int, repeats: int = 5,
+              channels_last: bool = False) -> list[float]:
+    """Median seconds of one forward pass of ``batch`` samples for each model. The models take
+    turns within every repeat, so a drift in machine load hits them alike; one warm-up pass each."""
+    device = next(models[0].parameters()).device
     x = torch.randn(batch, *input_shape, device=device)
     if channels_last and x.dim() == 4:
-        model = model.to(memory_format=torch.channels_last)
+        models = [m.to(memory_format=torch.channels_last) for m in models]
         x = x.contiguous(memory_format=torch.channels_last)
-    times = []
+    models = [m.eval() for m in models]
+    times: list[list[float]] = [[] for _ in models]
     for i in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for model, seconds in zip(models, times, strict=True):
+            elapsed = forward_seconds(model, x)
+            if i:
+                seconds.append(elapsed)
+    return [statistics.median(t) for t in times]
 
 
 def compare(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], channels_last: bool = False,
@@ -49,7 +56,6 @@ def compare(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], channels
         "compact_flops": flops(thin, input_shape)[1], "dense_flops": flops(model, input_shape)[1],
     }
     for batch in batches:
-        dense = latency(model, input_shape, batch, repeats, channels_last)
-        small = latency(thin, input_shape, batch, repeats, channels_last)
+        dense, small = latencies([model, thin], input_shape, batch, repeats, channels_last)
         out |= {f"dense_s_b{batch}": dense, f"compact_s_b{batch}": small, f"speedup_b{batch}": dense / small}
     return out
