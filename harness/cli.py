@@ -74,13 +74,9 @@ def resolve_method(name: str) -> tuple[str, bool | None, Any]:
 
 
 def check_structured(name: str, task: str, levels: list[int]) -> None:
-    from methods.structured import CONFIGS, LEVELS, configs_for
+    from methods.structured import LEVELS, config_for_task
 
-    config = CONFIGS.get(name)
-    if config.task != task:
-        valid = ", ".join(configs_for(task)) or "none"
-        raise HarnessError(
-            f"structured configuration {name} is for {config.task}, not {task}; valid for {task}: {valid}")
+    config_for_task(name, task)
     for k in levels:
         if k not in LEVELS:
             raise HarnessError(f"--level must be one of {', '.join(map(str, LEVELS))}, got {k}")

@@ -27,6 +27,12 @@ def validation_split(n: int, fraction: float = VALIDATION_FRACTION) -> tuple[tor
     return order[:n_val].sort().values, order[n_val:].sort().values
 
 
+def epoch_order(n: int, seed: int, epoch: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The order in which an epoch visits the n training samples: a function of (seed, epoch) alone."""
+    g = torch.Generator(device).manual_seed(derive_seed(seed, "data-order", epoch))
+    return torch.randperm(n, generator=g, device=device)
+
+
 class TensorData:
     """Train/validation/test tensors; the validation set is carved out of the test split.
 
@@ -65,8 +71,7 @@ class TensorData:
     def order(self, seed: int, epoch: int) -> torch.Tensor:
         key = (seed, epoch)
         if self._order is None or self._order[0] != key:
-            g = torch.Generator(self.device).manual_seed(derive_seed(seed, "data-order", epoch))
-            self._order = (key, torch.randperm(len(self.y_train), generator=g, device=self.device))
+            self._order = (key, epoch_order(len(self.y_train), seed, epoch, self.device))
         return self._order[1]
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from harness import distributed, masks, store
-from harness.errors import HarnessError
 from harness.flops import flops
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
@@ -26,7 +25,7 @@ from harness.store import Store
 from harness.train import Progress, TrainOutcome, to_step, train
 from methods.pruning import PRUNERS
 from methods.spec import Weights, get_method
-from methods.structured import CONFIGS, configs_for, l1_filter_mask
+from methods.structured import config_for_task, l1_filter_mask
 from tasks.spec import Data, DataOptions, Task, get_task
 
 PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
@@ -117,10 +116,6 @@ class Runner:
             self._data[key] = task.load_data(replace(self.data_options, batch_size=task.batch_size))
         return self._data[key]
 
-    def place(self, model: nn.Module, task: Task) -> nn.Module:
-        model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if task.channels_last else model
-
     def train(self, model: nn.Module, mask: masks.Mask | None, task: Task, **kwargs: Any) -> TrainOutcome:
         if mask is not None:
             mask = {k: v.to(self.device) for k, v in mask.items()}
@@ -162,7 +157,7 @@ class Runner:
             store.atomic_save(run.checkpoint_path(step), {
                 "model": cpu_state(model), "optimizer": optimizer.state_dict()})
 
-        model = self.place(init_model(task, hp.seed), task)
+        model = init_model(task, hp.seed).to(self.device)
         if fresh:
             first, optimizer_state = 0, None
             end = to_step(task.epochs, spe)
@@ -237,17 +232,14 @@ class Runner:
             trained = store.load(prev_folder / "weights.pt")
             mask = store.load(prev_folder / "mask.pt")
         if hp.structured:
-            config = CONFIGS.get(hp.structured)
-            if config.task != hp.base.task:
-                raise HarnessError(f"structured configuration {config.name} is for {config.task}, not {hp.base.task}; "
-                                   f"valid for {hp.base.task}: {', '.join(configs_for(hp.base.task)) or 'none'}")
+            config = config_for_task(hp.structured, hp.base.task)
             mask = l1_filter_mask(task.make_model(), trained, mask, config, hp.level)
         else:
             mask = pruner(trained, mask, hp.densities[-1])
 
         model = task.make_model()
         model.load_state_dict(starting_weights(hp, task, trained, base))
-        model = self.place(model, task)
+        model = model.to(self.device)
 
         data = self.data(task)
         start, epochs = method.start(T, t), method.epochs(T, t)
@@ -261,6 +253,7 @@ class Runner:
                 resume_path=folder / "resume.pt", progress=progress,
             )
         sparse_flops, dense_flops = flops(model, task.input_shape, mask)
+        weights = cpu_state(model)
         final = outcome.history[-1] if outcome.history else {
             "val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
         result = {
@@ -274,11 +267,11 @@ class Runner:
             "val": final["val"], "test": final["test"],
             "base_val": base.result["val"], "base_test": base.result["test"],
             "seconds": time.time() - started,
-            "weights_sha256": digest(cpu_state(model)), "mask_sha256": digest(mask),
+            "weights_sha256": digest(weights), "mask_sha256": digest(mask),
         }
         if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):
             raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
-        store.atomic_save(folder / "weights.pt", cpu_state(model))
+        store.atomic_save(folder / "weights.pt", weights)
         store.atomic_save(folder / "mask.pt", mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
         store.atomic_write_json(folder / "history.json", outcome.history)

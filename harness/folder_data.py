@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from harness.data import accuracy, validation_split
+from harness.data import accuracy, epoch_order, validation_split
 from harness.seeding import derive_seed
 
 
@@ -64,8 +64,7 @@ class FolderData:
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._stream is None or self._stream[0] != (seed, epoch, index):
-            g = torch.Generator().manual_seed(derive_seed(seed, "data-order", epoch))
-            order = torch.randperm(len(self.train), generator=g).tolist()
+            order = epoch_order(len(self.train), seed, epoch).tolist()
             keys = [(i, derive_seed(seed, "augment", epoch, i)) for i in order]
             starts = range(index * self.batch_size, len(keys), self.batch_size)
             batches = [keys[b : b + self.batch_size] for b in starts]

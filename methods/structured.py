@@ -52,6 +52,16 @@ def configs_for(task: str) -> list[str]:
     return [name for name in CONFIGS.names() if CONFIGS.get(name).task == task]
 
 
+def config_for_task(name: str, task: str) -> FilterConfig:
+    """The configuration ``name``, refused unless it was made for ``task``."""
+    config = CONFIGS.get(name)
+    if config.task != task:
+        valid = ", ".join(configs_for(task)) or "none"
+        raise HarnessError(
+            f"structured configuration {name} is for {config.task}, not {task}; valid for {task}: {valid}")
+    return config
+
+
 @dataclass(frozen=True)
 class Block:
     """A residual block as filter pruning sees it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -28,7 +29,7 @@ def timm_model(name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False)
 
 
-def image_folder(root: Path, split: str):
+def image_folder(root: Path, split: str) -> Any:
     from torchvision.datasets import ImageFolder
 
     folder = root / split
