@@ -75,6 +75,17 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
+def own_history(history: list[dict[str, float]], end_step: int, spe: int) -> list[dict[str, float]]:
+    """The records a run ending at ``end_step`` would have: epoch ends up to it, and its own end
+    (a shared run also holds evaluations taken at the ends of the shorter runs it stands for)."""
+    own = []
+    for record in history:
+        step = round(record["epoch"] * spe)
+        if step <= end_step and (step % spe == 0 or step == end_step):
+            own.append(record)
+    return own
+
+
 def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
     torch.manual_seed(derive_seed(seed, "init", *purpose))
     return task.make_model()
@@ -101,6 +112,7 @@ class Runner:
     tracker: Any = None  # harness.tracking.Tracker, or None for no mirroring
     reporter: Reporter = field(default_factory=Reporter)
     bf16: bool = False
+    executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
     _data: dict[tuple[str, int], Data] = field(default_factory=dict)
 
     @property
@@ -153,7 +165,7 @@ class Runner:
         hp, spe = run.hp, run.steps_per_epoch
         Store.write_hparams(run.folder, hp)
 
-        def save(step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        def save(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
             store.atomic_save(run.checkpoint_path(step), {
                 "model": cpu_state(model), "optimizer": optimizer.state_dict()})
 
@@ -182,6 +194,7 @@ class Runner:
                 resume_path=run.folder / "resume.pt" if fresh else None, progress=progress,
             )
         run.trained_now = True
+        self.executed_epochs += outcome.executed_steps / spe
         if fresh:
             final = outcome.history[-1]
             run.result = {
@@ -201,72 +214,139 @@ class Runner:
 
     def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> dict[str, Any]:
         """One round of pruning and retraining (and, first, the rounds before it in the chain)."""
-        distributed.barrier()
-        result = self._retrain(hp, base)
-        distributed.barrier()
-        return result
+        return self.retrain_group([hp], base)[0]
 
-    def _retrain(self, hp: RetrainHparams, base: BaseRun | None) -> dict[str, Any]:
-        task = self.task(hp.base)
-        method = get_method(hp.method)
-        pruner = PRUNERS.get(hp.pruning)
-        T, t = task.epochs, hp.retrain_epochs
-        method.validate(T, t)
+    def retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None = None) -> list[dict[str, Any]]:
+        """Cells that differ only in t, of a method whose run for t is a prefix of its run for any
+        longer t (``Retraining.shares_prefix``): one run to the longest t, each shorter t's result
+        taken on the way. A single cell is the group of one. Results come back in the order given."""
+        distributed.barrier()
+        results = self._retrain_group(hps, base)
+        distributed.barrier()
+        return results
+
+    def _retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None) -> list[dict[str, Any]]:
+        first = hps[0]
+        task = self.task(first.base)
+        method = get_method(first.method)
+        T = task.epochs
+        for hp in hps:
+            method.validate(T, hp.retrain_epochs)
+            method.resolve_params(dict(hp.method_params))
+        if len(hps) > 1:
+            shape = {replace(hp, retrain_epochs=0.0) for hp in hps}
+            if len(shape) > 1 or first.round > 1 or not method.shares_prefix(T):
+                raise ValueError("a group shares one run only across retraining times of a prefix-sharing "
+                                 "method's first round")
         if base is None:
-            rewind = method.rewind_epoch(T, t)
-            base = self.base(hp.base, [] if rewind is None else [rewind])
-        folder = self.store.retrain_dir(hp)
-        if (folder / "result.json").exists():
-            result = store.read_json(folder / "result.json")
-            self._mirror_retrain(folder, task, hp)
-            return {**result, "cached": True}
+            rewinds = {method.rewind_epoch(T, hp.retrain_epochs) for hp in hps} - {None}
+            base = self.base(first.base, sorted(rewinds))
+        results: dict[RetrainHparams, dict[str, Any]] = {}
+        pending = []
+        for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
+            folder = self.store.retrain_dir(hp)
+            if (folder / "result.json").exists():
+                results[hp] = {**store.read_json(folder / "result.json"), "cached": True}
+                self._mirror_retrain(folder, task, hp)
+            else:
+                pending.append(hp)
+        if pending:
+            results.update(self._run_pending(pending, task, base))
+        return [results[hp] for hp in hps]
 
+    def _pruning_input(
+        self, hp: RetrainHparams, task: Task, base: BaseRun
+    ) -> tuple[dict[str, torch.Tensor], masks.Mask]:
+        """The network this round prunes (W_T, or the previous round's result) and its mask so far."""
         previous = hp.previous()
         if previous is None:
-            trained = base.weights_at_epoch(T)
             model = task.make_model()
-            mask = masks.full_mask(model, task.prunable(model))
+            return base.weights_at_epoch(task.epochs), masks.full_mask(model, task.prunable(model))
+        self.retrain(previous, base)
+        prev_folder = self.store.retrain_dir(previous)
+        return store.load(prev_folder / "weights.pt"), store.load(prev_folder / "mask.pt")
+
+    def _run_pending(self, pending: list[RetrainHparams], task: Task, base: BaseRun) -> dict[RetrainHparams, Any]:
+        longest = pending[-1]
+        method = get_method(longest.method)
+        pruner = PRUNERS.get(longest.pruning)
+        params = method.resolve_params(dict(longest.method_params))
+        T, t = task.epochs, longest.retrain_epochs
+        trained, mask = self._pruning_input(longest, task, base)
+        mask_update = None
+        data = self.data(task)
+        spe = data.steps_per_epoch
+        start, epochs = method.start(T, t), method.epochs(T, t)
+        first_step, last_step = to_step(start, spe), to_step(start + epochs, spe)
+        if longest.structured:
+            config = config_for_task(longest.structured, longest.base.task)
+            mask = l1_filter_mask(task.make_model(), trained, mask, config, longest.level)
+        elif method.during is not None:
+            mask_update = method.during.mask_update(
+                first_step, last_step, params, (masks.density(mask), longest.densities[-1]), pruner)
         else:
-            self.retrain(previous, base)
-            prev_folder = self.store.retrain_dir(previous)
-            trained = store.load(prev_folder / "weights.pt")
-            mask = store.load(prev_folder / "mask.pt")
-        if hp.structured:
-            config = config_for_task(hp.structured, hp.base.task)
-            mask = l1_filter_mask(task.make_model(), trained, mask, config, hp.level)
-        else:
-            mask = pruner(trained, mask, hp.densities[-1])
+            mask = pruner(trained, mask, longest.densities[-1])
 
         model = task.make_model()
-        model.load_state_dict(starting_weights(hp, task, trained, base))
+        model.load_state_dict(starting_weights(longest, task, trained, base))
         model = model.to(self.device)
 
-        data = self.data(task)
-        start, epochs = method.start(T, t), method.epochs(T, t)
-        Store.write_hparams(folder, hp)
+        # the shorter retraining times of the group end inside this run
+        ends: dict[int, list[RetrainHparams]] = {}
+        for hp in pending[:-1]:
+            ends.setdefault(to_step(method.start(T, hp.retrain_epochs) + method.epochs(T, hp.retrain_epochs),
+                                    spe), []).append(hp)
+        for hp in pending:
+            Store.write_hparams(self.store.retrain_dir(hp), hp)
         started = time.time()
-        label = f"{hp.method} round {hp.round} {hp.label}"
-        spe = data.steps_per_epoch
-        with self.reporter.track(label, to_step(start + epochs, spe) - to_step(start, spe)) as progress:
+        results: dict[RetrainHparams, Any] = {}
+
+        def snapshot(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
+            for hp in ends.get(step, []):
+                results[hp] = self._finalize(hp, task, base, model, mask, own_history(history, step, spe),
+                                             time.time() - started)
+
+        folder = self.store.retrain_dir(longest)
+        label = f"{longest.method} round {longest.round} {longest.label}"
+        if len(pending) > 1:
+            label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
+        with self.reporter.track(label, last_step - first_step) as progress:
             outcome = self.train(
-                model, mask, task, start_epoch=start, epochs=epochs, seed=hp.base.seed,
-                resume_path=folder / "resume.pt", progress=progress,
+                model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
+                mask_update=mask_update, resume_path=folder / "resume.pt", progress=progress,
             )
+        self.executed_epochs += outcome.executed_steps / spe
+        final_mask = outcome.mask if outcome.mask is not None else mask
+        results[longest] = self._finalize(longest, task, base, model, final_mask,
+                                          own_history(outcome.history, last_step, spe), time.time() - started)
+        return results
+
+    def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
+                  history: list[dict[str, float]], seconds: float) -> dict[str, Any]:
+        """Measure and store one finished cell; ``result.json`` is written last, so its presence
+        means the cell is complete."""
+        method = get_method(hp.method)
+        T, t = task.epochs, hp.retrain_epochs
+        data = self.data(task)
+        folder = self.store.retrain_dir(hp)
         sparse_flops, dense_flops = flops(model, task.input_shape, mask)
         weights = cpu_state(model)
-        final = outcome.history[-1] if outcome.history else {
-            "val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
+        mask = {k: v.cpu() for k, v in mask.items()}
+        final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
         result = {
             "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric, "run": folder.name,
             "schedule": "iterative" if hp.round > 1 else "one-shot",
+            "pruning_kind": "structured" if hp.structured else "unstructured",
+            "params": method.resolve_params(dict(hp.method_params)),
             "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
             "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
             "parameters": sum(p.numel() for p in model.parameters()) - masks.total(mask) + masks.remaining(mask),
             "flops": sparse_flops, "dense_flops": dense_flops,
-            "retrain_fraction": t / T, "start_epoch": start, "epochs_trained": epochs,
+            "retrain_fraction": t / T, "start_epoch": method.start(T, t), "epochs_trained": method.epochs(T, t),
             "val": final["val"], "test": final["test"],
             "base_val": base.result["val"], "base_test": base.result["test"],
-            "seconds": time.time() - started,
+            "seconds": seconds,
             "weights_sha256": digest(weights), "mask_sha256": digest(mask),
         }
         if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):
@@ -274,7 +354,7 @@ class Runner:
         store.atomic_save(folder / "weights.pt", weights)
         store.atomic_save(folder / "mask.pt", mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
-        store.atomic_write_json(folder / "history.json", outcome.history)
+        store.atomic_write_json(folder / "history.json", history)
         store.atomic_write_json(folder / "result.json", result)
         self._mirror_retrain(folder, task, hp)
         return {**result, "cached": False}

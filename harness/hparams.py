@@ -77,6 +77,11 @@ class RetrainHparams:
     pruning: str = "global-magnitude"
     structured: str | None = None
     level: int = 1
+    method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
+
+    @property
+    def density(self) -> float | None:
+        return self.densities[-1] if self.densities else None
 
     @property
     def round(self) -> int:

@@ -16,16 +16,19 @@ from torch import nn
 
 from harness import distributed, store
 from harness.masks import Mask, apply_mask, mask_gradients
+from methods.spec import MaskUpdate
 from tasks.spec import Data, Task
 
 Progress = Callable[[int, dict[str, float]], None]
-Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer], None]
+Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer, list[dict[str, float]]], None]
 
 
 @dataclass
 class TrainOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     final_step: int = 0
+    executed_steps: int = 0  # steps run by this call (a resumed run skips what it had done)
+    mask: Mask | None = None  # the final mask (it changes during training under gradual pruning)
 
 
 def to_step(epoch: float, steps_per_epoch: int) -> int:
@@ -44,6 +47,8 @@ def train(
     optimizer_state: dict[str, Any] | None = None,
     checkpoint_steps: frozenset[int] = frozenset(),
     on_checkpoint: Checkpoint | None = None,
+    eval_steps: frozenset[int] = frozenset(),
+    mask_update: MaskUpdate | None = None,
     resume_path: Path | None = None,
     progress: Progress | None = None,
     bf16: bool = False,
@@ -53,6 +58,11 @@ def train(
     Pruned weights are exactly zero after every optimizer step whatever the optimizer's state.
     The data order of an epoch depends only on (seed, epoch). With ``resume_path`` the training
     state is saved at each epoch's end and a killed run continues from there.
+
+    ``eval_steps`` adds evaluations (history records) mid-epoch without touching the training, so a
+    run evaluated at step s holds the same record as a run that ends at s. ``on_checkpoint`` is called
+    at ``checkpoint_steps`` after that step's record. ``mask_update`` may replace the mask before a
+    step (and once after the last): gradual pruning.
     """
     spe = data.steps_per_epoch
     device = next(model.parameters()).device
@@ -69,18 +79,30 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         outcome.history, step = state["history"], state["step"]
+        if "mask" in state:
+            mask = state["mask"]
     if mask is not None:
         apply_mask(model, mask)
+    resumed_at = step
 
     def checkpoint_if_due(s: int) -> None:
         if on_checkpoint is not None and s in checkpoint_steps:
-            on_checkpoint(s, model, optimizer)
+            on_checkpoint(s, model, optimizer, outcome.history)
+
+    def update_mask(s: int) -> None:
+        nonlocal mask
+        if mask_update is not None and mask is not None:
+            new = mask_update(s, dict(model.named_parameters()), mask)
+            if new is not None:
+                mask = new
+                apply_mask(model, mask)
 
     checkpoint_if_due(step)
     forward = distributed.wrap(model)
     model.train()
     loss_sum, loss_count = 0.0, 0
     while step < last:
+        update_mask(step)
         epoch, index = divmod(step, spe)
         lr = task.schedule(step / spe)
         for group in optimizer.param_groups:
@@ -100,9 +122,12 @@ def train(
             apply_mask(model, mask)
         step += 1
         loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
-        if step % spe == 0 or step == last or step in checkpoint_steps:
+        epoch_end = step % spe == 0
+        if epoch_end or step == last or step in checkpoint_steps or step in eval_steps:
             distributed.sync_buffers(model)
-        if step % spe == 0 or step == last:
+        if epoch_end or step == last or step in eval_steps:
+            if step == last:
+                update_mask(step)
             record = {
                 "epoch": step / spe,
                 "lr": lr,
@@ -111,17 +136,23 @@ def train(
                 "test": data.evaluate(model, "test"),
             }
             outcome.history.append(record)
-            loss_sum, loss_count = 0.0, 0
-            if resume_path is not None and step < last:
-                store.atomic_save(resume_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": outcome.history, "step": step,
-                })
+            if epoch_end:
+                loss_sum, loss_count = 0.0, 0
+            if resume_path is not None and epoch_end and step < last:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "history": outcome.history, "step": step}
+                if mask_update is not None:
+                    state["mask"] = mask
+                store.atomic_save(resume_path, state)
             if progress is not None:
                 progress(step - first, record)
         elif progress is not None:
             progress(step - first, {})
         checkpoint_if_due(step)
+    if step == first and first == last:
+        update_mask(step)
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
+    outcome.executed_steps = last - resumed_at
+    outcome.mask = mask
     return outcome

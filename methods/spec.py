@@ -9,8 +9,12 @@ Every method runs as TRAIN^{epochs(T, t)}(weights, m, start(T, t)). ``weights`` 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
 
 from harness.errors import HarnessError
 from harness.registry import Registry
@@ -23,6 +27,43 @@ class Weights(enum.Enum):
 
 
 EpochsOf = Callable[[float, float], float]  # (T, t) -> epochs
+Mask = dict[str, torch.Tensor]
+MaskUpdate = Callable[[int, dict[str, torch.Tensor], Mask], Mask | None]  # (step, weights, mask) -> new mask
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyperparameter a method declares: its default and the range a search may explore."""
+
+    default: float
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    help: str = ""
+
+    def check(self, method: str, name: str, value: Any) -> float:
+        valid = f"a number in [{self.low:g}, {self.high:g}]" if self.low is not None else "a number"
+        if self.integer:
+            valid = valid.replace("a number", "an integer")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
+        if self.integer and value != int(value):
+            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
+        return int(value) if self.integer else float(value)
+
+
+class DuringTraining(Protocol):
+    """Pruning that happens inside TRAIN (gradual pruning) instead of once before it."""
+
+    def mask_update(
+        self, first_step: int, last_step: int, params: Mapping[str, float],
+        densities: tuple[float, float], prune: Callable[[dict[str, torch.Tensor], Mask, float], Mask],
+    ) -> MaskUpdate:
+        """The mask updates of a run over steps [first_step, last_step] from densities[0] to densities[1]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -33,6 +74,8 @@ class Retraining:
     start: EpochsOf
     epochs: EpochsOf
     summary: str = ""
+    params: Mapping[str, Param] = field(default_factory=dict)
+    during: DuringTraining | None = None  # None: prune once, then train
 
     def rewind_epoch(self, T: float, t: float) -> float | None:
         """The epoch of the original run whose weights this method starts from, if any."""
@@ -42,6 +85,27 @@ class Retraining:
         limit = f"0 <= t <= T = {T:g}" if self.max_t(T) is not None else "t >= 0"
         if t < 0 or self.start(T, t) < 0 or (self.rewind_epoch(T, t) or 0) < 0:
             raise HarnessError(f"retraining epochs t = {t:g} is out of range for {self.name}; valid: {limit}")
+
+    def resolve_params(self, given: Mapping[str, Any]) -> dict[str, float]:
+        """The method's hyperparameters: its declared defaults overridden by ``given``, checked."""
+        for name in given:
+            if name not in self.params:
+                valid = ", ".join(self.params) or "none"
+                raise HarnessError(f"{self.name} has no parameter {name!r}; valid: {valid}")
+        return {n: p.check(self.name, n, given.get(n, p.default)) for n, p in self.params.items()}
+
+    def shares_prefix(self, T: float) -> bool:
+        """Whether the run for t is a prefix of the run for every t' > t, so one run serves all t.
+
+        True when neither the starting weights nor the start epoch depend on t, and t only decides
+        where training stops (fine-tuning at the constant S[T], reinitialization from epoch 0).
+        """
+        if self.weights is Weights.REWOUND or self.during is not None:
+            return False
+        probes = (0.1 * T, 0.5 * T, T)
+        end = self.start(T, 0.0) + self.epochs(T, 0.0)
+        return len({self.start(T, t) for t in probes}) == 1 and all(
+            math.isclose(self.start(T, t) + self.epochs(T, t), end + t) for t in probes)
 
     def max_t(self, T: float) -> float | None:
         """The largest t this method allows on a schedule of T epochs (None: unbounded)."""
