@@ -235,6 +235,155 @@ def show_results(
         out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
 
 
+class SweepDisplay:
+    """Progress over a study's cells (done, running, cached, failed) and its training epochs (eta)."""
+
+    def __init__(self) -> None:
+        from harness.sweep import Listener
+
+        display = self
+        columns = [TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn()]
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.counts = {"done": 0, "cached": 0, "failed": 0, "running": 0}
+        self.epochs_done = 0.0
+
+        class _Listener(Listener):
+            def planned(self, jobs: list, cells: set, pending: dict[str, float]) -> None:
+                display.cells, display.pending = cells, pending
+                total = sum(pending.values())
+                display.cell_task = display.bar.add_task("cells", total=len(cells), count="", status="")
+                display.epoch_task = display.bar.add_task("epochs", total=max(total, 1e-9), count="", status="")
+                display.total_epochs = total
+                display.refresh()
+
+            def started(self, job: Any) -> None:
+                display.counts["running"] += sum(hp in display.cells for hp in job.cells)
+                display.refresh(current=job.label)
+
+            def finished(self, job: Any, outcome: Any) -> None:
+                n = sum(hp in display.cells for hp in job.cells)
+                if outcome.attempts:
+                    display.counts["running"] -= n
+                key = "failed" if outcome.error else "cached" if outcome.cached else "done"
+                display.counts[key] += n
+                display.epochs_done += display.pending.get(job.id, 0.0)
+                if outcome.error:
+                    err.print(f"failed: {job.label}: {outcome.error}", markup=False, highlight=False)
+                display.refresh()
+
+        self.listener = _Listener()
+
+    def refresh(self, current: str = "", partial: float = 0.0) -> None:
+        c = self.counts
+        finished = c["done"] + c["cached"] + c["failed"]
+        self.bar.update(self.cell_task, completed=finished, count=f"{finished}/{len(self.cells)}",
+                        status=f"done {c['done']}  cached {c['cached']}  running {c['running']}  failed {c['failed']}")
+        done = self.epochs_done + partial
+        self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f}",
+                        **({"status": current} if current else {}))
+
+    def reporter_for(self, job: Any) -> Reporter:
+        """Step-level progress of the job running in this process."""
+        display = self
+        share = self.pending.get(job.id, 0.0)
+
+        class Steps(Reporter):
+            @contextlib.contextmanager
+            def track(self, description: str, total_steps: int) -> Iterator[Any]:
+                def advance(done: int, record: dict[str, float]) -> None:
+                    display.refresh(partial=share * done / max(total_steps, 1))
+
+                yield advance
+
+        return Steps()
+
+
+@app.command()
+def sweep(
+    study: Annotated[str, typer.Argument(help="study YAML file, or a preset (see `harness list`)")],
+    executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+    workers: Annotated[int, typer.Option(help="local: worker processes (1: in this process)")] = 1,
+    address: Annotated[str | None, typer.Option(help="ray: cluster address ('auto', ray://host:10001)")] = None,
+    retries: Annotated[int, typer.Option(help="retry a failed job this many times")] = 0,
+    cpus_per_job: Annotated[float, typer.Option(help="ray: CPUs each job asks for")] = 1.0,
+    gpus_per_job: Annotated[
+        float | None, typer.Option(help="ray: GPUs each job asks for [1 with --device cuda, else 0]")] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the plan (cells, jobs, epochs) and stop")] = False,
+    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
+    ] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not mirror to MLflow")] = False,
+) -> None:
+    """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
+    base network trained once per seed, finished cells never redone; rerun to resume."""
+    from harness.plan import is_done, plan
+    from harness.study import load_study
+    from harness.sweep import WorkerContext, make_executor, run_study
+
+    with user_errors():
+        spec = load_study(study)
+        if retries < 0:
+            raise HarnessError(f"--retries must be >= 0, got {retries}")
+        check_device(device)
+        results_store = Store(store)
+        if dry_run:
+            cells = spec.cells()
+            jobs = plan(cells)
+            left = [j for j in jobs if not is_done(j, results_store)]
+            out.print(f"study {spec.name} ({spec.hash}): {len(cells)} cells in {len(jobs)} jobs, "
+                      f"{sum(j.epochs for j in jobs):g} training epochs at least; "
+                      f"{len(left)} jobs not in {results_store.root}", highlight=False)
+            return
+        results_store.check_writable()
+    tracker = None
+    if not no_tracking:
+        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
+                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
+    context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
+                                                                 download=download), bf16)
+    gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
+    display = SweepDisplay()
+    with user_errors(), display.bar, make_executor(
+            executor, context, workers, address, retries, cpus_per_job, gpus, display.reporter_for) as ex:
+        report = run_study(spec, results_store, ex, display.listener, retries=retries, tracker=tracker)
+    show_study(spec, report, tracker)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
+    from harness.study_tables import best_by_method
+
+    c = report.counts
+    out.print(f"study {spec.name}: {report.cells} cells ({c['done']} trained now, {c['cached']} cached, "
+              f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s", highlight=False)
+    if report.pending_epochs == 0:
+        out.print("everything was cached: no training ran", highlight=False)
+    else:
+        out.print(f"training epochs: executed {report.executed_epochs:.2f}, minimal {report.pending_epochs:.2f} "
+                  f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}", highlight=False)
+    for title, table in best_by_method(report.rows):
+        t = Table(title=title)
+        for col in table[0]:
+            t.add_column(str(col), justify="right")
+        for row in table[1:]:
+            t.add_row(*map(str, row))
+        out.print(t)
+    out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False)
+    if tracker is not None:
+        state = "FAILED (results kept locally)" if tracker.failure else "ok"
+        out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
+    for label, error in report.failures:
+        err.print(f"failed: {label}: {error}", markup=False, highlight=False)
+
+
 @app.command("list")
 def list_registered() -> None:
     """Tasks, retraining methods, recipes and pruning strategies with their hyperparameters."""

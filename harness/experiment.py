@@ -31,8 +31,18 @@ from tasks.spec import Data, DataOptions, Task, get_task
 PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
 
 
-def paper_retraining_times(T: float) -> list[float]:
-    return [T * k / PAPER_GRID_POINTS for k in range(1, PAPER_GRID_POINTS + 1)]
+def paper_retraining_times(T: float, points: int = PAPER_GRID_POINTS) -> list[float]:
+    """``points`` retraining times evenly spread over (0, T]: t_k = k T / points.
+
+    When those are not whole epochs but T is whole and they are at least 10 epochs apart, they
+    are taken on whole epochs, t_k = k floor(T / points) and t_n = T, so that rewind points fall
+    on epoch boundaries (CIFAR's T = 182: 18, 36, ..., 162, 182).
+    """
+    times = [T * k / points for k in range(1, points + 1)]
+    if all(float(t).is_integer() for t in times) or not float(T).is_integer() or T / points < 10:
+        return times
+    step = T // points
+    return [float(step * k) for k in range(1, points)] + [float(T)]
 
 
 class Reporter:
@@ -198,7 +208,7 @@ class Runner:
         if fresh:
             final = outcome.history[-1]
             run.result = {
-                "kind": "base", **flatten(hp), "metric": task.metric, "epochs": task.epochs,
+                "kind": "base", **flatten(hp), "metric": task.metric, "epochs": task.epochs, "steps_per_epoch": spe,
                 "val": final["val"], "test": final["test"], "seconds": time.time() - started,
             }
             store.atomic_write_json(run.folder / "history.json", outcome.history)

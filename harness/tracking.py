@@ -66,20 +66,21 @@ class Tracker:
                 self._experiments[name] = exp.experiment_id
         return self._experiments[name]
 
-    def run_id(self, folder: Path) -> str | None:
+    def run_id(self, folder: Path, key: str | None = None) -> str | None:
         marker = folder / MARKER
-        return store.read_json(marker).get(self.uri) if marker.exists() else None
+        return store.read_json(marker).get(key or self.uri) if marker.exists() else None
 
-    def _remember(self, folder: Path, run_id: str) -> None:
+    def _remember(self, folder: Path, run_id: str, key: str | None = None) -> None:
         marker = folder / MARKER
         known = store.read_json(marker) if marker.exists() else {}
-        store.atomic_write_json(marker, {**known, self.uri: run_id})
+        store.atomic_write_json(marker, {**known, (key or self.uri): run_id})
 
     def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
-             metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any]) -> str | None:
+             metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any],
+             key: str | None = None, terminate: bool = True) -> str | None:
         if self.failure is not None:
             return None
-        if (known := self.run_id(folder)) is not None:
+        if (known := self.run_id(folder, key)) is not None:
             return known
         try:
             from mlflow.entities import Metric, Param
@@ -101,14 +102,15 @@ class Tracker:
                 client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
             for path, obj in artifacts.items():
                 client.log_dict(rid, obj, path)
-            client.set_terminated(rid)
+            if terminate:
+                client.set_terminated(rid)
         except Exception as e:  # any failure of the mirror: keep the local results, say so once
             reason = " ".join(str(e).split())[:200] or type(e).__name__
             self.failure = f"{type(e).__name__}: {reason}"
             self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
                       f"results are kept in the local store")
             return None
-        self._remember(folder, rid)
+        self._remember(folder, rid, key)
         return rid
 
     def mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
@@ -120,12 +122,51 @@ class Tracker:
             metric_key=task.metric, artifacts={},
         )
 
-    def mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path) -> str | None:
+    def start_study(self, folder: Path, task: Any, name: str, params: dict[str, Any]) -> str | None:
+        """The study's parent run (one per study and tracking URI; a rerun reopens it)."""
+        rid = self._log(folder, task.name, f"study {name}", params=params,
+                        tags={"harness.kind": "study", "study": name, "harness.folder": str(folder)},
+                        metrics={}, metric_key=task.metric, artifacts={}, terminate=False)
+        if rid is not None:
+            self._guard(lambda: self.client().update_run(rid, status="RUNNING"))
+        return rid
+
+    def end_study(self, run_id: str, metrics: dict[str, float], failed: bool) -> None:
+        def end() -> None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client().log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+            self.client().set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+        self._guard(end)
+
+    def _guard(self, action: Any) -> None:
+        if self.failure is not None:
+            return
+        try:
+            action()
+        except Exception as e:  # the mirror only: keep going, say so once
+            self.failure = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
+                      f"results are kept in the local store")
+
+    def mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
+                       study: tuple[str, str] | None = None) -> str | None:
+        """A retraining round as a child of its base run, or with ``study`` = (parent run id, study
+        name) as a child of the study's run, tagged so the UI can filter the study's cells."""
         result = store.read_json(folder / "result.json")
         parent = self.mirror_base(base_folder, task, hp.base)
-        tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method}
+        tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method,
+                "density": f"{result['density']:.4g}", "retrain_epochs": f"{hp.retrain_epochs:g}",
+                "seed": str(hp.base.seed), "schedule": result["schedule"],
+                "pruning": hp.structured or hp.pruning}
         if parent is not None:
             tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
+        key = None
+        if study is not None:
+            tags |= {"mlflow.parentRunId": study[0], "study": study[1]}
+            key = f"{self.uri}#study:{study[0]}"
         return self._log(
             folder, task.name, f"{hp.method} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
             params=flatten(hp) | task_params(task) | {"round": hp.round, "formula": get_method(hp.method).formula},
@@ -138,4 +179,5 @@ class Tracker:
             },
             metric_key=task.metric,
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
+            key=key,
         )

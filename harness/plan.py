@@ -1,0 +1,125 @@
+"""A study's cells as a graph of jobs: base training per seed, then cells, round r after r - 1.
+
+A job is the unit an executor runs: the base network of one (task, seed) with every rewind point
+the study needs, or a group of cells that one training run serves (the retraining times of a
+prefix-sharing method), or a single cell. The minimal training epochs of a study is the sum of its
+jobs' epochs: base training once per seed, each shared prefix once, every other cell's epochs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Any
+
+from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.store import Store
+from methods.spec import get_method
+from tasks.spec import get_task
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "base" or "cells"
+    base: BaseHparams
+    cells: tuple[RetrainHparams, ...] = ()  # one training run for all of them (sorted by t)
+    rewind_epochs: tuple[float, ...] = ()  # base jobs: the W_g the study rewinds to
+    after: tuple[str, ...] = ()  # ids of the jobs this one needs
+    epochs: float = 0.0  # training epochs of the job's run
+
+    @property
+    def id(self) -> str:
+        return content_hash(self.cells or self.base)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "base":
+            return f"base {self.base.task} seed {self.base.seed}"
+        hp = self.cells[-1]
+        times = ",".join(f"{c.retrain_epochs:g}" for c in self.cells)
+        return f"{hp.method} {hp.label} r{hp.round} t={times} s{hp.base.seed}"
+
+    def resources(self, gpus: float) -> dict[str, float]:
+        return {"num_cpus": 1, "num_gpus": gpus}
+
+
+def epochs_of(hp: RetrainHparams, T: float) -> float:
+    return get_method(hp.method).epochs(T, hp.retrain_epochs)
+
+
+def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
+    """The cells and every earlier round their iterative chains pass through."""
+    seen: dict[RetrainHparams, None] = {}
+    for hp in cells:
+        chain = []
+        while hp is not None and hp not in seen:
+            chain.append(hp)
+            hp = hp.previous()
+        for c in reversed(chain):
+            seen[c] = None
+    return list(seen)
+
+
+def plan(cells: list[RetrainHparams]) -> list[Job]:
+    """Jobs in an order that respects their dependencies."""
+    every = with_dependencies(cells)
+    T_of = {b: get_task(b.task).resolved(b).epochs for b in {hp.base for hp in every}}
+
+    rewinds: dict[BaseHparams, set[float]] = defaultdict(set)
+    groups: dict[Any, list[RetrainHparams]] = defaultdict(list)
+    for hp in every:
+        method = get_method(hp.method)
+        T = T_of[hp.base]
+        if (g := method.rewind_epoch(T, hp.retrain_epochs)) is not None:
+            rewinds[hp.base].add(g)
+        shared = hp.round == 1 and method.shares_prefix(T)
+        groups[replace(hp, retrain_epochs=0.0) if shared else hp].append(hp)
+
+    jobs = [Job("base", b, rewind_epochs=tuple(sorted(rewinds[b])), epochs=T_of[b]) for b in sorted(
+        T_of, key=lambda b: (b.task, b.seed))]
+    base_id = {job.base: job.id for job in jobs}
+    members_of = [sorted(m, key=lambda h: h.retrain_epochs) for m in groups.values()]
+    job_of = {hp: content_hash(tuple(members)) for members in members_of for hp in members}
+    cell_jobs = []
+    for members in members_of:
+        last = members[-1]
+        previous = last.previous()
+        after = (base_id[last.base],) + (() if previous is None else (job_of[previous],))
+        cell_jobs.append(Job("cells", last.base, cells=tuple(members), after=after,
+                             epochs=epochs_of(last, T_of[last.base])))
+    cell_jobs.sort(key=lambda j: (j.cells[-1].round, j.base.seed))
+    return jobs + cell_jobs
+
+
+def is_done(job: Job, store: Store) -> bool:
+    """Whether a job's results are all in the store (a base job: its result and checkpoints)."""
+    if job.kind == "cells":
+        return all((store.retrain_dir(hp) / "result.json").exists() for hp in job.cells)
+    folder = store.base_dir(job.base)
+    if not (folder / "result.json").exists():
+        return False
+    from harness.experiment import paper_retraining_times
+    from harness.train import to_step
+
+    spe = _steps_per_epoch(folder)
+    if spe is None:
+        return False
+    T = get_task(job.base.task).resolved(job.base).epochs
+    wanted = {to_step(g, spe) for g in job.rewind_epochs} | {to_step(T - t, spe) for t in paper_retraining_times(T)}
+    return all((folder / "checkpoints" / f"step_{s:08d}.pt").exists() for s in wanted | {to_step(T, spe)})
+
+
+def _steps_per_epoch(folder: Any) -> int | None:
+    from harness import store as st
+
+    result = st.read_json(folder / "result.json")
+    return result.get("steps_per_epoch")
+
+
+def pending_epochs(job: Job, store: Store) -> float:
+    """The epochs a job still has to train: the longest of its cells that are not done."""
+    if job.kind == "base":
+        return 0.0 if is_done(job, store) else job.epochs
+    T = get_task(job.base.task).resolved(job.base).epochs
+    todo = [hp for hp in job.cells if not (store.retrain_dir(hp) / "result.json").exists()]
+    return epochs_of(todo[-1], T) if todo else 0.0

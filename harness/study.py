@@ -1,0 +1,325 @@
+"""A study: the grid a researcher describes once (a YAML file or a named preset) and its cells.
+
+A cell is one (seed, one-shot/iterative, pruning kind, method, density or level, retraining time):
+one ``RetrainHparams``, content-addressed in the store by its hash. Every key has the paper's
+default and can be narrowed:
+
+    task: mnist1d                  # required
+    methods: [fine-tuning, lr-rewinding]    # default: every registered method
+    retrain_points: 10             # t_k evenly spread over (0, T]  (or retrain_epochs: [1.5, 3])
+    density_k: {first: 1, last: 20}   # densities 0.8^k; or a list [3, 6, 9]; or densities: [0.5, 0.1]
+    seeds: 3                       # 0, 1, 2; or a list [0, 5]
+    schedules: [one-shot]          # and/or iterative (20% of the remaining weights per round)
+    pruning: [global-magnitude]    # or {structured: resnet56-A, levels: [1, 2]}
+    epochs_scale: 1.0
+    batch_size: null               # the task's standard batch
+    method_params: {gradual: {span: 0.75}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.experiment import PAPER_GRID_POINTS, paper_retraining_times
+from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from methods.pruning import ITERATIVE_RATE, density_chain
+
+SCHEDULES = ("one-shot", "iterative")
+UNSTRUCTURED = "global-magnitude"
+
+
+@dataclass(frozen=True)
+class PruningKind:
+    """Unstructured pruning by a registered strategy, or Li et al.'s filter pruning at levels k."""
+
+    strategy: str = UNSTRUCTURED
+    structured: str | None = None
+    levels: tuple[int, ...] = (1,)
+
+    @property
+    def label(self) -> str:
+        return self.structured or self.strategy
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    task: str
+    methods: tuple[str, ...]
+    retrain_points: int = PAPER_GRID_POINTS
+    retrain_epochs: tuple[float, ...] = ()  # explicit t; empty: retrain_points evenly over (0, T]
+    density_k: tuple[int, ...] = tuple(range(1, 21))
+    densities: tuple[float, ...] = ()  # explicit densities; empty: 0.8^k for k in density_k
+    seeds: tuple[int, ...] = (0, 1, 2)
+    schedules: tuple[str, ...] = ("one-shot",)
+    pruning: tuple[PruningKind, ...] = (PruningKind(),)
+    epochs_scale: float = 1.0
+    batch_size: int | None = None
+    method_params: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+
+    @property
+    def hash(self) -> str:
+        return content_hash(dataclasses.replace(self, name=""))
+
+    def base(self, seed: int) -> BaseHparams:
+        return BaseHparams(self.task, seed=seed, epochs_scale=self.epochs_scale, batch_size=self.batch_size)
+
+    @property
+    def T(self) -> float:
+        from tasks.spec import get_task
+
+        return get_task(self.task).resolved(self.base(0)).epochs
+
+    def times(self) -> list[float]:
+        return list(self.retrain_epochs) or paper_retraining_times(self.T, self.retrain_points)
+
+    def target_densities(self) -> list[float]:
+        return list(self.densities) or [(1.0 - ITERATIVE_RATE) ** k for k in self.density_k]
+
+    def params_of(self, method: str) -> tuple[tuple[str, float], ...]:
+        return dict(self.method_params).get(method, ())
+
+    def cells(self) -> list[RetrainHparams]:
+        """Every cell the study reports, in a stable order (rounds an iterative chain passes
+        through on its way to a reported density are dependencies, not cells)."""
+        out = []
+        for seed in self.seeds:
+            for kind in self.pruning:
+                for shape in self._shapes(kind):
+                    for method in self.methods:
+                        for t in self.times():
+                            out.append(RetrainHparams(self.base(seed), method, t, **shape,
+                                                      method_params=self.params_of(method)))
+        return out
+
+    def _shapes(self, kind: PruningKind) -> Iterator[dict[str, Any]]:
+        if kind.structured:
+            for level in kind.levels:
+                yield {"structured": kind.structured, "level": level}
+            return
+        for schedule in self.schedules:
+            for d in self.target_densities():
+                yield {"densities": density_chain(d, iterative=schedule == "iterative"), "pruning": kind.strategy}
+
+
+# -- reading a study --------------------------------------------------------------------------
+
+
+class StudyError(HarnessError):
+    pass
+
+
+def presets() -> dict[str, Path]:
+    folder = resources.files("harness") / "presets"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_study(spec: str) -> Study:
+    """A study from a YAML file, or a preset by name."""
+    path = Path(spec)
+    if not path.exists():
+        known = presets()
+        if spec not in known:
+            raise StudyError(f"{spec}: no such study file or preset; presets: {', '.join(sorted(known))}")
+        path = known[spec]
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise StudyError(f"{path.name}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except OSError as e:
+        raise StudyError(f"{spec}: cannot read ({e.strerror})") from None
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path.name}: a study is a mapping of keys (task, methods, ...), got {type(raw).__name__}")
+    return parse_study(raw, path.name, default_name=path.stem)
+
+
+def parse_study(raw: dict[str, Any], source: str, default_name: str = "study") -> Study:
+    unknown = sorted(set(map(str, raw)) - set(PARSERS))
+    if unknown:
+        raise StudyError(f"{source}: key {unknown[0]!r} is not valid; valid keys: {', '.join(PARSERS)}")
+    if "task" not in raw:
+        raise StudyError(f"{source}: key 'task' is required; valid: {', '.join(task_names())}")
+    if "retrain_points" in raw and "retrain_epochs" in raw:
+        raise StudyError(f"{source}: give retrain_points or retrain_epochs, not both")
+    if "density_k" in raw and "densities" in raw:
+        raise StudyError(f"{source}: give density_k or densities, not both")
+    values: dict[str, Any] = {"name": default_name}
+    for key, value in raw.items():
+        try:
+            values[key] = PARSERS[key](value)
+        except StudyError as e:
+            raise StudyError(f"{source}: {key}: {e}") from None
+    values.setdefault("methods", tuple(method_names()))
+    study = Study(**values)
+    try:
+        check_against_task(study)
+    except StudyError as e:
+        raise StudyError(f"{source}: {e}") from None
+    return study
+
+
+def task_names() -> list[str]:
+    import tasks  # noqa: F401  (registers every task module)
+    from tasks.spec import TASKS
+
+    return TASKS.names()
+
+
+def method_names() -> list[str]:
+    import methods  # noqa: F401
+    from methods.spec import METHODS
+
+    return METHODS.names()
+
+
+def _list(value: Any, item: Callable[[Any], Any], what: str) -> tuple[Any, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise StudyError(f"must list at least one {what}")
+    out = tuple(item(v) for v in items)
+    if len(set(out)) != len(out):
+        raise StudyError(f"lists a {what} twice: {list(items)}")
+    return out
+
+
+def _number(low: float, high: float | None = None, low_open: bool = False) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        bad = isinstance(v, bool) or not isinstance(v, (int, float))
+        if bad or v < low or (low_open and v == low) or (high is not None and v > high):
+            bracket = "(" if low_open else "["
+            raise StudyError(f"must be a number in {bracket}{low:g}, {'inf' if high is None else f'{high:g}'}], "
+                             f"got {v!r}")
+        return float(v)
+    return parse
+
+
+def _integer(low: int) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise StudyError(f"must be an integer >= {low}, got {v!r}")
+        return v
+    return parse
+
+
+def _choice(valid: list[str], what: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if v not in valid:
+            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(valid)}")
+        return v
+    return parse
+
+
+def parse_seeds(v: Any) -> tuple[int, ...]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return tuple(range(_integer(1)(v)))
+    return _list(v, _integer(0), "seed")
+
+
+def parse_density_k(v: Any) -> tuple[int, ...]:
+    if isinstance(v, dict):
+        extra = sorted(set(v) - {"first", "last", "step"})
+        if extra or "first" not in v or "last" not in v:
+            raise StudyError(f"a range is {{first: K, last: K, step: 1}}, got {v!r}")
+        first, last, step = _integer(0)(v["first"]), _integer(0)(v["last"]), _integer(1)(v.get("step", 1))
+        if last < first:
+            raise StudyError(f"last must be >= first, got {v!r}")
+        return tuple(range(first, last + 1, step))
+    return _list(v, _integer(0), "exponent k")
+
+
+def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
+    from methods.pruning import PRUNERS
+    from methods.structured import CONFIGS, LEVELS
+
+    def one(entry: Any) -> PruningKind:
+        if isinstance(entry, str):
+            return PruningKind(strategy=_choice(PRUNERS.names(), "pruning strategy")(entry))
+        if isinstance(entry, dict) and "structured" in entry and set(entry) <= {"structured", "levels"}:
+            config = _choice(CONFIGS.names(), "structured configuration")(entry["structured"])
+            levels = _list(entry.get("levels", [1]), _choice_int(LEVELS, "level"), "level")
+            return PruningKind(structured=config, levels=levels)
+        raise StudyError(f"an entry is a strategy ({', '.join(PRUNERS.names())}) or "
+                         f"{{structured: CONFIG, levels: [1, 2]}}, got {entry!r}")
+
+    return _list(v, one, "pruning kind")
+
+
+def _choice_int(valid: tuple[int, ...], what: str) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if v not in valid or isinstance(v, bool):
+            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(map(str, valid))}")
+        return int(v)
+    return parse
+
+
+def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    from methods.spec import get_method
+
+    if not isinstance(v, dict):
+        raise StudyError(f"a mapping {{method: {{parameter: value}}}}, got {v!r}")
+    out = []
+    for method, params in sorted(v.items()):
+        spec = get_method(_choice(method_names(), "method")(method))
+        if not isinstance(params, dict):
+            raise StudyError(f"{method}: a mapping {{parameter: value}}, got {params!r}")
+        resolved = spec.resolve_params(params)
+        out.append((method, tuple(sorted((k, resolved[k]) for k in params))))
+    return tuple(out)
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "name": lambda v: v if isinstance(v, str) and v.strip() else _raise("must be a non-empty string"),
+    "task": lambda v: _choice(task_names(), "task")(v),
+    "methods": lambda v: _list(v, _choice(method_names(), "method"), "method"),
+    "retrain_points": _integer(1),
+    "retrain_epochs": lambda v: _list(v, _number(0.0), "retraining time"),
+    "density_k": parse_density_k,
+    "densities": lambda v: _list(v, _number(0.0, 1.0, low_open=True), "density"),
+    "seeds": parse_seeds,
+    "schedules": lambda v: _list(v, _choice(list(SCHEDULES), "schedule"), "schedule"),
+    "pruning": parse_pruning,
+    "epochs_scale": _number(0.0, low_open=True),
+    "batch_size": lambda v: None if v is None else _integer(1)(v),
+    "method_params": parse_method_params,
+}
+
+
+def _raise(message: str) -> Any:
+    raise StudyError(message)
+
+
+def check_against_task(study: Study) -> None:
+    """What only the task can tell: retraining times within each method's range, structured
+    configurations made for this task."""
+    from methods.spec import get_method
+    from methods.structured import config_for_task
+
+    T = study.T
+    for method in study.methods:
+        for t in study.times():
+            try:
+                get_method(method).validate(T, t)
+            except HarnessError as e:
+                raise StudyError(f"retrain_epochs: {e}") from None
+    for kind in study.pruning:
+        if kind.structured:
+            try:
+                config_for_task(kind.structured, study.task)
+            except HarnessError as e:
+                raise StudyError(f"pruning: {e}") from None
+
+
+def describe(study: Study) -> dict[str, Any]:
+    """The study as JSON, for its folder in the store and for the MLflow parent run."""
+    return {"name": study.name, "hash": study.hash, **dataclasses.asdict(study),
+            "T": study.T, "times": study.times(), "target_densities": study.target_densities()}
