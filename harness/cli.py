@@ -304,7 +304,12 @@ class SweepDisplay:
 def sweep(
     study: Annotated[str, typer.Argument(help="study YAML file, or a preset (see `harness list`)")],
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
-    workers: Annotated[int, typer.Option(help="local: worker processes (1: in this process)")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="local: worker processes, 1 runs in this process [CPU: cores / threads]")
+    ] = None,
+    threads_per_job: Annotated[
+        int, typer.Option(help="intra-op threads of each job (CPU numbers are identical for equal counts)")
+    ] = 1,
     address: Annotated[str | None, typer.Option(help="ray: cluster address ('auto', ray://host:10001)")] = None,
     retries: Annotated[int, typer.Option(help="retry a failed job this many times")] = 0,
     cpus_per_job: Annotated[float, typer.Option(help="ray: CPUs each job asks for")] = 1.0,
@@ -347,7 +352,7 @@ def sweep(
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
                           warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
     context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
-                                                                 download=download), bf16)
+                                                                 download=download), bf16, threads_per_job)
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
     display = SweepDisplay()
     with user_errors(), display.bar, make_executor(

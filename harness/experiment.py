@@ -356,7 +356,7 @@ class Runner:
             "retrain_fraction": t / T, "start_epoch": method.start(T, t), "epochs_trained": method.epochs(T, t),
             "val": final["val"], "test": final["test"],
             "base_val": base.result["val"], "base_test": base.result["test"],
-            "seconds": seconds,
+            "seconds": seconds, "device": str(self.device), "torch_threads": torch.get_num_threads(),
             "weights_sha256": digest(weights), "mask_sha256": digest(mask),
         }
         if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):

@@ -36,7 +36,9 @@ class WorkerContext:
     store: str
     data_options: DataOptions = field(default_factory=DataOptions)
     bf16: bool = False
-    threads: int | None = None
+    # CPU results are bit-identical only for the same number of intra-op threads (reductions split
+    # differently), so every executor gives each job the same number: 1 unless asked otherwise.
+    threads: int = 1
 
 
 @dataclass
@@ -54,11 +56,10 @@ _RUNNERS: dict[WorkerContext, Runner] = {}
 
 def runner_for(context: WorkerContext, reporter: Reporter | None = None) -> Runner:
     """One Runner per worker process and context, so each worker loads a data set once."""
-    if context not in _RUNNERS:
-        if context.threads:
-            import torch
+    import torch
 
-            torch.set_num_threads(context.threads)
+    torch.set_num_threads(context.threads)
+    if context not in _RUNNERS:
         _RUNNERS[context] = Runner(Store(context.store), context.data_options, bf16=context.bf16)
     runner = _RUNNERS[context]
     runner.reporter = reporter or Reporter()
@@ -129,21 +130,13 @@ class InProcess(Executor):
         return [(h, self._done.pop(h)) for h in handles]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class LocalPool(Executor):
-    """A pool of worker processes on this machine; each gets an equal share of the cores."""
+    """A pool of worker processes on this machine."""
 
     def __init__(self, context: WorkerContext, workers: int) -> None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        self.context = WorkerContext(context.store, context.data_options, context.bf16, threads)
+        self.context = context
         self.workers = workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(threads,))
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def capacity(self, running: int) -> int:
         return max(0, self.workers - running)
@@ -186,13 +179,12 @@ class RayExecutor(Executor):
             except ConnectionError as e:
                 raise HarnessError(f"cannot reach the Ray cluster at {address!r} ({e}); "
                                    "valid: an address from `ray start --head`, or 'auto'") from None
-        threads = max(1, int(cpus))
-        self.context = WorkerContext(context.store, context.data_options, context.bf16, threads)
-        self.remote = ray.remote(run_job).options(
-            num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=True)
+        self.context = context
+        self.remote = ray.remote(run_job)
+        self.options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": retries, "retry_exceptions": True}
 
     def submit(self, job: Job, upstream: list[Any]) -> Any:
-        return self.remote.options(name=job.label[:100]).remote(job, self.context, *upstream)
+        return self.remote.options(name=job.label[:100], **self.options).remote(job, self.context, *upstream)
 
     def wait_any(self, handles: list[Any]) -> list[tuple[Any, Outcome | BaseException]]:
         done, _ = self.ray.wait(handles, num_returns=1)
@@ -231,7 +223,7 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
     by_id = {j.id: j for j in jobs}
     outcomes: dict[str, Outcome] = {}
     for job_id in done or set():
-        outcomes[job_id] = Outcome(job_id, cached=True)
+        outcomes[job_id] = Outcome(job_id, cached=True, attempts=0)
         listener.finished(by_id[job_id], outcomes[job_id])
     waiting = [j for j in jobs if j.id not in outcomes]
     running: dict[Any, Job] = {}
@@ -290,14 +282,21 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
 
 
 @contextlib.contextmanager
-def make_executor(kind: str, context: WorkerContext, workers: int = 1, address: str | None = None,
+def make_executor(kind: str, context: WorkerContext, workers: int | None = None, address: str | None = None,
                   retries: int = 0, cpus_per_job: float = 1, gpus_per_job: float = 0,
                   reporter_for: Callable[[Job], Reporter] | None = None) -> Iterator[Executor]:
+    if context.threads < 1:
+        raise HarnessError(f"--threads-per-job must be a positive integer, got {context.threads}")
     if kind == "local":
+        if workers is None:  # on CPU, one single-threaded worker per core; a GPU is shared by none
+            workers = 1 if context.data_options.device != "cpu" else max(1, (os.cpu_count() or 1) // context.threads)
         if workers < 1:
             raise HarnessError(f"--workers must be a positive integer, got {workers}")
         yield InProcess(context, reporter_for) if workers == 1 else LocalPool(context, workers)
     elif kind == "ray":
+        if cpus_per_job < context.threads:
+            raise HarnessError(f"--cpus-per-job ({cpus_per_job:g}) must be at least --threads-per-job "
+                               f"({context.threads})")
         yield RayExecutor(context, address, retries, cpus_per_job, gpus_per_job,
                           num_cpus=None if address else (os.cpu_count() or 1))
     else:
