@@ -344,13 +344,13 @@ def sweep(
             left = [j for j in jobs if not is_done(j, results_store)]
             out.print(f"study {spec.name} ({spec.hash}): {len(cells)} cells in {len(jobs)} jobs, "
                       f"{sum(j.epochs for j in jobs):g} training epochs at least; "
-                      f"{len(left)} jobs not in {results_store.root}", highlight=False)
+                      f"{len(left)} jobs not in {results_store.root}", highlight=False, soft_wrap=True)
             return
         results_store.check_writable()
     tracker = None
     if not no_tracking:
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
+                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False, soft_wrap=True))
     context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
                                                                  download=download), bf16, threads_per_job)
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
@@ -368,12 +368,12 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
 
     c = report.counts
     out.print(f"study {spec.name}: {report.cells} cells ({c['done']} trained now, {c['cached']} cached, "
-              f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s", highlight=False)
+              f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s", highlight=False, soft_wrap=True)
     if report.pending_epochs == 0:
-        out.print("everything was cached: no training ran", highlight=False)
+        out.print("everything was cached: no training ran", highlight=False, soft_wrap=True)
     else:
         out.print(f"training epochs: executed {report.executed_epochs:.2f}, minimal {report.pending_epochs:.2f} "
-                  f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}", highlight=False)
+                  f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}", highlight=False, soft_wrap=True)
     for title, table in best_by_method(report.rows):
         t = Table(title=title)
         for col in table[0]:
@@ -381,12 +381,12 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
         for row in table[1:]:
             t.add_row(*map(str, row))
         out.print(t)
-    out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False)
+    out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False, soft_wrap=True)
     if tracker is not None:
         state = "FAILED (results kept locally)" if tracker.failure else "ok"
-        out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
+        out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False, soft_wrap=True)
     for label, error in report.failures:
-        err.print(f"failed: {label}: {error}", markup=False, highlight=False)
+        err.print(f"failed: {label}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -157,7 +157,7 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study") -
     for key, value in raw.items():
         try:
             values[key] = PARSERS[key](value)
-        except StudyError as e:
+        except HarnessError as e:
             raise StudyError(f"{source}: {key}: {e}") from None
     values.setdefault("methods", tuple(method_names()))
     study = Study(**values)

@@ -58,8 +58,8 @@ def test_list_shows_tasks_methods_and_recipes():
 BAD = {
     "unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: cifar10-resnet110, "
                      "cifar10-resnet20, cifar10-resnet56, imagenet-resnet34, imagenet-resnet50, mnist1d"),
-    "unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning, gradual, low-lr-rewinding, "
-                       "lr-rewinding, reinit, weight-rewinding; recipes: algorithm1"),
+    "unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning, gradual, "
+                       "low-lr-rewinding, lr-rewinding, reinit, weight-rewinding; recipes: algorithm1"),
     "density 0": (["run", "lr-rewinding", "mnist1d", "--density", "0"], "density must be in (0, 1]"),
     "density > 1": (["run", "lr-rewinding", "mnist1d", "--density", "1.5"], "density must be in (0, 1]"),
     "negative t": (["run", "fine-tuning", "mnist1d", "-t", "-1"], "valid: t >= 0"),

@@ -1,0 +1,195 @@
+"""Running studies: the epoch count, reruns, SIGKILL and resume, executors that agree, failures, MLflow."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.plan import plan
+from harness.store import Store
+from harness.study import load_study
+from harness.sweep import InProcess, Listener, LocalPool, WorkerContext, run_study
+from harness.tracking import Tracker
+
+STUDY = """
+task: mnist1d
+epochs_scale: 0.1
+methods: [fine-tuning, weight-rewinding, lr-rewinding, reinit, gradual]
+retrain_epochs: [1.5, 3]
+densities: [0.3]
+seeds: 1
+"""
+CELLS = 10
+MINIMAL = 3 + 3 + 6 + 3 * 4.5  # base; fine-tuning and reinit once each (shared); 1.5 + 3 for the others
+
+
+def results(store: Path) -> dict[str, tuple]:
+    out = {}
+    for path in (store / "retrain").glob("*/result.json"):
+        r = json.loads(path.read_text())
+        out[path.parent.name] = (r["weights_sha256"], r["mask_sha256"], r["val"], r["test"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("study") / "small.yaml"
+    path.write_text(STUDY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(study_file, tmp_path_factory):
+    """The study run once, uninterrupted, in this process, mirrored to a sqlite MLflow store."""
+    root = tmp_path_factory.mktemp("reference")
+    tracker = Tracker(f"sqlite:///{root / 'mlflow.db'}", root)
+    store = Store(root)
+    report = run_study(load_study(str(study_file)), store, InProcess(WorkerContext(str(root))), Listener(),
+                       tracker=tracker)
+    return root, report, tracker
+
+
+def test_a_fresh_study_trains_exactly_its_minimal_epochs(reference):
+    root, report, _ = reference
+    assert report.counts == {"done": CELLS, "cached": 0, "failed": 0}
+    assert report.minimal_epochs == pytest.approx(MINIMAL)
+    assert report.pending_epochs == pytest.approx(MINIMAL)
+    assert report.executed_epochs == pytest.approx(MINIMAL)
+    assert report.ratio == pytest.approx(1.0)
+    assert len(results(root)) == CELLS
+    summary = json.loads((report.folder / "summary.json").read_text())
+    assert summary["executed_epochs"] == pytest.approx(MINIMAL)
+    assert (report.folder / "results.csv").read_text().count("\n") == CELLS + 1
+
+
+def test_rerun_of_a_finished_study_trains_nothing(reference, study_file):
+    root, _, _ = reference
+    before = results(root)
+    report = run_study(load_study(str(study_file)), Store(root), InProcess(WorkerContext(str(root))), Listener())
+    assert report.counts == {"done": 0, "cached": CELLS, "failed": 0}
+    assert report.executed_epochs == 0 and report.pending_epochs == 0
+    assert results(root) == before
+
+
+def test_shared_prefix_cells_equal_cells_run_alone(reference, tmp_path):
+    """fine-tuning and reinit at t = 1.5 were read off the t = 3 run; run alone, they are bit-identical."""
+    from harness.experiment import Runner
+    from harness.hparams import BaseHparams, RetrainHparams
+
+    root, _, _ = reference
+    groups = [j for j in plan(load_study_from(root).cells()) if len(j.cells) > 1]
+    assert sorted(j.cells[0].method for j in groups) == ["fine-tuning", "reinit"]
+    runner = Runner(Store(tmp_path))
+    for method in ("fine-tuning", "reinit"):
+        hp = RetrainHparams(BaseHparams("mnist1d", seed=0, epochs_scale=0.1), method, 1.5, (0.3,))
+        alone = runner.retrain(hp)
+        shared = json.loads((Store(root).retrain_dir(hp) / "result.json").read_text())
+        assert (alone["weights_sha256"], alone["val"], alone["test"]) == (
+            shared["weights_sha256"], shared["val"], shared["test"])
+        history = json.loads((Store(root).retrain_dir(hp) / "history.json").read_text())
+        assert history == json.loads((runner.store.retrain_dir(hp) / "history.json").read_text())
+
+
+def load_study_from(root: Path):
+    [folder] = (root / "studies").iterdir()
+    from harness.study import parse_study
+
+    raw = {k: v for k, v in json.loads((folder / "study.json").read_text()).items()
+           if k in ("task", "methods", "retrain_epochs", "densities", "epochs_scale")}
+    return parse_study({**raw, "seeds": 1}, "study.json")
+
+
+def test_sigkill_mid_cell_then_restart_gives_the_uninterrupted_results(reference, study_file, tmp_path):
+    root, _, _ = reference
+    store = tmp_path / "killed"
+    command = [sys.executable, "-m", "harness", "sweep", str(study_file), "--store", str(store), "--no-tracking"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    try:
+        # wait until a retraining cell is between epochs: it has saved its state once and is still going
+        while not list((store / "retrain").glob("*/resume.pt")):
+            assert proc.poll() is None, "the study finished before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(results(store)) < CELLS
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert results(store) == results(root)
+    [folder] = (store / "studies").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    # the interrupted cell resumed from its last epoch instead of starting over
+    assert summary["executed_epochs"] < summary["pending_epochs"]
+
+
+@pytest.mark.parametrize("kind", ["pool", "ray"])
+def test_other_executors_give_the_same_results(reference, study_file, tmp_path, kind):
+    root, _, _ = reference
+    context = WorkerContext(str(tmp_path))
+    if kind == "pool":
+        executor = LocalPool(context, workers=2)
+    else:
+        import ray
+
+        from harness.sweep import RayExecutor
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        executor = RayExecutor(context, address=None, retries=0, cpus=1, gpus=0)
+    try:
+        report = run_study(load_study(str(study_file)), Store(tmp_path), executor, Listener())
+    finally:
+        if kind == "ray":
+            ray.shutdown()
+    assert report.counts["done"] == CELLS and not report.failures
+    assert report.executed_epochs == pytest.approx(MINIMAL)
+    assert results(tmp_path) == results(root)
+
+
+def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference, study_file, tmp_path):
+    root, _, _ = reference
+    shutil.copytree(root, tmp_path / "store", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
+    store = Store(tmp_path / "store")
+    for folder in (store.root / "retrain").glob("mnist1d-weight-rewinding-*"):
+        shutil.rmtree(folder)
+    # W_{T-t} for t = 1.5 (epoch 1.5 of 3, step 48) is unreadable: that weight-rewinding cell must fail
+    (next((store.root / "base").iterdir()) / "checkpoints" / "step_00000048.pt").write_bytes(b"not a checkpoint")
+    seen: list[str] = []
+
+    class Count(Listener):
+        def started(self, job):
+            seen.append(job.label)
+
+    report = run_study(load_study(str(study_file)), store, InProcess(WorkerContext(str(store.root))), Count(),
+                       retries=2)
+    assert report.counts == {"done": 1, "cached": CELLS - 2, "failed": 1}
+    [(label, error)] = report.failures
+    assert "weight-rewinding" in label and "t=1.5" in label and "Error" in error
+    assert seen.count(label) == 3  # the first try and two retries
+    assert len(results(store.root)) == CELLS - 1
+
+
+def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(reference):
+    root, _, tracker = reference
+    client = MlflowClient(tracking_uri=tracker.uri)
+    [experiment] = [e for e in client.search_experiments() if e.name == "mnist1d"]
+    [parent] = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'study'")
+    assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "small"
+    children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == CELLS
+    query = "tags.study = 'small' and tags.method = 'fine-tuning' and tags.retrain_epochs = '3'"
+    fine_tuning = client.search_runs([experiment.experiment_id], query)
+    assert len(fine_tuning) == 1
+    assert fine_tuning[0].data.tags["density"] == "0.3"
+    assert fine_tuning[0].data.metrics["final_test_accuracy"] == pytest.approx(
+        json.loads((Store(root).retrain_dir(
+            next(c for c in load_study_from(root).cells()
+                 if c.method == "fine-tuning" and c.retrain_epochs == 3)) / "result.json").read_text())["test"])
