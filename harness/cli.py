@@ -367,13 +367,14 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
     from harness.study_tables import best_by_method
 
     c = report.counts
-    out.print(f"study {spec.name}: {report.cells} cells ({c['done']} trained now, {c['cached']} cached, "
-              f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s", highlight=False, soft_wrap=True)
+    say = lambda text: out.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    say(f"study {spec.name}: {report.cells} cells ({c['done']} trained now, {c['cached']} cached, "
+        f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s")
     if report.pending_epochs == 0:
-        out.print("everything was cached: no training ran", highlight=False, soft_wrap=True)
+        say("everything was cached: no training ran")
     else:
-        out.print(f"training epochs: executed {report.executed_epochs:.2f}, minimal {report.pending_epochs:.2f} "
-                  f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}", highlight=False, soft_wrap=True)
+        say(f"training epochs: executed {report.executed_epochs:.2f}, minimal {report.pending_epochs:.2f} "
+            f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}")
     for title, table in best_by_method(report.rows):
         t = Table(title=title)
         for col in table[0]:
@@ -425,7 +426,23 @@ def list_registered() -> None:
         c = CONFIGS.get(name)
         structured.add_row(name, c.task, " / ".join(f"{p:.0%}" for p in c.prune_per_stage),
                            ", ".join(map(str, c.skip)), "1-5 (density d^k)")
-    for table in (tasks, methods, recipes, structured):
+    from harness.study import load_study, presets
+
+    studies = Table(title="study presets (harness sweep NAME)")
+    for col in ("name", "task", "cells", "first line of its description"):
+        studies.add_column(col)
+    for name, path in sorted(presets().items()):
+        spec = load_study(name)
+        comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
+        studies.add_row(name, spec.task, f"{len(spec.cells()):,}", comment)
+    params = Table(title="method parameters (study key method_params)")
+    for col in ("method", "parameter", "default", "range", "description"):
+        params.add_column(col)
+    for name in METHODS.names():
+        for pname, p in get_method(name).params.items():
+            span = f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") if p.low is not None else ""
+            params.add_row(name, pname, f"{p.default:g}", span, p.help)
+    for table in (tasks, methods, recipes, structured, params, studies):
         out.print(table)
     out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
 

@@ -39,9 +39,6 @@ class Job:
         times = ",".join(f"{c.retrain_epochs:g}" for c in self.cells)
         return f"{hp.method} {hp.label} r{hp.round} t={times} s{hp.base.seed}"
 
-    def resources(self, gpus: float) -> dict[str, float]:
-        return {"num_cpus": 1, "num_gpus": gpus}
-
 
 def epochs_of(hp: RetrainHparams, T: float) -> float:
     return get_method(hp.method).epochs(T, hp.retrain_epochs)
