@@ -16,7 +16,6 @@ from harness.plan import plan
 from harness.store import Store
 from harness.study import load_study
 from harness.sweep import InProcess, Listener, LocalPool, WorkerContext, run_study
-from harness.tracking import Tracker
 
 STUDY = """
 task: mnist1d
@@ -45,71 +44,79 @@ def study_file(tmp_path_factory) -> Path:
     return path
 
 
+def sweep_command(study_file: Path, store: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "harness", "sweep", str(study_file), "--store", str(store), *extra]
+
+
+def summary_of(store: Path) -> dict:
+    [folder] = (store / "studies").iterdir()
+    return json.loads((folder / "summary.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def reference(study_file, tmp_path_factory):
-    """The study run once, uninterrupted, in this process, mirrored to a sqlite MLflow store."""
+    """The study run once, uninterrupted, in a process of its own (CPU numbers depend on the thread
+    count a process starts with), mirrored to the store's sqlite MLflow database."""
     root = tmp_path_factory.mktemp("reference")
-    tracker = Tracker(f"sqlite:///{root / 'mlflow.db'}", root)
-    store = Store(root)
-    report = run_study(load_study(str(study_file)), store, InProcess(WorkerContext(str(root))), Listener(),
-                       tracker=tracker)
-    return root, report, tracker
+    done = subprocess.run(sweep_command(study_file, root, "--workers", "1"), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return root, done.stdout
 
 
 def test_a_fresh_study_trains_exactly_its_minimal_epochs(reference):
-    root, report, _ = reference
-    assert report.counts == {"done": CELLS, "cached": 0, "failed": 0}
-    assert report.minimal_epochs == pytest.approx(MINIMAL)
-    assert report.pending_epochs == pytest.approx(MINIMAL)
-    assert report.executed_epochs == pytest.approx(MINIMAL)
-    assert report.ratio == pytest.approx(1.0)
-    assert len(results(root)) == CELLS
-    summary = json.loads((report.folder / "summary.json").read_text())
+    root, stdout = reference
+    summary = summary_of(root)
+    assert summary["counts"] == {"done": CELLS, "cached": 0, "failed": 0}
+    assert summary["minimal_epochs"] == pytest.approx(MINIMAL)
+    assert summary["pending_epochs"] == pytest.approx(MINIMAL)
     assert summary["executed_epochs"] == pytest.approx(MINIMAL)
-    assert (report.folder / "results.csv").read_text().count("\n") == CELLS + 1
+    assert f"executed {MINIMAL:.2f}, minimal {MINIMAL:.2f} (ratio 1.00)" in stdout
+    assert len(results(root)) == CELLS
+    [folder] = (root / "studies").iterdir()
+    assert (folder / "results.csv").read_text().count("\n") == CELLS + 1
+    # the summary table: every method at the study's density
+    for method in ("fine-tuning", "weight-rewinding", "lr-rewinding", "reinit", "gradual"):
+        assert method in stdout
 
 
 def test_rerun_of_a_finished_study_trains_nothing(reference, study_file):
-    root, _, _ = reference
+    root, _ = reference
     before = results(root)
-    report = run_study(load_study(str(study_file)), Store(root), InProcess(WorkerContext(str(root))), Listener())
-    assert report.counts == {"done": 0, "cached": CELLS, "failed": 0}
-    assert report.executed_epochs == 0 and report.pending_epochs == 0
+    done = subprocess.run(sweep_command(study_file, root), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "everything was cached: no training ran" in done.stdout
+    summary = summary_of(root)
+    assert summary["counts"] == {"done": 0, "cached": CELLS, "failed": 0}
+    assert summary["executed_epochs"] == 0
     assert results(root) == before
 
 
-def test_shared_prefix_cells_equal_cells_run_alone(reference, tmp_path):
-    """fine-tuning and reinit at t = 1.5 were read off the t = 3 run; run alone, they are bit-identical."""
+def test_shared_prefix_cells_equal_cells_run_alone(study_file, tmp_path):
+    """fine-tuning and reinit at t = 1.5 are read off the t = 3 run; run alone, they are bit-identical."""
     from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
 
-    root, _, _ = reference
-    groups = [j for j in plan(load_study_from(root).cells()) if len(j.cells) > 1]
+    study = load_study(str(study_file))
+    groups = [j for j in plan(study.cells()) if len(j.cells) > 1]
     assert sorted(j.cells[0].method for j in groups) == ["fine-tuning", "reinit"]
-    runner = Runner(Store(tmp_path))
-    for method in ("fine-tuning", "reinit"):
-        hp = RetrainHparams(BaseHparams("mnist1d", seed=0, epochs_scale=0.1), method, 1.5, (0.3,))
-        alone = runner.retrain(hp)
-        shared = json.loads((Store(root).retrain_dir(hp) / "result.json").read_text())
-        assert (alone["weights_sha256"], alone["val"], alone["test"]) == (
-            shared["weights_sha256"], shared["val"], shared["test"])
-        history = json.loads((Store(root).retrain_dir(hp) / "history.json").read_text())
-        assert history == json.loads((runner.store.retrain_dir(hp) / "history.json").read_text())
-
-
-def load_study_from(root: Path):
-    [folder] = (root / "studies").iterdir()
-    from harness.study import parse_study
-
-    raw = {k: v for k, v in json.loads((folder / "study.json").read_text()).items()
-           if k in ("task", "methods", "retrain_epochs", "densities", "epochs_scale")}
-    return parse_study({**raw, "seeds": 1}, "study.json")
+    shared, alone = Runner(Store(tmp_path / "shared")), Runner(Store(tmp_path / "alone"))
+    for job in groups:
+        shared.retrain_group(list(job.cells))
+        short = job.cells[0]
+        assert short.retrain_epochs == 1.5
+        a = alone.retrain(short)
+        b = json.loads((shared.store.retrain_dir(short) / "result.json").read_text())
+        assert (a["weights_sha256"], a["val"], a["test"]) == (b["weights_sha256"], b["val"], b["test"])
+        history = json.loads((shared.store.retrain_dir(short) / "history.json").read_text())
+        assert history == json.loads((alone.store.retrain_dir(short) / "history.json").read_text())
+    # one run per group: the base once, then 3 epochs of fine-tuning and 3 + 3 of reinitialization
+    assert shared.executed_epochs == pytest.approx(3 + 3 + 6)
 
 
 def test_sigkill_mid_cell_then_restart_gives_the_uninterrupted_results(reference, study_file, tmp_path):
-    root, _, _ = reference
+    root, _ = reference
     store = tmp_path / "killed"
-    command = [sys.executable, "-m", "harness", "sweep", str(study_file), "--store", str(store), "--no-tracking"]
+    command = sweep_command(study_file, store, "--no-tracking")
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     try:
@@ -125,15 +132,14 @@ def test_sigkill_mid_cell_then_restart_gives_the_uninterrupted_results(reference
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert results(store) == results(root)
-    [folder] = (store / "studies").iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = summary_of(store)
     # the interrupted cell resumed from its last epoch instead of starting over
     assert summary["executed_epochs"] < summary["pending_epochs"]
 
 
 @pytest.mark.parametrize("kind", ["pool", "ray"])
 def test_other_executors_give_the_same_results(reference, study_file, tmp_path, kind):
-    root, _, _ = reference
+    root, _ = reference
     context = WorkerContext(str(tmp_path))
     if kind == "pool":
         executor = LocalPool(context, workers=2)
@@ -155,7 +161,7 @@ def test_other_executors_give_the_same_results(reference, study_file, tmp_path, 
 
 
 def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference, study_file, tmp_path):
-    root, _, _ = reference
+    root, _ = reference
     shutil.copytree(root, tmp_path / "store", ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
     store = Store(tmp_path / "store")
     for folder in (store.root / "retrain").glob("mnist1d-weight-rewinding-*"):
@@ -177,9 +183,9 @@ def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference
     assert len(results(store.root)) == CELLS - 1
 
 
-def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(reference):
-    root, _, tracker = reference
-    client = MlflowClient(tracking_uri=tracker.uri)
+def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(reference, study_file):
+    root, _ = reference
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     [experiment] = [e for e in client.search_experiments() if e.name == "mnist1d"]
     [parent] = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'study'")
     assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "small"
@@ -191,5 +197,5 @@ def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(refer
     assert fine_tuning[0].data.tags["density"] == "0.3"
     assert fine_tuning[0].data.metrics["final_test_accuracy"] == pytest.approx(
         json.loads((Store(root).retrain_dir(
-            next(c for c in load_study_from(root).cells()
+            next(c for c in load_study(str(study_file)).cells()
                  if c.method == "fine-tuning" and c.retrain_epochs == 3)) / "result.json").read_text())["test"])
