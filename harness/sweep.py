@@ -278,6 +278,13 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
                 listener.finished(job, outcomes[job.id])
     finally:
         executor.close()
+    # Under Ray a cell whose dependency failed fails too, maybe before the dependency's failure is
+    # seen here: name the cause, in dependency order.
+    for job in jobs:
+        o = outcomes.get(job.id)
+        culprit = next((a for a in job.after if failed(a)), None)
+        if o is not None and o.error and culprit is not None and not o.error.startswith("not run"):
+            outcomes[job.id] = Outcome(job.id, error=f"not run: {by_id[culprit].label} failed", attempts=0)
     return outcomes
 
 
