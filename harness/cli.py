@@ -390,6 +390,93 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
         err.print(f"failed: {label}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command()
+def leaderboard(
+    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    csv: Annotated[
+        list[Path] | None, typer.Option(help="external results CSV (see README for its columns); repeatable")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="read an MLflow experiment (a task name) instead of the store")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for --experiment [default: sqlite in the store]")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder [default: STORE/leaderboard]")] = None,
+) -> None:
+    """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
+    rankings per density, the paper's plots (PNG and SVG), the safe zone computed statistically."""
+    import pandas as pd
+
+    from harness import statistics as st
+    from leaderboard.site import build
+
+    with user_errors():
+        frames, sources = [], []
+        results_store = Store(store)
+        if experiment is not None:
+            uri = tracking_uri or default_uri(results_store.root)
+            frames.append(st.read_mlflow(uri, experiment))
+            sources.append(f"MLflow {uri} experiment {experiment}")
+        elif (results_store.root / "retrain").exists() or not csv:
+            frames.append(st.read_store(results_store.root))
+            sources.append(f"store {results_store.root}")
+        for path in csv or []:
+            frames.append(st.read_csv(path))
+            sources.append(f"CSV {path}")
+        df = pd.concat(frames, ignore_index=True)
+        target = out_dir or results_store.root / "leaderboard"
+        built = build(df, target, sources=sources)
+    out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
+              highlight=False, soft_wrap=True)
+    for name, zone in built["zones"].items():
+        span = "none" if zone["start"] is None else f"{zone['start']:.0%}-{zone['end']:.0%} of T"
+        out.print(f"safe zone {name}: {span} (the paper: 25%-90%)", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def ui(
+    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
+    ] = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+) -> None:
+    """Start the MLflow UI on loopback for the results' tracking store and print its address."""
+    import subprocess
+    import urllib.request
+
+    results_store = Store(store)
+    uri = tracking_uri or default_uri(results_store.root)
+    with user_errors():
+        if uri.startswith(("http://", "https://")):
+            raise HarnessError(f"{uri} is a tracking server already: open it in a browser")
+        if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+            raise HarnessError(f"no MLflow store at {uri}: run `harness run` or `harness sweep` with --store {store}")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(port)]
+    if uri.startswith("sqlite:///"):
+        command += ["--default-artifact-root", (results_store.root / "mlartifacts").as_uri()]
+    proc = subprocess.Popen(command, stdout=sys.stderr)  # this command's stdout is only the address
+    address = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(address + "/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    if proc.poll() is not None:
+        err.print(f"error: the MLflow UI exited with code {proc.returncode} (is port {port} taken? try --port)")
+        raise typer.Exit(2)
+    out.print(f"MLflow UI for {uri}: {address}  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @app.command("list")
 def list_registered() -> None:
     """Tasks, retraining methods, recipes and pruning strategies with their hyperparameters."""

@@ -48,11 +48,11 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "T": r["retrain_epochs"] / r["retrain_fraction"] if r.get("retrain_fraction") else np.nan,
             "unpruned_val_acc": r.get("base_val"), "unpruned_test_acc": r.get("base_test"),
             "flops": r.get("flops"), "dense_flops": r.get("dense_flops"),
-            "epochs_scale": r.get("base.epochs_scale", 1.0),
+            "epochs_scale": r.get("base.epochs_scale", 1.0), "metric": r.get("metric", "accuracy"),
         })
     return normalize(pd.DataFrame.from_records(records, columns=[*COLUMNS, "T", "unpruned_val_acc",
                                                                   "unpruned_test_acc", "flops", "dense_flops",
-                                                                  "epochs_scale"]))
+                                                                  "epochs_scale", "metric"]))
 
 
 def read_store(root: str | Path) -> pd.DataFrame:
@@ -116,6 +116,8 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     df["seed"] = df["seed"].astype(int)
     if "T" not in df.columns:
         df["T"] = np.nan
+    if "metric" not in df.columns:
+        df["metric"] = "accuracy"
     longest = df.groupby("task")["retraining_epochs"].transform("max")
     df["T"] = df["T"].astype(float).fillna(longest)
     df["fraction"] = (df["retraining_epochs"] / df["T"]).round(6)

@@ -16,11 +16,18 @@ from harness.errors import HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     if not distributed.is_main():  # ranks of one DDP run hold the same results: rank 0 writes them
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is as readable as any file written here
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

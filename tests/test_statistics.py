@@ -8,11 +8,15 @@ from harness.errors import HarnessError
 from harness.statistics import (
     best_validated,
     compression_at_drop,
+    frontiers,
     holm,
     normalize,
     pareto_frontier,
     read_csv,
+    read_mlflow,
+    read_store,
     safe_zone,
+    search_cost_curves,
     signed_rank_test,
     summarize,
     zone_of,
@@ -128,3 +132,42 @@ def test_external_csv_with_the_documented_columns(tmp_path):
     bad.write_text("task,method,density\nx,ft,0.5\n")
     with pytest.raises(HarnessError, match="missing column\\(s\\) pruning, schedule, retraining_epochs, seed"):
         read_csv(bad)
+
+
+def test_frontiers_per_method_and_across_methods():
+    rows = []
+    for method, accs in {"ft": [95, 90, 60], "lrr": [94, 93, 80]}.items():
+        for density, acc in zip((0.5, 0.25, 0.125), accs, strict=True):
+            rows += [cell(method, density, 10, s, acc, acc) for s in range(3)]
+    fronts = frontiers(table(rows))
+    across = fronts[("toy", "global-magnitude", "one-shot", "all")]
+    assert list(zip(across["method"], across["compression"], strict=True)) == [("ft", 2.0), ("lrr", 4.0), ("lrr", 8.0)]
+    assert len(fronts[("toy", "global-magnitude", "one-shot", "ft")]) == 3  # each method's own curve is monotone
+
+
+def test_search_cost_curve_at_one_density():
+    rows = [cell(m, d, t, s, 90, 80 + t / 10 + s) for m in ("ft", "lrr") for d in (0.5, 0.25)
+            for t in (10, 20) for s in range(3)]
+    curve = search_cost_curves(table(rows), 0.25)
+    assert curve[["method", "retraining_epochs"]].values.tolist() == [["ft", 10], ["ft", 20], ["lrr", 10], ["lrr", 20]]
+    assert curve["test_median"].tolist() == [82.0, 83.0, 82.0, 83.0]
+
+
+def test_store_and_mlflow_give_the_same_table(tmp_path):
+    from harness.experiment import Runner
+    from harness.hparams import BaseHparams, RetrainHparams
+    from harness.store import Store
+    from harness.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runner = Runner(Store(tmp_path), tracker=Tracker(uri, tmp_path))
+    base = BaseHparams("mnist1d", seed=0, epochs_scale=0.1)
+    for method in ("fine-tuning", "lr-rewinding"):
+        runner.retrain(RetrainHparams(base, method, 1.5, (0.5,)))
+    columns = ["task", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc", "fraction"]
+    local = read_store(tmp_path).sort_values("method")[columns].reset_index(drop=True)
+    mirrored = read_mlflow(uri, "mnist1d").sort_values("method")[columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(local, mirrored)
+    assert local["fraction"].tolist() == [0.5, 0.5]
+    with pytest.raises(HarnessError, match="no MLflow experiment 'cifar10-resnet20'"):
+        read_mlflow(uri, "cifar10-resnet20")

@@ -1,0 +1,109 @@
+"""The paper's plots: accuracy against compression (median with min-max bands over seeds) and
+accuracy against retraining time per density, with the computed safe zone shaded. Each is saved
+as SVG (for the page and for papers) and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from harness import statistics as st
+
+STYLE = {  # one colour per method, the same on every plot
+    "fine-tuning": "#1f77b4", "weight-rewinding": "#2ca02c", "lr-rewinding": "#d62728",
+    "low-lr-rewinding": "#9467bd", "reinit": "#8c564b", "gradual": "#ff7f0e",
+}
+
+
+def color(method: str) -> str:
+    if method in STYLE:
+        return STYLE[method]
+    palette = plt.get_cmap("tab20").colors
+    return matplotlib.colors.to_hex(palette[sum(map(ord, method)) % len(palette)])
+
+
+def save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("svg", "png"):
+        path = folder / f"{name}.{ext}"
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: str, metric: str,
+                            folder: Path, name: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, group in best.groupby("method"):
+        g = group.sort_values("compression")
+        ax.plot(g["compression"], g["test_median"], marker="o", ms=3, label=method, color=color(method))
+        ax.fill_between(g["compression"], g["test_min"], g["test_max"], alpha=0.2, color=color(method))
+    if unpruned is not None and not np.isnan(unpruned):
+        ax.axhline(unpruned, color="black", ls="--", lw=0.8, label="unpruned (median)")
+    ax.set_xscale("log")
+    ratio = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+    ax.xaxis.set_major_formatter(ratio)
+    ax.xaxis.set_minor_formatter(ratio)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("compression ratio (prunable weights / remaining)")
+    ax.set_ylabel(f"test {metric} (median, min-max over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return save(fig, folder, name)
+
+
+def accuracy_vs_retraining(summary: pd.DataFrame, zone: st.SafeZone | None, title: str, metric: str,
+                           folder: Path, name: str) -> list[Path]:
+    """One panel per density: median test score against t / T for every method."""
+    densities = sorted(summary["density"].unique(), reverse=True)
+    cols = min(4, len(densities))
+    rows = int(np.ceil(len(densities) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax, density in zip(axes.flat, densities, strict=False):
+        at = summary[np.isclose(summary["density"], density)]
+        for method, g in at.groupby("method"):
+            g = g.sort_values("fraction")
+            ax.plot(g["fraction"], g["test_median"], marker="o", ms=2.5, label=method, color=color(method))
+            ax.fill_between(g["fraction"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
+        if zone is not None and zone.start is not None:
+            ax.axvspan(zone.start, zone.end, color="#2ca02c", alpha=0.08, label="safe zone (computed)")
+        ax.set_title(f"density {density:.3g} ({1 / density:.1f}x)", fontsize=9)
+        ax.set_xlabel("retraining time t / T", fontsize=8)
+        ax.set_ylabel(f"test {metric}", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(densities):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(7, len(labels)), fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    return save(fig, folder, name)
+
+
+def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str, title: str, folder: Path,
+                            name: str) -> list[Path]:
+    """Test score against retraining epochs (the search cost) at given densities, one panel each."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.3), squeeze=False)
+    for ax, (label, data) in zip(axes.flat, curves, strict=True):
+        for method, g in data.groupby("method"):
+            g = g.sort_values("retraining_epochs")
+            ax.plot(g["retraining_epochs"], g["test_median"], marker="o", ms=2.5, label=method, color=color(method))
+            ax.fill_between(g["retraining_epochs"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("retraining epochs (search cost)", fontsize=8)
+        ax.set_ylabel(f"test {metric}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, folder, name)

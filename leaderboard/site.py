@@ -1,0 +1,167 @@
+"""`harness leaderboard`: a static site (index.html + assets/, opens from file://, no network) and
+a Markdown summary, from a statistics table (the store, an MLflow experiment, or external CSVs)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness import statistics as st
+from harness.errors import HarnessError
+from harness.store import atomic_write_bytes
+from leaderboard import plots
+from leaderboard.tables import Table, drop_table, flops_table, pareto_table, ranking, safe_zone_table
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; } h3 { font-size: 1.05em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td:nth-child(2), td:first-child { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+.note { color: #555; font-size: 12px; max-width: 900px; } .zone { background: #eef7ee; padding: .6em 1em; }
+#status.bad { background: #fdd; padding: .5em; }
+"""
+
+# Marks each plot as loaded or not and says so at the top of the page, so a broken asset is visible
+# to a reader (and to the page's test).
+CHECK = """
+window.addEventListener("error", e => { document.body.dataset.errors = (document.body.dataset.errors || "")
+  + (e.message || "resource failed") + ";"; });
+window.addEventListener("load", () => {
+  const imgs = [...document.querySelectorAll("figure img")];
+  let bad = 0;
+  for (const img of imgs) { const ok = img.complete && img.naturalWidth > 0; img.dataset.loaded = ok ? "yes" : "no";
+    if (!ok) bad++; }
+  const status = document.getElementById("status");
+  status.textContent = bad ? `${bad} of ${imgs.length} plots failed to load` : "";
+  status.className = bad ? "bad" : "";
+  document.body.dataset.rendered = `${document.querySelectorAll("table").length} tables, ${imgs.length - bad} plots`;
+});
+"""
+
+
+@dataclass
+class Section:
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (asset path, caption)
+    text: list[str] = field(default_factory=list)
+
+
+def slug(*parts: object) -> str:
+    return "-".join(str(p).replace(" ", "_").replace("/", "_") for p in parts)
+
+
+def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
+          sources: list[str] | None = None) -> dict[str, object]:
+    """Write ``out/index.html``, ``out/summary.md`` and ``out/assets/``; return what was computed."""
+    if df.empty:
+        raise HarnessError("no results to build a leaderboard from")
+    out.mkdir(parents=True, exist_ok=True)
+    assets = out / "assets"
+    best_all = st.best_validated(df)
+    summary_all = st.summarize(df)
+    base = st.unpruned(df)
+    sections: list[Section] = []
+    zones: dict[str, object] = {}
+    overview = Section("Overview")
+    overview.tables.append(drop_table(df))
+    sections.append(overview)
+    for (task, pruning, schedule), group in df.groupby(["task", "pruning", "schedule"]):
+        metric = group["metric"].iloc[0] if "metric" in group.columns else "accuracy"
+        name = slug(task, pruning, schedule)
+        section = Section(f"{task}: {pruning}, {schedule}")
+        best = best_all[(best_all["task"] == task) & (best_all["pruning"] == pruning)
+                        & (best_all["schedule"] == schedule)]
+        summary = summary_all[(summary_all["task"] == task) & (summary_all["pruning"] == pruning)
+                              & (summary_all["schedule"] == schedule)]
+        zone = None
+        try:
+            zone = st.safe_zone(group)
+        except HarnessError as e:
+            section.text.append(f"Safe zone: not computed ({e}).")
+        if zone is not None:
+            section.text.append(zone.describe() + ".")
+            section.tables.append(safe_zone_table(zone))
+            zones[name] = {"start": zone.start, "end": zone.end, "start_interval": zone.start_interval,
+                           "end_interval": zone.end_interval, "pairs": zone.pairs}
+        unpruned = float(base[task]) if task in base.index else None
+        plots.accuracy_vs_compression(best, unpruned, f"{task}, {pruning}, {schedule}", metric, assets,
+                                      f"{name}-compression")
+        section.figures.append((f"assets/{name}-compression.svg",
+                                f"Test {metric} at the retraining time chosen on validation against compression: "
+                                "median over seeds, band from min to max."))
+        plots.accuracy_vs_retraining(summary, zone, f"{task}, {pruning}, {schedule}", metric, assets,
+                                     f"{name}-retraining")
+        section.figures.append((f"assets/{name}-retraining.svg",
+                                f"Test {metric} against retraining time (fraction of T) per density; shaded: "
+                                "the computed safe zone."))
+        curves = []
+        for drop in (0.0, 1.0):
+            at = st.compression_at_drop(group, drop)
+            if len(at) and not pd.isna(at["density"].iloc[0]):
+                density = float(at["density"].iloc[0])
+                label = f"{'no' if drop == 0 else '1-point'} accuracy drop: density {density:.3g}"
+                curves.append((label, st.search_cost_curves(group, density)))
+        if curves:
+            plots.accuracy_vs_search_cost(curves, metric, f"{task}, {pruning}, {schedule}", assets,
+                                          f"{name}-search-cost")
+            section.figures.append((f"assets/{name}-search-cost.svg",
+                                    f"Test {metric} against search cost (retraining epochs) at the highest "
+                                    "compression with no drop and with a 1-point drop from the unpruned network."))
+        section.tables.append(pareto_table(st.frontiers(group)[(task, pruning, schedule, "all")]))
+        for density in sorted(group["density"].unique(), reverse=True):
+            section.tables.append(ranking(best, density))
+        if (ft := flops_table(group, best)) is not None:
+            section.tables.append(ft)
+        sections.append(section)
+    sources_text = ", ".join(sources or [])
+    atomic_write_bytes(out / "index.html", render_html(title, sections, sources_text).encode())
+    atomic_write_bytes(out / "summary.md", render_markdown(title, sections, sources_text).encode())
+    atomic_write_bytes(out / "safe_zone.json", (json.dumps(zones, indent=2) + "\n").encode())
+    return {"sections": len(sections), "zones": zones, "rows": len(df)}
+
+
+def render_table_html(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
+    return f"<h3>{html.escape(t.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
+
+def render_html(title: str, sections: list[Section], sources: str) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style><script>{CHECK}</script></head><body>",
+             f"<h1>{html.escape(title)}</h1><p id='status'></p>",
+             f"<p class='note'>Sources: {html.escape(sources)}. Every figure is the median, min and max over seeds; "
+             "retraining time is chosen on validation and reported on test.</p>"]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        parts += [f"<p class='zone'>{html.escape(t)}</p>" for t in s.text]
+        for path, caption in s.figures:
+            png = html.escape(path[:-4]) + ".png"
+            parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
+                         f"<figcaption class='note'>{html.escape(caption)} PNG: "
+                         f"<a href='{png}'>{png}</a></figcaption></figure>")
+        parts += [render_table_html(t) for t in s.tables]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render_markdown(title: str, sections: list[Section], sources: str) -> str:
+    lines = [f"# {title}", "", f"Sources: {sources}. Median (min-max) over seeds; t chosen on validation.", ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        lines += [f"**{t}**" for t in s.text] + ([""] if s.text else [])
+        lines += [f"![{caption}]({path[:-4]}.png)" for path, caption in s.figures] + [""]
+        for t in s.tables:
+            lines += [f"### {t.title}", "", "| " + " | ".join(t.header) + " |",
+                      "|" + "---|" * len(t.header)]
+            lines += ["| " + " | ".join(row) + " |" for row in t.rows]
+            lines += (["", t.note] if t.note else []) + [""]
+    return "\n".join(lines)
