@@ -71,6 +71,15 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     zones: dict[str, object] = {}
     overview = Section("Overview")
     overview.tables.append(drop_table(df))
+    if df.groupby(["task", "pruning", "schedule"]).ngroups > 1:
+        try:  # the zone over every task at once: the paper's claim is about all of them
+            zone = st.safe_zone(df)
+            overview.text.append("Across all tasks: " + zone.describe() + ".")
+            overview.tables.append(safe_zone_table(zone))
+            zones["all"] = {"start": zone.start, "end": zone.end, "start_interval": zone.start_interval,
+                            "end_interval": zone.end_interval, "pairs": zone.pairs}
+        except HarnessError as e:
+            overview.text.append(f"Safe zone across all tasks: not computed ({e}).")
     sections.append(overview)
     for (task, pruning, schedule), group in df.groupby(["task", "pruning", "schedule"]):
         metric = group["metric"].iloc[0] if "metric" in group.columns else "accuracy"
