@@ -355,8 +355,8 @@ def sweep(
                                                                  download=download), bf16, threads_per_job)
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
     display = SweepDisplay()
-    with user_errors(), display.bar, make_executor(
-            executor, context, workers, address, retries, cpus_per_job, gpus, display.reporter_for) as ex:
+    with user_errors(), make_executor(
+            executor, context, workers, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
         report = run_study(spec, results_store, ex, display.listener, retries=retries, tracker=tracker)
     show_study(spec, report, tracker)
     if report.failures:

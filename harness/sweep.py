@@ -168,6 +168,8 @@ class RayExecutor(Executor):
         except ImportError:
             raise HarnessError("--executor ray needs Ray: pip install '.[ray]'") from None
         self.ray = ray
+        if address and address != "auto":
+            check_reachable(address)
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address:
@@ -195,6 +197,20 @@ class RayExecutor(Executor):
             except Exception as e:  # RayTaskError wraps the job's own exception
                 out.append((ref, getattr(e, "cause", None) or e))
         return out
+
+
+def check_reachable(address: str) -> None:
+    """Ray keeps retrying an address nobody answers at: fail at once instead."""
+    import socket
+
+    valid = "valid: the head's host:port (ray start --head prints it), ray://host:10001, or auto"
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise HarnessError(f"Ray address {address!r} has no host:port; {valid}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise HarnessError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); {valid}") from None
 
 
 # -- the driver -------------------------------------------------------------------------------

@@ -127,3 +127,14 @@ def test_dry_run_prints_the_plan(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "mnist1d-paper", "--store", str(tmp_path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "720 cells in 507 jobs, 4545 training epochs at least" in result.stdout
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("headnode", "Ray address 'headnode' has no host:port"),
+])
+def test_unreachable_ray_address_is_one_line(tmp_path, address, message):
+    result = CliRunner().invoke(app, ["sweep", "mnist1d-smoke", "--store", str(tmp_path), "--no-tracking",
+                                      "--executor", "ray", "--address", address])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr and result.stderr.count("\n") == 1
