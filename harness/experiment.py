@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from harness import distributed, masks, store
+from harness.errors import HarnessError
 from harness.flops import flops
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
@@ -243,6 +244,9 @@ class Runner:
         for hp in hps:
             method.validate(T, hp.retrain_epochs)
             method.resolve_params(dict(hp.method_params))
+        if first.structured and method.during is not None:
+            raise HarnessError(f"{method.name} prunes weights during training and cannot take a structured "
+                               "configuration; valid: an unstructured pruning strategy (--density)")
         if len(hps) > 1:
             shape = {replace(hp, retrain_epochs=0.0) for hp in hps}
             if len(shape) > 1 or first.round > 1 or not method.shares_prefix(T):

@@ -317,6 +317,10 @@ def check_against_task(study: Study) -> None:
                 config_for_task(kind.structured, study.task)
             except HarnessError as e:
                 raise StudyError(f"pruning: {e}") from None
+            during = [m for m in study.methods if get_method(m).during is not None]
+            if during:
+                raise StudyError(f"pruning: {', '.join(during)} prune(s) during training and cannot take the "
+                                 f"structured configuration {kind.structured}; list methods without it")
 
 
 def describe(study: Study) -> dict[str, Any]:

@@ -105,6 +105,8 @@ BAD = {
     "not a mapping": ("- mnist1d\n", "study.yaml: a study is a mapping of keys"),
     "structured for another task": ("task: mnist1d\npruning: [{structured: resnet56-A}]\n",
                                     "study.yaml: pruning:"),
+    "structured gradual": ("task: cifar10-resnet56\nmethods: [gradual]\npruning: [{structured: resnet56-A}]\n",
+                           "study.yaml: pruning: gradual prune(s) during training and cannot take"),
 }
 
 
