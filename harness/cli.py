@@ -328,9 +328,10 @@ def sweep(
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume."""
+    from harness.executors import WorkerContext, make_executor
     from harness.plan import is_done, plan
     from harness.study import load_study
-    from harness.sweep import WorkerContext, make_executor, run_study
+    from harness.sweep import run_study
 
     with user_errors():
         spec = load_study(study)

@@ -1,217 +1,18 @@
-"""Running a study: its jobs on an executor, in dependency order, each finished job in the store.
+"""Running a study: its jobs on an executor (``harness/executors.py``) in dependency order,
+failures retried and reported, finished cells mirrored to MLflow, the study's tables written.
 
-Nothing here decides what a result is: a job is ``Runner.base`` or ``Runner.retrain_group`` on the
-shared results store, so a cell computed by a sweep, by ``harness run`` or on another machine of a
-Ray cluster is the same folder, and a rerun finds it done. Executors:
-
-- ``local``, in process (``workers=1``) or a pool of worker processes;
-- ``ray``: every job a Ray task with its CPU/GPU needs, its dependencies passed as object refs so
-  that Ray itself runs base training before cells and round r before round r + 1.
-"""
+Nothing here decides what a result is, so a rerun finds every finished cell in the store."""
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.experiment import Reporter, Runner
+from harness.executors import Executor, Outcome, describe_error
 from harness.plan import Job
 from harness.store import Store
-from tasks.spec import DataOptions
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a worker needs to build its Runner; never part of any result's identity."""
-
-    store: str
-    data_options: DataOptions = field(default_factory=DataOptions)
-    bf16: bool = False
-    # CPU results are bit-identical only for the same number of intra-op threads (reductions split
-    # differently), so every executor gives each job the same number: 1 unless asked otherwise.
-    threads: int = 1
-
-
-@dataclass
-class Outcome:
-    job_id: str
-    executed_epochs: float = 0.0
-    seconds: float = 0.0
-    cached: bool = False
-    error: str | None = None
-    attempts: int = 1
-
-
-_RUNNERS: dict[WorkerContext, Runner] = {}
-
-
-def runner_for(context: WorkerContext, reporter: Reporter | None = None) -> Runner:
-    """One Runner per worker process and context, so each worker loads a data set once."""
-    import torch
-
-    torch.set_num_threads(context.threads)
-    if context not in _RUNNERS:
-        _RUNNERS[context] = Runner(Store(context.store), context.data_options, bf16=context.bf16)
-    runner = _RUNNERS[context]
-    runner.reporter = reporter or Reporter()
-    return runner
-
-
-def run_job(job: Job, context: WorkerContext, *upstream: Any, reporter: Reporter | None = None) -> Outcome:
-    """Execute one job (``upstream``: the outcomes it waited for, unused but for ordering)."""
-    runner = runner_for(context, reporter)
-    before, started = runner.executed_epochs, time.time()
-    if job.kind == "base":
-        run = runner.base(job.base, job.rewind_epochs)
-        cached = not run.trained_now
-    else:
-        rows = runner.retrain_group(list(job.cells))
-        cached = all(r["cached"] for r in rows)
-    return Outcome(job.id, runner.executed_epochs - before, time.time() - started, cached)
-
-
-def describe_error(e: BaseException) -> str:
-    if isinstance(e, HarnessError):
-        return str(e)
-    frame = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
-    where = f" ({Path(frame[0].filename).name}:{frame[0].lineno})" if frame else ""
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}{where}"
-
-
-# -- executors --------------------------------------------------------------------------------
-
-
-class Executor:
-    native_dependencies = False  # True: the executor orders jobs by the handles passed to submit
-
-    def submit(self, job: Job, upstream: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def wait_any(self, handles: list[Any]) -> list[tuple[Any, Outcome | BaseException]]:
-        raise NotImplementedError
-
-    def capacity(self, running: int) -> int:
-        return 1 << 30
-
-    def close(self) -> None:
-        pass
-
-
-class InProcess(Executor):
-    """Jobs run one by one in this process, with step-level progress."""
-
-    def __init__(self, context: WorkerContext, reporter_for: Callable[[Job], Reporter] | None = None) -> None:
-        self.context = context
-        self.reporter_for = reporter_for
-        self._done: dict[int, Outcome | BaseException] = {}
-
-    def capacity(self, running: int) -> int:
-        return 0 if running else 1
-
-    def submit(self, job: Job, upstream: list[Any]) -> Any:
-        handle = len(self._done)
-        try:
-            reporter = self.reporter_for(job) if self.reporter_for else None
-            self._done[handle] = run_job(job, self.context, reporter=reporter)
-        except Exception as e:  # reported as the job's failure; the study goes on
-            self._done[handle] = e
-        return handle
-
-    def wait_any(self, handles: list[Any]) -> list[tuple[Any, Outcome | BaseException]]:
-        return [(h, self._done.pop(h)) for h in handles]
-
-
-class LocalPool(Executor):
-    """A pool of worker processes on this machine."""
-
-    def __init__(self, context: WorkerContext, workers: int) -> None:
-        self.context = context
-        self.workers = workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def capacity(self, running: int) -> int:
-        return max(0, self.workers - running)
-
-    def submit(self, job: Job, upstream: list[Any]) -> Future:
-        return self.pool.submit(run_job, job, self.context)
-
-    def wait_any(self, handles: list[Future]) -> list[tuple[Any, Outcome | BaseException]]:
-        done, _ = wait(handles, return_when=FIRST_COMPLETED)
-        out: list[tuple[Any, Outcome | BaseException]] = []
-        for f in done:
-            e = f.exception()
-            out.append((f, e if e is not None else f.result()))
-        return out
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class RayExecutor(Executor):
-    """Each job a Ray task; Ray holds a cell back until the refs of its dependencies resolve."""
-
-    native_dependencies = True
-
-    def __init__(self, context: WorkerContext, address: str | None, retries: int, cpus: float, gpus: float,
-                 num_cpus: int | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise HarnessError("--executor ray needs Ray: pip install '.[ray]'") from None
-        self.ray = ray
-        if address and address != "auto":
-            check_reachable(address)
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                kwargs["address"] = address
-            elif num_cpus:
-                kwargs["num_cpus"] = num_cpus
-            try:
-                ray.init(**kwargs)
-            except ConnectionError as e:
-                raise HarnessError(f"cannot reach the Ray cluster at {address!r} ({e}); "
-                                   "valid: an address from `ray start --head`, or 'auto'") from None
-        self.context = context
-        self.remote = ray.remote(run_job)
-        self.options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": retries, "retry_exceptions": True}
-
-    def submit(self, job: Job, upstream: list[Any]) -> Any:
-        return self.remote.options(name=job.label[:100], **self.options).remote(job, self.context, *upstream)
-
-    def wait_any(self, handles: list[Any]) -> list[tuple[Any, Outcome | BaseException]]:
-        done, _ = self.ray.wait(handles, num_returns=1)
-        out: list[tuple[Any, Outcome | BaseException]] = []
-        for ref in done:
-            try:
-                out.append((ref, self.ray.get(ref)))
-            except Exception as e:  # RayTaskError wraps the job's own exception
-                out.append((ref, getattr(e, "cause", None) or e))
-        return out
-
-
-def check_reachable(address: str) -> None:
-    """Ray keeps retrying an address nobody answers at: fail at once instead."""
-    import socket
-
-    valid = "valid: the head's host:port (ray start --head prints it), ray://host:10001, or auto"
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise HarnessError(f"Ray address {address!r} has no host:port; {valid}")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as e:
-        raise HarnessError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); {valid}") from None
-
 
 # -- the driver -------------------------------------------------------------------------------
 
@@ -302,28 +103,6 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
         if o is not None and o.error and culprit is not None and not o.error.startswith("not run"):
             outcomes[job.id] = Outcome(job.id, error=f"not run: {by_id[culprit].label} failed", attempts=0)
     return outcomes
-
-
-@contextlib.contextmanager
-def make_executor(kind: str, context: WorkerContext, workers: int | None = None, address: str | None = None,
-                  retries: int = 0, cpus_per_job: float = 1, gpus_per_job: float = 0,
-                  reporter_for: Callable[[Job], Reporter] | None = None) -> Iterator[Executor]:
-    if context.threads < 1:
-        raise HarnessError(f"--threads-per-job must be a positive integer, got {context.threads}")
-    if kind == "local":
-        if workers is None:  # on CPU, one single-threaded worker per core; a GPU is shared by none
-            workers = 1 if context.data_options.device != "cpu" else max(1, (os.cpu_count() or 1) // context.threads)
-        if workers < 1:
-            raise HarnessError(f"--workers must be a positive integer, got {workers}")
-        yield InProcess(context, reporter_for) if workers == 1 else LocalPool(context, workers)
-    elif kind == "ray":
-        if cpus_per_job < context.threads:
-            raise HarnessError(f"--cpus-per-job ({cpus_per_job:g}) must be at least --threads-per-job "
-                               f"({context.threads})")
-        yield RayExecutor(context, address, retries, cpus_per_job, gpus_per_job,
-                          num_cpus=None if address else (os.cpu_count() or 1))
-    else:
-        raise HarnessError(f"unknown executor {kind!r}; valid: local, ray")
 
 
 # -- a study, end to end ----------------------------------------------------------------------

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from harness.executors import InProcess, LocalPool, WorkerContext
 from harness.plan import plan
 from harness.store import Store
 from harness.study import load_study
-from harness.sweep import InProcess, Listener, LocalPool, WorkerContext, run_study
+from harness.sweep import Listener, run_study
 
 STUDY = """
 task: mnist1d
@@ -146,7 +147,7 @@ def test_other_executors_give_the_same_results(reference, study_file, tmp_path, 
     else:
         import ray
 
-        from harness.sweep import RayExecutor
+        from harness.executors import RayExecutor
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         executor = RayExecutor(context, address=None, retries=0, cpus=1, gpus=0)
