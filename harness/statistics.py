@@ -41,7 +41,7 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     records = []
     for r in rows:
         records.append({
-            "task": r["base.task"], "pruning": r.get("structured") or r.get("pruning", "global-magnitude"),
+            "task": task_label(r), "pruning": r.get("structured") or r.get("pruning", "global-magnitude"),
             "schedule": r["schedule"], "method": r["method"], "density": r["density"],
             "retraining_epochs": r["retrain_epochs"], "seed": r["base.seed"],
             "val_acc": r["val"], "test_acc": r["test"],
@@ -53,6 +53,17 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return normalize(pd.DataFrame.from_records(records, columns=[*COLUMNS, "T", "unpruned_val_acc",
                                                                   "unpruned_test_acc", "flops", "dense_flops",
                                                                   "epochs_scale", "metric"]))
+
+
+def task_label(row: dict[str, Any]) -> str:
+    """The task as a comparison unit: a shortened schedule or another batch size is another experiment."""
+    label = row["base.task"]
+    scale, batch = row.get("base.epochs_scale", 1.0), row.get("base.batch_size")
+    if scale not in (None, 1.0):
+        label += f" (epochs x{scale:g})"
+    if batch not in (None, "None", ""):
+        label += f" (batch {batch})"
+    return label
 
 
 def read_store(root: str | Path) -> pd.DataFrame:
@@ -102,7 +113,7 @@ def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
             "val": m[f"final_val_{metric}"], "test": m[f"final_test_{metric}"],
             "retrain_fraction": float(p["retrain_epochs"]) / float(p["task.epochs"]),
             "flops": m.get("flops"), "dense_flops": m.get("dense_flops"),
-            "base.epochs_scale": float(p.get("base.epochs_scale", 1.0)),
+            "base.epochs_scale": float(p.get("base.epochs_scale", 1.0)), "base.batch_size": p.get("base.batch_size"),
         })
     if not rows:
         raise HarnessError(f"MLflow experiment {experiment!r} at {tracking_uri} has no retraining runs")

@@ -116,7 +116,8 @@ def test_leaderboard_command_reads_the_store_and_external_csv(tmp_path):
     result = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "store"), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "store" / "leaderboard" / "summary.md").read_text()
-    assert "## mnist1d: global-magnitude, one-shot" in md and "## published: global-magnitude, one-shot" in md
+    assert "## mnist1d (epochs x0.1): global-magnitude, one-shot" in md
+    assert "## published: global-magnitude, one-shot" in md
     assert "safe zone 30%-80% of T" in md  # computed on the published rows
     bad = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "empty")])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: no results in")

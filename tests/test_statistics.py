@@ -169,5 +169,6 @@ def test_store_and_mlflow_give_the_same_table(tmp_path):
     mirrored = read_mlflow(uri, "mnist1d").sort_values("method")[columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(local, mirrored)
     assert local["fraction"].tolist() == [0.5, 0.5]
+    assert set(local["task"]) == {"mnist1d (epochs x0.1)"}  # a shortened schedule is its own experiment
     with pytest.raises(HarnessError, match="no MLflow experiment 'cifar10-resnet20'"):
         read_mlflow(uri, "cifar10-resnet20")
