@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,8 @@ class Section:
 
 
 def slug(*parts: object) -> str:
-    return "-".join(str(p).replace(" ", "_").replace("/", "_") for p in parts)
+    """A file name safe in URLs and Markdown links."""
+    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", str(p)).strip("_") for p in parts)
 
 
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
