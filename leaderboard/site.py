@@ -56,7 +56,7 @@ class Section:
 
 def slug(*parts: object) -> str:
     """A file name safe in URLs and Markdown links."""
-    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", str(p)).strip("_") for p in parts)
+    return "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", str(p)).strip("_") for p in parts)
 
 
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
