@@ -1,25 +1,23 @@
-"""Choosing retraining time on validation, reporting on test (the paper's protocol)."""
+"""Choosing retraining time on validation, reporting on test (the paper's protocol), for the result
+rows of one (method, density); the rule itself is ``harness.statistics.best_validated``."""
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from typing import Any
 
 
 def best_validated(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Among rows of one (method, density), the retraining time with the highest median validation
-    score over seeds, with the median, min and max of its test score.
-    """
-    by_t: dict[float, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_t[r["retrain_epochs"]].append(r)
-    # ties go to the shorter retraining time: the cheaper search
-    t = max(sorted(by_t), key=lambda k: statistics.median(r["val"] for r in by_t[k]))
-    tests = [r["test"] for r in by_t[t]]
-    return {
-        "retrain_epochs": t,
-        "val_median": statistics.median(r["val"] for r in by_t[t]),
-        "test_median": statistics.median(tests), "test_min": min(tests), "test_max": max(tests),
-        "seeds": len(tests),
-    }
+    score over seeds, with the median, min and max of its test score."""
+    import pandas as pd
+
+    from harness import statistics
+
+    table = pd.DataFrame({
+        "retraining_epochs": [r["retrain_epochs"] for r in rows], "seed": [r["base.seed"] for r in rows],
+        "val_acc": [r["val"] for r in rows], "test_acc": [r["test"] for r in rows],
+    }).assign(task="", pruning="", schedule="", method="", density=1.0)
+    best = statistics.best_validated(statistics.normalize(table)).iloc[0]
+    return {"retrain_epochs": float(best["retraining_epochs"]), "val_median": float(best["val_median"]),
+            "test_median": float(best["test_median"]), "test_min": float(best["test_min"]),
+            "test_max": float(best["test_max"]), "seeds": int(best["seeds"])}
