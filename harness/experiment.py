@@ -46,6 +46,13 @@ def paper_retraining_times(T: float, points: int = PAPER_GRID_POINTS) -> list[fl
     return [float(step * k) for k in range(1, points)] + [float(T)]
 
 
+def base_checkpoint_steps(T: float, steps_per_epoch: int, rewind_epochs: Iterable[float] = ()) -> set[int]:
+    """The steps of the original run kept as checkpoints: the paper's rewind points, the ones asked
+    for, and W_T."""
+    epochs = [T - t for t in paper_retraining_times(T)] + list(rewind_epochs) + [T]
+    return {to_step(g, steps_per_epoch) for g in epochs}
+
+
 class Reporter:
     """Where progress goes; the CLI shows bars, the library is silent by default."""
 
@@ -159,8 +166,7 @@ class Runner:
         spe = data.steps_per_epoch
         T = task.epochs
         folder = self.store.base_dir(hp)
-        wanted = {to_step(T - t, spe) for t in paper_retraining_times(T)}
-        wanted |= {to_step(g, spe) for g in rewind_epochs} | {to_step(T, spe)}
+        wanted = base_checkpoint_steps(T, spe, rewind_epochs)
         run = BaseRun(hp, folder, spe, {}, trained_now=False)
         stored = {s for s in wanted if run.checkpoint_path(s).exists()}
         done = folder / "result.json"
@@ -351,7 +357,6 @@ class Runner:
         result = {
             "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric, "run": folder.name,
             "schedule": "iterative" if hp.round > 1 else "one-shot",
-            "pruning_kind": "structured" if hp.structured else "unstructured",
             "params": method.resolve_params(dict(hp.method_params)),
             "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
             "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),

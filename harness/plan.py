@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
-from harness.store import Store
+from harness.store import Store, read_json
 from methods.spec import get_method
 from tasks.spec import get_task
 
@@ -26,6 +26,7 @@ class Job:
     rewind_epochs: tuple[float, ...] = ()  # base jobs: the W_g the study rewinds to
     after: tuple[str, ...] = ()  # ids of the jobs this one needs
     epochs: float = 0.0  # training epochs of the job's run
+    T: float = 0.0  # epochs of the task's (resolved) schedule
 
     @property
     def id(self) -> str:
@@ -72,7 +73,7 @@ def plan(cells: list[RetrainHparams]) -> list[Job]:
         shared = hp.round == 1 and method.shares_prefix(T)
         groups[replace(hp, retrain_epochs=0.0) if shared else hp].append(hp)
 
-    jobs = [Job("base", b, rewind_epochs=tuple(sorted(rewinds[b])), epochs=T_of[b]) for b in sorted(
+    jobs = [Job("base", b, rewind_epochs=tuple(sorted(rewinds[b])), epochs=T_of[b], T=T_of[b]) for b in sorted(
         T_of, key=lambda b: (b.task, b.seed))]
     base_id = {job.base: job.id for job in jobs}
     members_of = [sorted(m, key=lambda h: h.retrain_epochs) for m in groups.values()]
@@ -83,7 +84,7 @@ def plan(cells: list[RetrainHparams]) -> list[Job]:
         previous = last.previous()
         after = (base_id[last.base],) + (() if previous is None else (job_of[previous],))
         cell_jobs.append(Job("cells", last.base, cells=tuple(members), after=after,
-                             epochs=epochs_of(last, T_of[last.base])))
+                             epochs=epochs_of(last, T_of[last.base]), T=T_of[last.base]))
     cell_jobs.sort(key=lambda j: (j.cells[-1].round, j.base.seed))
     return jobs + cell_jobs
 
@@ -92,31 +93,20 @@ def is_done(job: Job, store: Store) -> bool:
     """Whether a job's results are all in the store (a base job: its result and checkpoints)."""
     if job.kind == "cells":
         return all((store.retrain_dir(hp) / "result.json").exists() for hp in job.cells)
+    from harness.experiment import base_checkpoint_steps
+
     folder = store.base_dir(job.base)
     if not (folder / "result.json").exists():
         return False
-    from harness.experiment import paper_retraining_times
-    from harness.train import to_step
-
-    spe = _steps_per_epoch(folder)
-    if spe is None:
+    spe = read_json(folder / "result.json").get("steps_per_epoch")
+    if spe is None:  # a base run from before sweeps: the runner will check it
         return False
-    T = get_task(job.base.task).resolved(job.base).epochs
-    wanted = {to_step(g, spe) for g in job.rewind_epochs} | {to_step(T - t, spe) for t in paper_retraining_times(T)}
-    return all((folder / "checkpoints" / f"step_{s:08d}.pt").exists() for s in wanted | {to_step(T, spe)})
-
-
-def _steps_per_epoch(folder: Any) -> int | None:
-    from harness import store as st
-
-    result = st.read_json(folder / "result.json")
-    return result.get("steps_per_epoch")
+    steps = base_checkpoint_steps(job.T, spe, job.rewind_epochs)
+    return all((folder / "checkpoints" / f"step_{s:08d}.pt").exists() for s in steps)
 
 
 def pending_epochs(job: Job, store: Store) -> float:
-    """The epochs a job still has to train: the longest of its cells that are not done."""
-    if job.kind == "base":
-        return 0.0 if is_done(job, store) else job.epochs
-    T = get_task(job.base.task).resolved(job.base).epochs
+    """The epochs a job that is not done still has to train: a base job all of them, a group of
+    cells the longest of its cells without a result."""
     todo = [hp for hp in job.cells if not (store.retrain_dir(hp) / "result.json").exists()]
-    return epochs_of(todo[-1], T) if todo else 0.0
+    return epochs_of(todo[-1], job.T) if todo else job.epochs if job.kind == "base" else 0.0
