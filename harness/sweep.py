@@ -51,14 +51,19 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
     def failed(job_id: str) -> bool:
         return job_id in outcomes and outcomes[job_id].error is not None
 
+    def blocked(job: Job) -> Outcome | None:
+        """A job that needs a failed one does not run (under Ray it fails with it)."""
+        culprit = next((a for a in job.after if failed(a)), None)
+        return None if culprit is None else Outcome(job.id, error=f"not run: {by_id[culprit].label} failed",
+                                                    attempts=0)
+
     try:
         while waiting or running:
             still = []
             for job in waiting:
-                if any(failed(a) for a in job.after):
-                    culprit = next(a for a in job.after if failed(a))
-                    outcomes[job.id] = Outcome(job.id, error=f"not run: {by_id[culprit].label} failed", attempts=0)
-                    listener.finished(job, outcomes[job.id])
+                if (outcome := blocked(job)) is not None:
+                    outcomes[job.id] = outcome
+                    listener.finished(job, outcome)
                     continue
                 ready = all(a in outcomes for a in job.after) or (
                     native and all(a in outcomes or a in handle_of for a in job.after))
@@ -79,29 +84,21 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
             for handle, result in executor.wait_any(list(running)):
                 job = running.pop(handle)
                 if isinstance(result, BaseException):
-                    dependency = next((a for a in job.after if failed(a)), None)
-                    if dependency is not None:
-                        outcomes[job.id] = Outcome(job.id, error=f"not run: {by_id[dependency].label} failed",
-                                                   attempts=0)
-                    elif not native and attempts[job.id] <= retries:
+                    if not native and attempts[job.id] <= retries:
                         handle_of.pop(job.id, None)
                         waiting.insert(0, job)
                         continue
-                    else:
-                        outcomes[job.id] = Outcome(job.id, error=describe_error(result), attempts=attempts[job.id])
+                    result = blocked(job) or Outcome(job.id, error=describe_error(result), attempts=attempts[job.id])
                 else:
                     result.attempts = attempts[job.id]
-                    outcomes[job.id] = result
-                listener.finished(job, outcomes[job.id])
+                outcomes[job.id] = result
+                listener.finished(job, result)
     finally:
         executor.close()
-    # Under Ray a cell whose dependency failed fails too, maybe before the dependency's failure is
-    # seen here: name the cause, in dependency order.
+    # Under Ray a dependent may fail before its dependency's failure is seen here: name the cause.
     for job in jobs:
-        o = outcomes.get(job.id)
-        culprit = next((a for a in job.after if failed(a)), None)
-        if o is not None and o.error and culprit is not None and not o.error.startswith("not run"):
-            outcomes[job.id] = Outcome(job.id, error=f"not run: {by_id[culprit].label} failed", attempts=0)
+        if outcomes[job.id].error and not outcomes[job.id].error.startswith("not run"):
+            outcomes[job.id] = blocked(job) or outcomes[job.id]
     return outcomes
 
 
