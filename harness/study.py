@@ -19,7 +19,7 @@ default and can be narrowed:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,10 +43,6 @@ class PruningKind:
     strategy: str = UNSTRUCTURED
     structured: str | None = None
     levels: tuple[int, ...] = (1,)
-
-    @property
-    def label(self) -> str:
-        return self.structured or self.strategy
 
 
 @dataclass(frozen=True)
@@ -211,10 +207,10 @@ def _integer(low: int) -> Callable[[Any], int]:
     return parse
 
 
-def _choice(valid: list[str], what: str) -> Callable[[Any], str]:
-    def parse(v: Any) -> str:
-        if v not in valid:
-            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(valid)}")
+def _choice(valid: Sequence[Any], what: str) -> Callable[[Any], Any]:
+    def parse(v: Any) -> Any:
+        if isinstance(v, bool) or v not in valid:
+            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(map(str, valid))}")
         return v
     return parse
 
@@ -246,20 +242,12 @@ def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
             return PruningKind(strategy=_choice(PRUNERS.names(), "pruning strategy")(entry))
         if isinstance(entry, dict) and "structured" in entry and set(entry) <= {"structured", "levels"}:
             config = _choice(CONFIGS.names(), "structured configuration")(entry["structured"])
-            levels = _list(entry.get("levels", [1]), _choice_int(LEVELS, "level"), "level")
+            levels = _list(entry.get("levels", [1]), _choice(LEVELS, "level"), "level")
             return PruningKind(structured=config, levels=levels)
         raise StudyError(f"an entry is a strategy ({', '.join(PRUNERS.names())}) or "
                          f"{{structured: CONFIG, levels: [1, 2]}}, got {entry!r}")
 
     return _list(v, one, "pruning kind")
-
-
-def _choice_int(valid: tuple[int, ...], what: str) -> Callable[[Any], int]:
-    def parse(v: Any) -> int:
-        if v not in valid or isinstance(v, bool):
-            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(map(str, valid))}")
-        return int(v)
-    return parse
 
 
 def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:

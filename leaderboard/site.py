@@ -128,7 +128,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         section.tables.append(pareto_table(st.frontiers(group)[(task, pruning, schedule, "all")]))
         for density in sorted(group["density"].unique(), reverse=True):
             section.tables.append(ranking(best, density))
-        if (ft := flops_table(group, best)) is not None:
+        if (ft := flops_table(group)) is not None:
             section.tables.append(ft)
         sections.append(section)
     sources_text = ", ".join(sources or [])

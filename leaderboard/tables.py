@@ -58,7 +58,7 @@ def safe_zone_table(zone: st.SafeZone) -> Table:
                                    "p (Holm)", "in zone"], rows, note)
 
 
-def flops_table(df: pd.DataFrame, best: pd.DataFrame) -> Table | None:
+def flops_table(df: pd.DataFrame) -> Table | None:
     if "flops" not in df.columns or df["flops"].isna().all():
         return None
     per_density = df.dropna(subset=["flops"]).groupby(["task", "pruning", "density"]).agg(
