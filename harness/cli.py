@@ -22,6 +22,7 @@ from harness.experiment import Reporter, Runner
 from harness.hparams import BaseHparams, RetrainHparams
 from harness.selection import best_validated
 from harness.store import Store
+from harness.sweep import Listener
 from harness.tracking import Tracker, default_uri
 from tasks.spec import DataOptions
 
@@ -235,13 +236,10 @@ def show_results(
         out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
 
 
-class SweepDisplay:
+class SweepDisplay(Listener):
     """Progress over a study's cells (done, running, cached, failed) and its training epochs (eta)."""
 
     def __init__(self) -> None:
-        from harness.sweep import Listener
-
-        display = self
         columns = [TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.fields[count]}"),
                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"),
                    TimeRemainingColumn()]
@@ -249,31 +247,26 @@ class SweepDisplay:
         self.counts = {"done": 0, "cached": 0, "failed": 0, "running": 0}
         self.epochs_done = 0.0
 
-        class _Listener(Listener):
-            def planned(self, jobs: list, cells: set, pending: dict[str, float]) -> None:
-                display.cells, display.pending = cells, pending
-                total = sum(pending.values())
-                display.cell_task = display.bar.add_task("cells", total=len(cells), count="", status="")
-                display.epoch_task = display.bar.add_task("epochs", total=max(total, 1e-9), count="", status="")
-                display.total_epochs = total
-                display.refresh()
+    def planned(self, jobs: list, cells: set, pending: dict[str, float]) -> None:
+        self.cells, self.pending = cells, pending
+        self.total_epochs = sum(pending.values())
+        self.cell_task = self.bar.add_task("cells", total=len(cells), count="", status="")
+        self.epoch_task = self.bar.add_task("epochs", total=max(self.total_epochs, 1e-9), count="", status="")
+        self.refresh()
 
-            def started(self, job: Any) -> None:
-                display.counts["running"] += sum(hp in display.cells for hp in job.cells)
-                display.refresh(current=job.label)
+    def started(self, job: Any) -> None:
+        self.counts["running"] += sum(hp in self.cells for hp in job.cells)
+        self.refresh(current=job.label)
 
-            def finished(self, job: Any, outcome: Any) -> None:
-                n = sum(hp in display.cells for hp in job.cells)
-                if outcome.attempts:
-                    display.counts["running"] -= n
-                key = "failed" if outcome.error else "cached" if outcome.cached else "done"
-                display.counts[key] += n
-                display.epochs_done += display.pending.get(job.id, 0.0)
-                if outcome.error:
-                    err.print(f"failed: {job.label}: {outcome.error}", markup=False, highlight=False)
-                display.refresh()
-
-        self.listener = _Listener()
+    def finished(self, job: Any, outcome: Any) -> None:
+        n = sum(hp in self.cells for hp in job.cells)
+        if outcome.attempts:
+            self.counts["running"] -= n
+        self.counts["failed" if outcome.error else "cached" if outcome.cached else "done"] += n
+        self.epochs_done += self.pending.get(job.id, 0.0)
+        if outcome.error:
+            err.print(f"failed: {job.label}: {outcome.error}", markup=False, highlight=False)
+        self.refresh()
 
     def refresh(self, current: str = "", partial: float = 0.0) -> None:
         c = self.counts
@@ -358,7 +351,7 @@ def sweep(
     display = SweepDisplay()
     with user_errors(), make_executor(
             executor, context, workers, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
-        report = run_study(spec, results_store, ex, display.listener, retries=retries, tracker=tracker)
+        report = run_study(spec, results_store, ex, display, retries=retries, tracker=tracker)
     show_study(spec, report, tracker)
     if report.failures:
         raise typer.Exit(1)
