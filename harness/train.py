@@ -92,7 +92,7 @@ def train(
     def update_mask(s: int) -> None:
         nonlocal mask
         if mask_update is not None and mask is not None:
-            new = mask_update(s, dict(model.named_parameters()), mask)
+            new = mask_update(s, model, mask)
             if new is not None:
                 mask = new
                 apply_mask(model, mask)

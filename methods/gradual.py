@@ -57,10 +57,11 @@ class Gradual:
         updates = set(schedule.update_steps())
         s_i, s_f = 1.0 - densities[0], 1.0 - densities[1]
 
-        def update(step: int, weights: dict[str, torch.Tensor], mask: Mask) -> Mask | None:
+        def update(step: int, model: torch.nn.Module, mask: Mask) -> Mask | None:
             if step not in updates:
                 return None
-            return prune(weights, mask, 1.0 - cubic_sparsity(step, schedule.t0, schedule.span, s_i, s_f))
+            density = 1.0 - cubic_sparsity(step, schedule.t0, schedule.span, s_i, s_f)
+            return prune(dict(model.named_parameters()), mask, density)
 
         return update
 

@@ -28,7 +28,8 @@ class Weights(enum.Enum):
 
 EpochsOf = Callable[[float, float], float]  # (T, t) -> epochs
 Mask = dict[str, torch.Tensor]
-MaskUpdate = Callable[[int, dict[str, torch.Tensor], Mask], Mask | None]  # (step, weights, mask) -> new mask
+# (step, model, mask) -> the new mask, or None to keep it; called before every step, so it must be cheap
+MaskUpdate = Callable[[int, torch.nn.Module, Mask], Mask | None]
 
 
 @dataclass(frozen=True)
