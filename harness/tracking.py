@@ -105,10 +105,7 @@ class Tracker:
             if terminate:
                 client.set_terminated(rid)
         except Exception as e:  # any failure of the mirror: keep the local results, say so once
-            reason = " ".join(str(e).split())[:200] or type(e).__name__
-            self.failure = f"{type(e).__name__}: {reason}"
-            self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
-                      f"results are kept in the local store")
+            self._failed(e)
             return None
         self._remember(folder, rid, key)
         return rid
@@ -147,9 +144,13 @@ class Tracker:
         try:
             action()
         except Exception as e:  # the mirror only: keep going, say so once
-            self.failure = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
-            self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
-                      f"results are kept in the local store")
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        self.failure = f"{type(e).__name__}: {reason}"
+        self.warn(f"tracking failed: could not log to MLflow at {self.uri} ({self.failure}); "
+                  f"results are kept in the local store")
 
     def mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                        study: tuple[str, str] | None = None) -> str | None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.spec import Mask, MaskUpdate, Param, Retraining, Weights, register_method
+from harness.masks import Mask
+from methods.spec import MaskUpdate, Param, Retraining, Weights, register_method
 
 
 def cubic_sparsity(step: int, t0: int, span: int, s_i: float, s_f: float) -> float:

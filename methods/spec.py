@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 
 from harness.errors import HarnessError
+from harness.masks import Mask
 from harness.registry import Registry
 
 
@@ -27,7 +28,6 @@ class Weights(enum.Enum):
 
 
 EpochsOf = Callable[[float, float], float]  # (T, t) -> epochs
-Mask = dict[str, torch.Tensor]
 # (step, model, mask) -> the new mask, or None to keep it; called before every step, so it must be cheap
 MaskUpdate = Callable[[int, torch.nn.Module, Mask], Mask | None]
 
@@ -44,14 +44,12 @@ class Param:
     help: str = ""
 
     def check(self, method: str, name: str, value: Any) -> float:
-        valid = f"a number in [{self.low:g}, {self.high:g}]" if self.low is not None else "a number"
-        if self.integer:
-            valid = valid.replace("a number", "an integer")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
-        if self.integer and value != int(value):
-            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        kind = "an integer" if self.integer else "a number"
+        valid = f"{kind} in [{self.low:g}, {self.high:g}]" if self.low is not None else kind
+        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+              and (not self.integer or value == int(value))
+              and (self.low is None or value >= self.low) and (self.high is None or value <= self.high))
+        if not ok:
             raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
         return int(value) if self.integer else float(value)
 
