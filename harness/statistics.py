@@ -247,6 +247,10 @@ class SafeZone:
     end_interval: tuple[float, float] | None
     pairs: int
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "start_interval": self.start_interval,
+                "end_interval": self.end_interval, "pairs": self.pairs, "alpha": self.alpha}
+
     def describe(self) -> str:
         if self.start is None:
             return (f"no safe zone: at no retraining time do both rewinding methods beat fine-tuning "
@@ -319,40 +323,39 @@ def safe_zone(df: pd.DataFrame, alpha: float = 0.05, methods: tuple[str, ...] = 
 
     tests, ok = significance(diffs, fractions, alpha)
     level = 1 - alpha / len(tests)  # simultaneous intervals over every (method, fraction)
-    lows, highs = [], []
-    for _, row in tests.iterrows():
-        x = diffs[row["method"]].loc[lambda d, f=row["fraction"]: d["fraction"] == f, "diff"].to_numpy()
-        if len(x) > 1 and np.std(x) > 0:
-            ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
-            lows.append(ci.low)
-            highs.append(ci.high)
-        else:
-            lows.append(x.mean() if len(x) else np.nan)
-            highs.append(x.mean() if len(x) else np.nan)
-    tests["ci_low"], tests["ci_high"], tests["ci_level"] = lows, highs, level
+    intervals = [mean_interval(diffs[m].loc[diffs[m]["fraction"] == f, "diff"].to_numpy(), level)
+                 for m, f in zip(tests["method"], tests["fraction"], strict=True)]
+    tests["ci_low"], tests["ci_high"] = zip(*intervals, strict=True)
+    tests["ci_level"] = level
     zone = zone_of(ok)
 
     # resample the paired units (task, pruning, schedule, density, seed) with replacement
     units = ["task", "pruning", "schedule", "density", "seed"]
     ids = diffs[methods[0]][units].drop_duplicates().reset_index(drop=True)
     rng = np.random.default_rng(seed)
+    n_boot = bootstrap if len(ids) > 1 else 0
     inclusion = pd.Series(0.0, index=fractions)
     starts, ends = [], []
-    for _ in range(bootstrap if len(ids) > 1 else 0):
+    for _ in range(n_boot):
         pick = ids.iloc[rng.integers(0, len(ids), len(ids))]
-        sample = {m: pick.merge(d, on=units) for m, d in diffs.items()}
-        _, sample_ok = significance(sample, fractions, alpha)
-        for f, good in sample_ok.items():
-            inclusion[f] += good
-        z = zone_of(sample_ok)
-        if z:
+        _, sample_ok = significance({m: pick.merge(d, on=units) for m, d in diffs.items()}, fractions, alpha)
+        inclusion += pd.Series(sample_ok, dtype=float)
+        if z := zone_of(sample_ok):
             starts.append(z[0])
             ends.append(z[1])
-    n_boot = bootstrap if len(ids) > 1 else 0
     if n_boot:
         inclusion /= n_boot
     return SafeZone(zone[0] if zone else None, zone[1] if zone else None, alpha, tests, inclusion,
                     percentile_interval(starts), percentile_interval(ends), len(ids))
+
+
+def mean_interval(x: np.ndarray, level: float) -> tuple[float, float]:
+    """A t interval for the mean of paired differences (degenerate when they cannot vary)."""
+    if len(x) > 1 and np.std(x) > 0:
+        ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
+        return float(ci.low), float(ci.high)
+    mean = float(x.mean()) if len(x) else np.nan
+    return mean, mean
 
 
 def percentile_interval(values: list[float]) -> tuple[float, float] | None:

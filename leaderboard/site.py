@@ -78,8 +78,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
             zone = st.safe_zone(df)
             overview.text.append("Across all tasks: " + zone.describe() + ".")
             overview.tables.append(safe_zone_table(zone))
-            zones["all"] = {"start": zone.start, "end": zone.end, "start_interval": zone.start_interval,
-                            "end_interval": zone.end_interval, "pairs": zone.pairs}
+            zones["all"] = zone.as_dict()
         except HarnessError as e:
             overview.text.append(f"Safe zone across all tasks: not computed ({e}).")
     sections.append(overview)
@@ -99,8 +98,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         if zone is not None:
             section.text.append(zone.describe() + ".")
             section.tables.append(safe_zone_table(zone))
-            zones[name] = {"start": zone.start, "end": zone.end, "start_interval": zone.start_interval,
-                           "end_interval": zone.end_interval, "pairs": zone.pairs}
+            zones[name] = zone.as_dict()
         unpruned = float(base[task]) if task in base.index else None
         plots.accuracy_vs_compression(best, unpruned, f"{task}, {pruning}, {schedule}", metric, assets,
                                       f"{name}-compression")
