@@ -9,13 +9,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display, no GUI toolkit
-matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from harness import statistics as st
+
+matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
 STYLE = {  # one colour per method, the same on every plot
     "fine-tuning": "#1f77b4", "weight-rewinding": "#2ca02c", "lr-rewinding": "#d62728",
