@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness import distributed
+from harness import distributed, variants
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
 from harness.hparams import BaseHparams, RetrainHparams
@@ -58,20 +58,6 @@ class BarReporter(Reporter):
 
     def note(self, message: str) -> None:
         err.print(message, markup=False, highlight=False)
-
-
-def resolve_method(name: str) -> tuple[str, bool | None, Any]:
-    """A method or a recipe name -> (method, forced iterative or None, default t as f(T) or None)."""
-    from methods.recipes import RECIPES
-    from methods.spec import METHODS
-
-    if name in RECIPES:
-        recipe = RECIPES.get(name)
-        return recipe.method, recipe.iterative, recipe.retrain_epochs
-    if name not in METHODS:
-        raise HarnessError(
-            f"unknown method {name!r}; valid: {', '.join(METHODS.names())}; recipes: {', '.join(RECIPES.names())}")
-    return name, None, None
 
 
 def check_structured(name: str, task: str, levels: list[int]) -> None:
@@ -136,8 +122,9 @@ def run(
     from tasks.spec import get_task
 
     with user_errors():
-        method_name, forced_iterative, recipe_t = resolve_method(method)
-        iterative = forced_iterative if forced_iterative is not None else iterative
+        choice = variants.resolve(method, Store(store).root)
+        method_name = choice.method
+        iterative = choice.iterative if choice.iterative is not None else iterative
         if epochs_scale <= 0:
             raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
         seeds = seed or [0]
@@ -147,7 +134,7 @@ def run(
         device = distributed.init_from_env(device)
         probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
         T = probe.epochs
-        times = retrain_epochs or [recipe_t(T) if recipe_t else T / 2]
+        times = retrain_epochs or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2]
         for t in times:
             get_method(method_name).validate(T, t)
         if structured is not None:
@@ -176,7 +163,7 @@ def run(
     with user_errors():
         hps = [
             RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size),
-                           method_name, t, **cell)
+                           method_name, t, **cell, method_params=choice.params, variant=choice.variant)
             for s in seeds for t in times for cell in cells
         ]
         for hp in hps:
@@ -197,7 +184,8 @@ def show_results(
     rows: list[dict[str, Any]], metric: str, results_store: Store, tracker: Tracker | None, seconds: float
 ) -> None:
     pruning = f", {rows[0]['structured']}" if rows[0].get("structured") else ""
-    table = Table(title=f"{rows[0]['method']} on {rows[0]['base.task']}{pruning} ({metric}, %)")
+    method = rows[0].get("variant") or rows[0]["method"]
+    table = Table(title=f"{method} on {rows[0]['base.task']}{pruning} ({metric}, %)")
     for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
         table.add_column(col, justify="right")
     for r in rows:
@@ -327,7 +315,7 @@ def sweep(
     from harness.sweep import run_study
 
     with user_errors():
-        spec = load_study(study)
+        spec = load_study(study, variants.load_all(Store(store).root))
         if retries < 0:
             raise HarnessError(f"--retries must be >= 0, got {retries}")
         check_device(device)

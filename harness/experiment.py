@@ -310,6 +310,7 @@ class Runner:
         model = task.make_model()
         model.load_state_dict(starting_weights(longest, task, trained, base))
         model = model.to(self.device)
+        run_task = replace(task, schedule=method.retrain_schedule(task.schedule, params))
 
         # the shorter retraining times of the group end inside this run
         ends: dict[int, list[RetrainHparams]] = {}
@@ -327,12 +328,12 @@ class Runner:
                                              time.time() - started)
 
         folder = self.store.retrain_dir(longest)
-        label = f"{longest.method} round {longest.round} {longest.label}"
+        label = f"{longest.method_label} round {longest.round} {longest.label}"
         if len(pending) > 1:
             label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
         with self.reporter.track(label, last_step - first_step) as progress:
             outcome = self.train(
-                model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                model, mask, run_task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
                 checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
                 mask_update=mask_update, resume_path=folder / "resume.pt", progress=progress,
             )

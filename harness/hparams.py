@@ -78,6 +78,12 @@ class RetrainHparams:
     structured: str | None = None
     level: int = 1
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
+    variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`
+
+    @property
+    def method_label(self) -> str:
+        """The method as tables and plots name it: a variant by its name."""
+        return self.variant or self.method
 
     @property
     def density(self) -> float | None:

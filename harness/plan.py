@@ -38,7 +38,7 @@ class Job:
             return f"base {self.base.task} seed {self.base.seed}"
         hp = self.cells[-1]
         times = ",".join(f"{c.retrain_epochs:g}" for c in self.cells)
-        return f"{hp.method} {hp.label} r{hp.round} t={times} s{hp.base.seed}"
+        return f"{hp.method_label} {hp.label} r{hp.round} t={times} s{hp.base.seed}"
 
 
 def epochs_of(hp: RetrainHparams, T: float) -> float:

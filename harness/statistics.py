@@ -42,7 +42,7 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for r in rows:
         records.append({
             "task": task_label(r), "pruning": r.get("structured") or r.get("pruning", "global-magnitude"),
-            "schedule": r["schedule"], "method": r["method"], "density": r["density"],
+            "schedule": r["schedule"], "method": r.get("variant") or r["method"], "density": r["density"],
             "retraining_epochs": r["retrain_epochs"], "seed": r["base.seed"],
             "val_acc": r["val"], "test_acc": r["test"],
             "T": r["retrain_epochs"] / r["retrain_fraction"] if r.get("retrain_fraction") else np.nan,
@@ -108,7 +108,8 @@ def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
         rows.append({
             "base.task": p["base.task"], "structured": p.get("structured") if p.get("structured") != "None" else None,
             "pruning": p.get("pruning", "global-magnitude"),
-            "schedule": "iterative" if int(p.get("round", 1)) > 1 else "one-shot", "method": p["method"],
+            "schedule": "iterative" if int(p.get("round", 1)) > 1 else "one-shot",
+            "method": p["method"] if p.get("variant") in (None, "None") else p["variant"],
             "density": m["density"], "retrain_epochs": float(p["retrain_epochs"]), "base.seed": int(p["base.seed"]),
             "val": m[f"final_val_{metric}"], "test": m[f"final_test_{metric}"],
             "retrain_fraction": float(p["retrain_epochs"]) / float(p["task.epochs"]),

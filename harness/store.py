@@ -88,7 +88,7 @@ class Store:
         return self.root / "base" / f"{hp.task}-s{hp.seed}-{content_hash(hp)}"
 
     def retrain_dir(self, hp: RetrainHparams) -> Path:
-        name = f"{hp.base.task}-{hp.method}-r{hp.round}-{content_hash(hp)}"
+        name = f"{hp.base.task}-{hp.method_label}-r{hp.round}-{content_hash(hp)}"
         return self.root / "retrain" / name
 
     @staticmethod

@@ -14,12 +14,14 @@ default and can be narrowed:
     epochs_scale: 1.0
     batch_size: null               # the task's standard batch
     method_params: {gradual: {span: 0.75}}
+
+``methods`` may also name variants saved in the store (`harness tune --save-as NAME`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,6 +32,7 @@ import yaml
 from harness.errors import HarnessError
 from harness.experiment import PAPER_GRID_POINTS, paper_retraining_times
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.variants import Variant
 from methods.pruning import ITERATIVE_RATE, density_chain
 
 SCHEDULES = ("one-shot", "iterative")
@@ -60,6 +63,7 @@ class Study:
     epochs_scale: float = 1.0
     batch_size: int | None = None
     method_params: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    variants: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = ()  # (name, method, params) in use
 
     @property
     def hash(self) -> str:
@@ -80,8 +84,12 @@ class Study:
     def target_densities(self) -> list[float]:
         return list(self.densities) or [(1.0 - ITERATIVE_RATE) ** k for k in self.density_k]
 
-    def params_of(self, method: str) -> tuple[tuple[str, float], ...]:
-        return dict(self.method_params).get(method, ())
+    def method_of(self, name: str) -> tuple[str, tuple[tuple[str, float], ...], str | None]:
+        """A name in ``methods`` -> (registered method, its parameters, the variant's name or None)."""
+        for variant, method, params in self.variants:
+            if variant == name:
+                return method, params, variant
+        return name, dict(self.method_params).get(name, ()), None
 
     def cells(self) -> list[RetrainHparams]:
         """Every cell the study reports, in a stable order (rounds an iterative chain passes
@@ -90,10 +98,11 @@ class Study:
         for seed in self.seeds:
             for kind in self.pruning:
                 for shape in self._shapes(kind):
-                    for method in self.methods:
+                    for name in self.methods:
+                        method, params, variant = self.method_of(name)
                         for t in self.times():
                             out.append(RetrainHparams(self.base(seed), method, t, **shape,
-                                                      method_params=self.params_of(method)))
+                                                      method_params=params, variant=variant))
         return out
 
     def _shapes(self, kind: PruningKind) -> Iterator[dict[str, Any]]:
@@ -118,8 +127,9 @@ def presets() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
-def load_study(spec: str) -> Study:
-    """A study from a YAML file, or a preset by name."""
+def load_study(spec: str, variants: Mapping[str, Variant] | None = None) -> Study:
+    """A study from a YAML file, or a preset by name; ``variants`` are the names its methods may use
+    besides the registered methods."""
     path = Path(spec)
     if not path.exists():
         known = presets()
@@ -136,10 +146,11 @@ def load_study(spec: str) -> Study:
         raise StudyError(f"{spec}: cannot read ({e.strerror})") from None
     if not isinstance(raw, dict):
         raise StudyError(f"{path.name}: a study is a mapping of keys (task, methods, ...), got {type(raw).__name__}")
-    return parse_study(raw, path.name, default_name=path.stem)
+    return parse_study(raw, path.name, default_name=path.stem, variants=variants)
 
 
-def parse_study(raw: dict[str, Any], source: str, default_name: str = "study") -> Study:
+def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
+                variants: Mapping[str, Variant] | None = None) -> Study:
     unknown = sorted(set(map(str, raw)) - set(PARSERS))
     if unknown:
         raise StudyError(f"{source}: key {unknown[0]!r} is not valid; valid keys: {', '.join(PARSERS)}")
@@ -150,12 +161,15 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study") -
     if "density_k" in raw and "densities" in raw:
         raise StudyError(f"{source}: give density_k or densities, not both")
     values: dict[str, Any] = {"name": default_name}
+    variants = variants or {}
+    parsers = {**PARSERS, "methods": lambda v: parse_methods(v, variants)}
     for key, value in raw.items():
         try:
-            values[key] = PARSERS[key](value)
+            values[key] = parsers[key](value)
         except HarnessError as e:
             raise StudyError(f"{source}: {key}: {e}") from None
     values.setdefault("methods", tuple(method_names()))
+    values["variants"] = tuple((n, variants[n].method, variants[n].params) for n in values["methods"] if n in variants)
     study = Study(**values)
     try:
         check_against_task(study)
@@ -250,6 +264,10 @@ def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
     return _list(v, one, "pruning kind")
 
 
+def parse_methods(v: Any, variants: Iterable[str] = ()) -> tuple[str, ...]:
+    return _list(v, _choice(method_names() + sorted(variants), "method"), "method")
+
+
 def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
     from methods.spec import get_method
 
@@ -260,15 +278,14 @@ def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...
         spec = get_method(_choice(method_names(), "method")(method))
         if not isinstance(params, dict):
             raise StudyError(f"{method}: a mapping {{parameter: value}}, got {params!r}")
-        resolved = spec.resolve_params(params)
-        out.append((method, tuple(sorted((k, resolved[k]) for k in params))))
+        out.append((method, spec.overrides(params)))
     return tuple(out)
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: v if isinstance(v, str) and v.strip() else _raise("must be a non-empty string"),
     "task": lambda v: _choice(task_names(), "task")(v),
-    "methods": lambda v: _list(v, _choice(method_names(), "method"), "method"),
+    "methods": parse_methods,
     "retrain_points": _integer(1),
     "retrain_epochs": lambda v: _list(v, _number(0.0), "retraining time"),
     "density_k": parse_density_k,
@@ -293,10 +310,10 @@ def check_against_task(study: Study) -> None:
     from methods.structured import config_for_task
 
     T = study.T
-    for method in study.methods:
+    for name in study.methods:
         for t in study.times():
             try:
-                get_method(method).validate(T, t)
+                get_method(study.method_of(name)[0]).validate(T, t)
             except HarnessError as e:
                 raise StudyError(f"retrain_epochs: {e}") from None
     for kind in study.pruning:
@@ -305,7 +322,7 @@ def check_against_task(study: Study) -> None:
                 config_for_task(kind.structured, study.task)
             except HarnessError as e:
                 raise StudyError(f"pruning: {e}") from None
-            during = [m for m in study.methods if get_method(m).during is not None]
+            during = [m for m in study.methods if get_method(study.method_of(m)[0]).during is not None]
             if during:
                 raise StudyError(f"pruning: {', '.join(during)} prune(s) during training and cannot take the "
                                  f"structured configuration {kind.structured}; list methods without it")

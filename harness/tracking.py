@@ -158,7 +158,7 @@ class Tracker:
         name) as a child of the study's run, tagged so the UI can filter the study's cells."""
         result = store.read_json(folder / "result.json")
         parent = self.mirror_base(base_folder, task, hp.base)
-        tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method,
+        tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method_label,
                 "density": f"{result['density']:.4g}", "retrain_epochs": f"{hp.retrain_epochs:g}",
                 "seed": str(hp.base.seed), "schedule": result["schedule"],
                 "pruning": hp.structured or hp.pruning}
@@ -169,7 +169,7 @@ class Tracker:
             tags |= {"mlflow.parentRunId": study[0], "study": study[1]}
             key = f"{self.uri}#study:{study[0]}"
         return self._log(
-            folder, task.name, f"{hp.method} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
+            folder, task.name, f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
             params=flatten(hp) | task_params(task) | {"round": hp.round, "formula": get_method(hp.method).formula},
             tags=tags,
             metrics={

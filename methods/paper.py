@@ -1,11 +1,16 @@
 """The retraining methods compared by Renda, Frankle & Carbin (ICLR 2020), as in their table."""
 
-from methods.spec import Retraining, Weights, register_method
+from methods.spec import LR_SCALE, Param, Retraining, Weights, register_method
+
+# Fine-tuning at S[T] is the paper's baseline; a search may give it a learning rate of its own, up to
+# the schedule's initial rate (S[T] is 1/100 of it on the vision tasks), to give it its best shot.
+OWN_LR = {LR_SCALE: Param(1.0, 0.1, 100.0, log=True, help="the constant retraining rate as a multiple of S[T]")}
 
 register_method(Retraining(
     name="fine-tuning", formula="TRAIN^t(W_T, m, T)",
     weights=Weights.TRAINED, start=lambda T, t: T, epochs=lambda T, t: t,
     summary="keep training the pruned network at the final learning rate",
+    params=OWN_LR,
 ))
 
 register_method(Retraining(
@@ -24,6 +29,7 @@ register_method(Retraining(
     name="low-lr-rewinding", formula="TRAIN^t(W_{T-t}, m, T)",
     weights=Weights.REWOUND, start=lambda T, t: T, epochs=lambda T, t: t,
     summary="rewind weights to epoch T-t but train at the final learning rate (appendix E)",
+    params=OWN_LR,
 ))
 
 register_method(Retraining(

@@ -19,6 +19,7 @@ import torch
 from harness.errors import HarnessError
 from harness.masks import Mask
 from harness.registry import Registry
+from harness.schedule import Schedule
 
 
 class Weights(enum.Enum):
@@ -42,6 +43,28 @@ class Param:
     log: bool = False
     integer: bool = False
     help: str = ""
+    choices: tuple[float, ...] = ()  # a search picks among these instead of the range
+
+    def __post_init__(self) -> None:
+        if self.choices and self.default not in self.choices:
+            raise ValueError(f"default {self.default:g} is not one of the choices {self.choices}")
+        if self.low is not None and (self.high is None or not self.low <= self.default <= self.high):
+            raise ValueError(f"default {self.default:g} is outside [{self.low:g}, {self.high}]")
+        if self.log and (self.low is None or self.low <= 0):
+            raise ValueError("a log-scale range needs low > 0")
+
+    @property
+    def searchable(self) -> bool:
+        return bool(self.choices) or self.low is not None
+
+    def describe(self) -> str:
+        """The values a search explores, as --list-space and `harness list` show them."""
+        if self.choices:
+            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
+        if self.low is None:
+            return "fixed"
+        kind = "integer" if self.integer else "real"
+        return f"{kind} in [{self.low:g}, {self.high:g}]" + (", log scale" if self.log else "")
 
     def check(self, method: str, name: str, value: Any) -> float:
         kind = "an integer" if self.integer else "a number"
@@ -49,9 +72,14 @@ class Param:
         ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
               and (not self.integer or value == int(value))
               and (self.low is None or value >= self.low) and (self.high is None or value <= self.high))
+        if ok and self.choices and value not in self.choices:
+            ok, valid = False, "one of " + ", ".join(f"{c:g}" for c in self.choices)
         if not ok:
             raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
         return int(value) if self.integer else float(value)
+
+
+LR_SCALE = "lr_scale"  # a parameter by this name multiplies the learning rate of the retraining run
 
 
 class DuringTraining(Protocol):
@@ -92,6 +120,17 @@ class Retraining:
                 valid = ", ".join(self.params) or "none"
                 raise HarnessError(f"{self.name} has no parameter {name!r}; valid: {valid}")
         return {n: p.check(self.name, n, given.get(n, p.default)) for n, p in self.params.items()}
+
+    def overrides(self, given: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+        """``given`` checked, without the values equal to their defaults: the form cells are hashed in,
+        so spelling out a default never makes another cell."""
+        resolved = self.resolve_params(given)
+        return tuple(sorted((n, v) for n, v in resolved.items() if n in given and v != self.params[n].default))
+
+    def retrain_schedule(self, schedule: Schedule, params: Mapping[str, float]) -> Schedule:
+        """The schedule S the retraining run follows: the task's, its rates times ``lr_scale`` if declared."""
+        scale = params.get(LR_SCALE, 1.0)
+        return schedule if scale == 1.0 else schedule.scaled(lr_factor=scale)
 
     def shares_prefix(self, T: float) -> bool:
         """Whether the run for t is a prefix of the run for every t' > t, so one run serves all t.

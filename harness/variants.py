@@ -1,0 +1,98 @@
+"""Named method variants: a registered method with chosen parameters, kept in the results store.
+
+`harness tune --save-as NAME` writes one; `harness run NAME TASK` and a study's ``methods`` list take
+its name wherever a method name is accepted. Its cells are the method's cells with the variant's
+parameters, labelled with the variant's name in every table and plot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.errors import HarnessError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    method: str
+    params: tuple[tuple[str, float], ...]  # overrides of the method's defaults
+    retrain_fraction: float | None = None  # the t/T it was chosen with; `harness run` uses it by default
+    origin: dict[str, Any] = field(default_factory=dict, compare=False)  # how it was found (the search)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "method": self.method, "params": dict(self.params),
+                "retrain_fraction": self.retrain_fraction, "origin": self.origin}
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """What a method name on the command line or in a study stands for."""
+
+    method: str
+    iterative: bool | None = None  # forced one-shot/iterative, or None: the caller's choice
+    retrain_epochs: Callable[[float], float] | None = None  # T -> the default t
+    params: tuple[tuple[str, float], ...] = ()
+    variant: str | None = None
+
+
+def folder(root: Path) -> Path:
+    return root / "variants"
+
+
+def check_name(name: str) -> str:
+    import methods  # noqa: F401  (registers every method)
+    from methods.recipes import RECIPES
+    from methods.spec import METHODS
+
+    if not NAME.fullmatch(name):
+        raise HarnessError(f"variant name {name!r} is not valid; valid: letters, digits, '.', '_', '-', "
+                           "starting with a letter or digit")
+    if name in METHODS or name in RECIPES:
+        raise HarnessError(f"variant name {name!r} is taken by a registered method or recipe; choose another")
+    return name
+
+
+def save(root: Path, variant: Variant) -> Path:
+    path = folder(root) / f"{check_name(variant.name)}.json"
+    store.atomic_write_json(path, variant.as_dict())
+    return path
+
+
+def load_all(root: Path) -> dict[str, Variant]:
+    """The variants saved in a store, by name."""
+    out = {}
+    for path in sorted(folder(root).glob("*.json")):
+        raw = store.read_json(path)
+        out[raw["name"]] = Variant(raw["name"], raw["method"], tuple(sorted(raw["params"].items())),
+                                   raw.get("retrain_fraction"), raw.get("origin", {}))
+    return out
+
+
+def resolve(name: str, root: Path) -> MethodChoice:
+    """A method, a recipe or a variant saved in the store at ``root``."""
+    import methods  # noqa: F401
+    from methods.recipes import RECIPES
+    from methods.spec import METHODS
+
+    if name in METHODS:
+        return MethodChoice(name)
+    if name in RECIPES:
+        recipe = RECIPES.get(name)
+        return MethodChoice(recipe.method, recipe.iterative, recipe.retrain_epochs)
+    saved = load_all(root)
+    if name in saved:
+        v = saved[name]
+        fraction = v.retrain_fraction
+        return MethodChoice(v.method, None, (lambda T: fraction * T) if fraction is not None else None,
+                            v.params, v.name)
+    variants = f"; variants in {root}: {', '.join(saved)}" if saved else ""
+    raise HarnessError(f"unknown method {name!r}; valid: {', '.join(METHODS.names())}; "
+                       f"recipes: {', '.join(RECIPES.names())}{variants}")
