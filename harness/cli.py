@@ -372,6 +372,235 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
         err.print(f"failed: {label}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
+class TuneDisplay:
+    """Progress of a search: the study's trials (complete, pruned, failed, best) and the running one."""
+
+    def __init__(self) -> None:
+        columns = [TextColumn("{task.description:<9}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.total = 0
+        self.trials_task: Any = None
+        self.trial_task: Any = None
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.trials_task = self.bar.add_task("trials", total=total, count="", status="")
+        self.trial_task = self.bar.add_task("trial", total=1, count="", status="", visible=False)
+
+    def trial_started(self, number: int, values: Any, total_steps: int) -> None:
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in values.items())
+        self.bar.reset(self.trial_task, total=max(total_steps, 1), visible=True,
+                       description=f"trial {number}", count="", status=shown)
+
+    def trial_step(self, done: int, record: Any) -> None:
+        status = {"count": f"val {record['val']:.2f}"} if record else {}
+        self.bar.update(self.trial_task, completed=done, **status)
+
+    def trial_finished(self, trial: Any, study: Any) -> None:
+        from harness.tune import trial_counts
+
+        c = trial_counts(study)
+        done = c["complete"] + c["pruned"]
+        try:
+            best = f"best val {study.best_value:.2f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = ""
+        self.bar.update(self.trials_task, completed=min(done, self.total), count=f"{done}/{self.total}",
+                        status=f"complete {c['complete']}  pruned {c['pruned']}  failed {c['failed']}  "
+                               f"running {c['running']}  {best}")
+        if trial is not None:
+            self.bar.update(self.trial_task, visible=False)
+            if "error" in trial.user_attrs:
+                err.print(f"trial {trial.number} failed: {trial.user_attrs['error']}", markup=False,
+                          highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def show_space(method_name: str, task: str | None) -> None:
+    from harness.tune import declared_space, describe_space, distribution
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    method = get_method(method_name)
+    T = get_task(task).epochs if task else 1.0
+    table = Table(title=f"search space of {method_name}" + (f" on {task} (T = {T:g})" if task else ""))
+    for col in ("parameter", "default", "searched over", "description"):
+        table.add_column(col)
+    for name, param in declared_space(method, T).items():
+        if name == "t" and not task:
+            table.add_row(name, "the time closest to T/2", "one of the paper's 10 times k T/10, k = 1..10",
+                          "retraining epochs t (name a task to see them)")
+            continue
+        values = describe_space({name: distribution(param)})[name]
+        table.add_row(name, f"{param.default:g}", values, param.help)
+    out.print(table)
+    out.print("narrow it with --space NAME=LOW:HIGH (a range inside the declared one), NAME=A,B,C or NAME=VALUE",
+              highlight=False)
+
+
+@app.command()
+def tune(
+    method: Annotated[str | None, typer.Argument(help="retraining method (see `harness list`)")] = None,
+    task: Annotated[str | None, typer.Argument(help="task (see `harness list`)")] = None,
+    trials: Annotated[int, typer.Option(help="the study's total number of trials (finished or pruned)")] = 20,
+    density: Annotated[float, typer.Option(help="the density the method is tuned at, in (0, 1]")] = 0.2,
+    space: Annotated[
+        list[str] | None, typer.Option(help="narrow the search: NAME=LOW:HIGH, NAME=A,B,C or NAME=VALUE; repeatable")
+    ] = None,
+    list_space: Annotated[
+        str | None, typer.Option("--list-space", metavar="METHOD", help="print METHOD's search space and stop")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna RDB URL (postgresql://..., sqlite:///...) [sqlite in the store]")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="an Optuna journal file instead of --storage (a shared file system)")
+    ] = None,
+    study_name: Annotated[str | None, typer.Option(help="[METHOD-TASK-dDENSITY-HASH of the search]")] = None,
+    search_seed: Annotated[int, typer.Option(help="the seed trials train on")] = 0,
+    seed: Annotated[
+        list[int] | None, typer.Option(help="seeds of the final test evaluation; repeat [0, 1, 2]")
+    ] = None,
+    save_as: Annotated[
+        str | None, typer.Option(help="save the best configuration as a variant usable by `run` and studies")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    sampler_seed: Annotated[int | None, typer.Option(help="seed of the TPE sampler (one process only)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
+    epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
+    batch_size: Annotated[int | None, typer.Option(help="batch size (the learning rate scales linearly)")] = None,
+    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
+    workers: Annotated[int, typer.Option(help="data loading processes (folder datasets)")] = 4,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
+    ] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
+) -> None:
+    """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
+    maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
+    Rerun the same command to resume; several processes on one --storage or --journal share a study."""
+    import logging
+
+    import optuna
+
+    from harness import tune as search
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    with user_errors():
+        if list_space is not None:
+            get_method(list_space)
+            if task is None and method is not None and method != list_space:
+                task = method  # `harness tune TASK --list-space METHOD`
+            if task is not None:
+                get_task(task)
+            show_space(list_space, task)
+            return
+        if method is None or task is None:
+            raise HarnessError("give METHOD and TASK (or --list-space METHOD)")
+        spec = get_method(method)
+        if trials < 1:
+            raise HarnessError(f"--trials must be a positive integer, got {trials}")
+        if not 0.0 < density <= 1.0:
+            raise HarnessError(f"--density must be in (0, 1], got {density:g}")
+        if epochs_scale <= 0:
+            raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
+        if batch_size is not None and batch_size < 1:
+            raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
+        if save_as is not None:
+            variants.check_name(save_as)
+        check_device(device)
+        base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size)
+        resolved = get_task(task).resolved(base)
+        searched, fixed = search.parse_space(spec, resolved.epochs, space or [])
+        config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
+                               tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())))
+        name = study_name or config.default_name()
+        results_store = Store(store)
+        results_store.check_writable()
+        optuna_storage, storage_label = search.open_storage(storage, journal, results_store.root / "optuna.db")
+        if pruner not in search.PRUNERS:
+            raise HarnessError(f"--pruner {pruner!r} is not valid; valid: {', '.join(search.PRUNERS)}")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    tracker = None
+    if not no_tracking:
+        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
+                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False, soft_wrap=True))
+    options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
+    trial_store = Store(results_store.root / "tune" / name, bases=results_store.root)
+    runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16)
+    started = time.time()
+    with user_errors():
+        runner.base(base)  # every paper rewind point, once, before any trial
+        spe = runner.data(resolved).steps_per_epoch
+        study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed)
+        display = TuneDisplay()
+        s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, display)
+        out.print(f"study {name} in {storage_label}: {len(study.trials)} trials so far, searching "
+                  + ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
+                  + "".join(f", {k} = {v:g}" for k, v in fixed.items()), highlight=False, soft_wrap=True)
+        display.start(trials)
+        try:
+            with display.bar:
+                s.run(timeout=timeout)
+        except KeyboardInterrupt:
+            err.print("interrupted: the study keeps its trials; rerun the same command to resume "
+                      "(the interrupted trial runs again from its last epoch)", highlight=False)
+            raise typer.Exit(130) from None
+        best = search.best_trial(study)
+        if tracker is not None:
+            tracker.mark_best(s.experiment, name, best.number)
+        eval_runner = Runner(results_store if save_as else trial_store, options, tracker, BarReporter(), bf16=bf16)
+        rows = s.evaluate(best, seed or [0, 1, 2], eval_runner, variant=save_as)
+    show_tune(s, best, rows, name, storage_label, save_as, results_store, tracker, time.time() - started)
+
+
+def show_tune(s: Any, best: Any, rows: list[dict[str, Any]], name: str, storage_label: str, save_as: str | None,
+              results_store: Store, tracker: Tracker | None, seconds: float) -> None:
+    from harness.tune import T_NAME, default_trial, trial_counts
+
+    c = trial_counts(s.study)
+    say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say(f"study {name} ({storage_label}): {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed")
+    table = Table(title=f"{s.method.name} on {s.base.task} at density {s.density:g}: best and default")
+    for col in ("trial", *s.searched, f"val (seed {s.base.seed})"):
+        table.add_column(col, justify="right")
+    defaults = default_trial(s.study)
+    for label, trial in (("best", best), ("defaults", defaults)):
+        if trial is not None:
+            table.add_row(f"{label} ({trial.number})", *(f"{trial.params[k]:.4g}" for k in s.searched),
+                          f"{trial.value:.2f}")
+    out.print(table)
+    tests = [r["test"] for r in rows]
+    values = {**s.fixed, **{k: best.params[k] for k in s.searched}}
+    say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
+    say(f"test accuracy over seeds {', '.join(str(r['base.seed']) for r in rows)}: median "
+        f"{statistics.median(tests):.2f}, min {min(tests):.2f}, max {max(tests):.2f} "
+        f"(unpruned {statistics.median(r['base_test'] for r in rows):.2f})")
+    if save_as is not None:
+        T = s.runner.task(s.base).epochs
+        v = variants.Variant(save_as, s.method.name, s.method.overrides({k: x for k, x in values.items()
+                                                                         if k != T_NAME}),
+                             values[T_NAME] / T,
+                             origin={"study": name, "storage": storage_label, "trial": best.number,
+                                     "task": s.base.task, "density": s.density, "val": best.value,
+                                     "test_median": statistics.median(tests), "seeds": [r["base.seed"] for r in rows]})
+        path = variants.save(results_store.root, v)
+        say(f"saved variant {save_as} ({path}): `harness run {save_as} {s.base.task}`, or list it in a study's methods")
+    say(f"wall time: {seconds:.0f}s")
+    if tracker is not None:
+        state = "FAILED (results kept locally)" if tracker.failure else "ok"
+        say(f"mlflow: {tracker.uri} experiment '{s.experiment}' [{state}]")
+
+
 @app.command()
 def leaderboard(
     store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),

@@ -67,10 +67,15 @@ def read_json(path: Path) -> Any:
 
 
 class Store:
-    """``base/<task>-s<seed>-<hash>/`` and ``retrain/<task>-<method>-r<round>-<hash>/`` folders."""
+    """``base/<task>-s<seed>-<hash>/`` and ``retrain/<task>-<method>-r<round>-<hash>/`` folders.
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    ``bases`` puts the base networks in another store's root: a search keeps its trials apart from
+    the results tables while reusing the base networks and rewind checkpoints of the main store.
+    """
+
+    def __init__(self, root: str | os.PathLike, bases: str | os.PathLike | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.bases = Path(bases).expanduser().resolve() if bases is not None else self.root
 
     def check_writable(self) -> None:
         try:
@@ -85,7 +90,7 @@ class Store:
             ) from None
 
     def base_dir(self, hp: BaseHparams) -> Path:
-        return self.root / "base" / f"{hp.task}-s{hp.seed}-{content_hash(hp)}"
+        return self.bases / "base" / f"{hp.task}-s{hp.seed}-{content_hash(hp)}"
 
     def retrain_dir(self, hp: RetrainHparams) -> Path:
         name = f"{hp.base.task}-{hp.method_label}-r{hp.round}-{content_hash(hp)}"

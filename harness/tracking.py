@@ -182,3 +182,49 @@ class Tracker:
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
             key=key,
         )
+
+    # -- searches (`harness tune`): one run per trial, the best one tagged ------------------------
+
+    def start_trial(self, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any]) -> str | None:
+        started: list[str] = []
+
+        def start() -> None:
+            from mlflow.entities import Param
+
+            client = self.client()
+            run = client.create_run(self.experiment_id(experiment), run_name=name, tags=tags)
+            client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            started.append(run.info.run_id)
+
+        self._guard(start)
+        return started[0] if started else None
+
+    def log_metric(self, run_id: str | None, key: str, value: float, step: int) -> None:
+        if run_id is not None:
+            self._guard(lambda: self.client().log_metric(run_id, key, float(value), step=step))
+
+    def end_trial(self, run_id: str | None, status: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
+        def end() -> None:
+            client = self.client()
+            for k, v in tags.items():
+                client.set_tag(run_id, k, v)
+            for k, v in metrics.items():
+                client.log_metric(run_id, k, float(v))
+            client.set_terminated(run_id, status=status)
+
+        if run_id is not None:
+            self._guard(end)
+
+    def mark_best(self, experiment: str, study: str, number: int) -> None:
+        """Tag the study's best trial ``best=true`` (and only it: an earlier best loses the tag)."""
+        def mark() -> None:
+            client = self.client()
+            exp = self.experiment_id(experiment)
+            runs = client.search_runs([exp], f"tags.`optuna.study` = '{study}'", max_results=50000)
+            for run in runs:
+                best = run.data.tags.get("optuna.trial") == str(number)
+                if best or run.data.tags.get("best") == "true":
+                    client.set_tag(run.info.run_id, "best", "true" if best else "false")
+            client.set_experiment_tag(exp, "best_trial", str(number))
+
+        self._guard(mark)
