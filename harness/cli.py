@@ -556,10 +556,15 @@ def tune(
                       "(the interrupted trial runs again from its last epoch)", highlight=False)
             raise typer.Exit(130) from None
         best = search.best_trial(study)
-        if tracker is not None:
-            tracker.mark_best(s.experiment, name, best.number)
-        eval_runner = Runner(results_store if save_as else trial_store, options, tracker, BarReporter(), bf16=bf16)
+        # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
+        eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
+                             BarReporter(), bf16=bf16)
         rows = s.evaluate(best, seed or [0, 1, 2], eval_runner, variant=save_as)
+        if tracker is not None:
+            tests = [r["test"] for r in rows]
+            tracker.mark_best(s.experiment, name, best.number, {
+                "test_median": statistics.median(tests), "test_min": min(tests), "test_max": max(tests),
+                **{f"test_seed{r['base.seed']}": r["test"] for r in rows}})
     show_tune(s, best, rows, name, storage_label, save_as, results_store, tracker, time.time() - started)
 
 

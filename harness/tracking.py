@@ -215,8 +215,9 @@ class Tracker:
         if run_id is not None:
             self._guard(end)
 
-    def mark_best(self, experiment: str, study: str, number: int) -> None:
-        """Tag the study's best trial ``best=true`` (and only it: an earlier best loses the tag)."""
+    def mark_best(self, experiment: str, study: str, number: int, metrics: dict[str, float]) -> None:
+        """Tag the study's best trial ``best=true`` (and only it: an earlier best loses the tag) and log
+        ``metrics`` (its evaluation over seeds) on its run."""
         def mark() -> None:
             client = self.client()
             exp = self.experiment_id(experiment)
@@ -225,6 +226,9 @@ class Tracker:
                 best = run.data.tags.get("optuna.trial") == str(number)
                 if best or run.data.tags.get("best") == "true":
                     client.set_tag(run.info.run_id, "best", "true" if best else "false")
+                if best:
+                    for k, v in metrics.items():
+                        client.log_metric(run.info.run_id, k, float(v))
             client.set_experiment_tag(exp, "best_trial", str(number))
 
         self._guard(mark)

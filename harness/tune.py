@@ -146,6 +146,12 @@ def describe_space(searched: Mapping[str, BaseDistribution]) -> dict[str, str]:
     return {n: one(d) for n, d in searched.items()}
 
 
+def holds(d: BaseDistribution, value: float) -> bool:
+    if isinstance(d, CategoricalDistribution):
+        return value in d.choices
+    return d.low <= value <= d.high
+
+
 def suggest(trial: Trial, name: str, d: BaseDistribution) -> float:
     if isinstance(d, CategoricalDistribution):
         return trial.suggest_categorical(name, d.choices)
@@ -273,8 +279,9 @@ class Search:
                               method_params=self.method.overrides(values), variant=variant)
 
     def defaults(self) -> dict[str, float]:
+        """The method's defaults, where the searched space holds them (the sampler picks the rest)."""
         declared = declared_space(self.method, self.runner.task(self.base).epochs)
-        return {n: declared[n].default for n in self.searched}
+        return {n: declared[n].default for n, d in self.searched.items() if holds(d, declared[n].default)}
 
     # -- counting: --trials is the study's total, whoever runs them --------------------------------
 
