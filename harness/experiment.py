@@ -19,7 +19,6 @@ from torch import nn
 
 from harness import distributed, masks, store
 from harness.errors import HarnessError
-from harness.flops import flops
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
@@ -351,7 +350,7 @@ class Runner:
         T, t = task.epochs, hp.retrain_epochs
         data = self.data(task)
         folder = self.store.retrain_dir(hp)
-        sparse_flops, dense_flops = flops(model, task.input_shape, mask)
+        sparse_flops, dense_flops = task.flops(model, mask)
         weights = cpu_state(model)
         mask = {k: v.cpu() for k, v in mask.items()}
         final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}

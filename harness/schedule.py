@@ -11,7 +11,8 @@ class Schedule:
     """Piecewise constant by epoch, with an optional warmup before the first drop.
 
     ``drops`` maps an epoch boundary to the learning rate that holds from it on; boundaries may be
-    fractional. During ``warmup_epochs`` the rate rises linearly from ``warmup_from * lr`` to ``lr``.
+    fractional. During ``warmup_epochs`` the rate rises from ``warmup_from * lr`` to ``lr``: linearly, or
+    with ``exponential_warmup`` geometrically, ``lr * warmup_from ** (1 - g / warmup_epochs)`` (GNMT's).
     """
 
     lr: float
@@ -19,6 +20,7 @@ class Schedule:
     drops: tuple[tuple[float, float], ...] = ()
     warmup_epochs: float = 0.0
     warmup_from: float = 0.0
+    exponential_warmup: bool = False
     _boundaries: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -31,6 +33,8 @@ class Schedule:
         g = min(max(epoch, 0.0), self.epochs)
         if g < self.warmup_epochs:
             frac = g / self.warmup_epochs
+            if self.exponential_warmup:
+                return self.lr * self.warmup_from ** (1.0 - frac)
             return self.lr * (self.warmup_from + (1.0 - self.warmup_from) * frac)
         i = bisect.bisect_right(self._boundaries, g)
         return self.lr if i == 0 else self.drops[i - 1][1]
@@ -48,7 +52,8 @@ class Schedule:
     def describe(self) -> str:
         parts = []
         if self.warmup_epochs:
-            parts.append(f"warmup to {self.lr:g} over {self.warmup_epochs:g}")
+            kind = "exponential warmup" if self.exponential_warmup else "warmup"
+            parts.append(f"{kind} to {self.lr:g} over {self.warmup_epochs:g}")
         else:
             parts.append(f"{self.lr:g}")
         parts += [f"{v:g} from {b:g}" for b, v in self.drops]

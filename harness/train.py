@@ -107,16 +107,15 @@ def train(
         lr = task.schedule(step / spe)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = data.batch(seed, epoch, index)
-        x, y = distributed.shard(x), distributed.shard(y)
-        if task.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        batch = data.batch(seed, epoch, index)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = nn.functional.cross_entropy(forward(x), y)
+            loss = task.loss(forward, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if mask is not None:
             mask_gradients(model, mask)
+        if task.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
         optimizer.step()
         if mask is not None:
             apply_mask(model, mask)

@@ -61,3 +61,27 @@ def density_chain(
         return (density,)
     n = max(1, math.ceil(math.log(density) / math.log(keep) - 1e-9))
     return (*tuple(keep ** r for r in range(1, n)), density)
+
+
+def keeping_dense(is_dense: Callable[[str], bool]) -> Pruner:
+    """Global magnitude pruning that leaves the tensors ``is_dense`` names whole; the others are pruned
+    harder so that ``density`` stays the kept fraction of all prunable weights."""
+
+    def prune(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+        dense = [n for n in mask if is_dense(n)]
+        rest = {n: m for n, m in mask.items() if not is_dense(n)}
+        total = sum(m.numel() for m in mask.values())
+        kept = sum(int(mask[n].sum().item()) for n in dense)
+        rest_total = sum(m.numel() for m in rest.values())
+        target = (density * total - kept) / max(rest_total, 1)
+        if not rest or target <= 0:
+            raise HarnessError(f"cannot prune to density {density:g} with {', '.join(dense)} kept dense: "
+                               f"they alone hold {kept / total:.3g} of the prunable weights")
+        pruned = global_magnitude(weights, rest, min(target, 1.0))
+        return {n: mask[n] if n in mask and is_dense(n) else pruned[n] for n in mask}
+
+    return prune
+
+
+# Zhu & Gupta (2018) kept GNMT's attention dense; the paper pruned every weight matrix globally.
+PRUNERS.register("global-magnitude-no-attention")(keeping_dense(lambda name: ".attention." in name))

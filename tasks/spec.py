@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from harness import distributed
 from harness.hparams import BaseHparams
 from harness.registry import Registry
 from harness.schedule import Schedule
@@ -81,9 +82,29 @@ class Task:
     make_model: Callable[[], nn.Module]
     load_data: Callable[[DataOptions], Data]
     input_shape: tuple[int, ...]  # one sample, for FLOPs and speed measurements
-    metric: str = "accuracy"
+    metric: str = "accuracy"  # what ``Data.evaluate`` returns; higher is better (BLEU for translation)
     prunable: Callable[[nn.Module], list[str]] = conv_and_linear_weights
     channels_last: bool = False  # 2.4x faster convolutions on this CPU, and the fast path on GPUs
+    criterion: Callable[[Callable[..., torch.Tensor], Any], torch.Tensor] | None = None  # None: classification
+    grad_clip: float | None = None  # clip the gradients' global norm to this before each step
+    count_flops: Callable[[nn.Module, Any], tuple[int, int]] | None = None  # None: traced from input_shape
+
+    def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
+        """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""
+        if self.criterion is not None:
+            return self.criterion(forward, batch)
+        x, y = distributed.shard(batch[0]), distributed.shard(batch[1])
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return nn.functional.cross_entropy(forward(x), y)
+
+    def flops(self, model: nn.Module, mask: Any = None) -> tuple[int, int]:
+        """(FLOPs with the mask's zeros skipped, dense FLOPs) of one sample's inference."""
+        if self.count_flops is not None:
+            return self.count_flops(model, mask)
+        from harness.flops import flops
+
+        return flops(model, self.input_shape, mask)
 
     @property
     def epochs(self) -> float:
