@@ -91,6 +91,8 @@ def run(
     density: Annotated[float | None, typer.Option(help="target density in (0, 1] [default: 0.2]")] = None,
     rounds: Annotated[int | None, typer.Option(help="prune to 0.8^rounds (iterative: one round each)")] = None,
     iterative: Annotated[bool, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once")] = False,
+    pruning: Annotated[
+        str, typer.Option(help="unstructured pruning strategy (see `harness list`)")] = "global-magnitude",
     structured: Annotated[
         str | None, typer.Option(help="L1 filter pruning with a Li et al. configuration (see `harness list`)")
     ] = None,
@@ -147,8 +149,11 @@ def run(
             if measure_speed:
                 raise HarnessError(
                     "--measure-speed needs --structured: only filter pruning yields a smaller dense network")
+            from methods.pruning import PRUNERS
+
+            PRUNERS.get(pruning)
             chain = density_chain(density, rounds, iterative)
-            cells = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
+            cells = [{"densities": chain[:r], "pruning": pruning} for r in range(1, len(chain) + 1)]
         results_store = Store(store)
         results_store.check_writable()
 

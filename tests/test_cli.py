@@ -66,6 +66,8 @@ BAD = {
     "t beyond T": (["run", "weight-rewinding", "mnist1d", "-t", "31"], "valid: 0 <= t <= T = 30"),
     "t beyond T, lr": (["run", "lr-rewinding", "mnist1d", "-t", "40"], "valid: 0 <= t <= T = 30"),
     "rounds 0": (["run", "lr-rewinding", "mnist1d", "--rounds", "0"], "rounds must be a positive integer"),
+    "pruning strategy": (["run", "lr-rewinding", "mnist1d", "--pruning", "random"],
+                         "unknown pruning strategy 'random'; valid: global-magnitude, global-magnitude-no-attention"),
     "epochs scale": (["run", "lr-rewinding", "mnist1d", "--epochs-scale", "0"], "--epochs-scale must be positive"),
     "batch size": (["run", "lr-rewinding", "mnist1d", "--batch-size", "0"], "--batch-size must be a positive integer"),
     "no gpu": (["run", "lr-rewinding", "mnist1d", "--device", "cuda"], "device 'cuda' is not available here"),

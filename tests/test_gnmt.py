@@ -71,6 +71,21 @@ def test_the_preprocessed_folder_loads_as_token_batches(corpus):
     assert sorted(i for ids in order for i in ids) == list(range(400))
 
 
+def test_bleu_scores_detokenized_text(corpus):
+    from sacremoses import MosesDetokenizer
+
+    from tasks.nmt.data import detokenized
+
+    data = get_task("wmt16-gnmt-tiny").load_data(DataOptions(data_dir=corpus, batch_size=16))
+    d = data.dictionary
+    ids = torch.tensor([d.index(w) for w in ("die", "Ha@@", "us", "sieht", "Katze", ".")] + [d.eos(), d.pad()])
+    assert detokenized(d, MosesDetokenizer(), ids) == "die Haus sieht Katze."
+    # evaluation sees every test sentence once, as text
+    refs = [detokenized(d, MosesDetokenizer(), s["target"][i]) for s in data.eval_batches("test")
+            for i in range(len(s["id"]))]
+    assert len(refs) == 40 and all("@@" not in r and r.endswith(".") for r in refs)
+
+
 def test_a_folder_that_is_not_preprocessed_is_one_line(tmp_path):
     result = cli.invoke(app, ["run", "fine-tuning", "wmt16-gnmt-tiny", "--data-dir", str(tmp_path),
                               "--store", str(tmp_path / "s"), "--no-tracking"])

@@ -117,6 +117,12 @@ class TranslationData:
         return bleu(model, self.eval_batches(split), self.dictionary, self.beam)
 
 
+def detokenized(dictionary: Dictionary, detok: Any, tokens: torch.Tensor) -> str:
+    """Token ids -> the sentence as written: padding and EOS dropped, BPE joined, Moses-detokenized."""
+    words = dictionary.string(utils.strip_pad(tokens, dictionary.pad()), bpe_symbol="subword_nmt")
+    return detok.detokenize(words.split())
+
+
 def bleu(model: nn.Module, batches: Iterator[dict[str, Any]], dictionary: Dictionary, beam: int) -> float:
     """Corpus BLEU of the model's beam-search translations (see the module's docstring)."""
     import sacrebleu
@@ -125,11 +131,6 @@ def bleu(model: nn.Module, batches: Iterator[dict[str, Any]], dictionary: Dictio
 
     detok = MosesDetokenizer()
     generator = SequenceGenerator([model], dictionary, beam_size=beam, max_len_a=1.5, max_len_b=10)
-
-    def text(tokens: torch.Tensor) -> str:
-        words = dictionary.string(utils.strip_pad(tokens, dictionary.pad()), bpe_symbol="subword_nmt")
-        return detok.detokenize(words.split())
-
     hypotheses, references = {}, {}
     was_training = model.training
     model.eval()
@@ -137,8 +138,8 @@ def bleu(model: nn.Module, batches: Iterator[dict[str, Any]], dictionary: Dictio
         for sample in batches:
             outputs = generator.generate([model], sample)
             for i, sid in enumerate(sample["id"].tolist()):
-                hypotheses[sid] = text(outputs[i][0]["tokens"])
-                references[sid] = text(sample["target"][i])
+                hypotheses[sid] = detokenized(dictionary, detok, outputs[i][0]["tokens"])
+                references[sid] = detokenized(dictionary, detok, sample["target"][i])
     model.train(was_training)
     order = sorted(references)
     return float(sacrebleu.corpus_bleu([hypotheses[i] for i in order], [[references[i] for i in order]]).score)
