@@ -103,6 +103,10 @@ def own_history(history: list[dict[str, float]], end_step: int, spe: int) -> lis
     return own
 
 
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
     torch.manual_seed(derive_seed(seed, "init", *purpose))
     return task.make_model()
@@ -214,7 +218,8 @@ class Runner:
         if fresh:
             final = outcome.history[-1]
             run.result = {
-                "kind": "base", **flatten(hp), "metric": task.metric, "epochs": task.epochs, "steps_per_epoch": spe,
+                "kind": "base", **flatten(hp), "metric": task.metric, "metric_definition": task.metric_definition,
+                "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
                 "val": final["val"], "test": final["test"], "seconds": time.time() - started,
             }
             store.atomic_write_json(run.folder / "history.json", outcome.history)
@@ -355,12 +360,13 @@ class Runner:
         mask = {k: v.cpu() for k, v in mask.items()}
         final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
         result = {
-            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric, "run": folder.name,
+            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric,
+            "metric_definition": task.metric_definition, "run": folder.name,
             "schedule": "iterative" if hp.round > 1 else "one-shot",
             "params": method.resolve_params(dict(hp.method_params)),
             "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
             "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
-            "parameters": sum(p.numel() for p in model.parameters()) - masks.total(mask) + masks.remaining(mask),
+            "parameters": parameter_count(model) - masks.total(mask) + masks.remaining(mask),
             "flops": sparse_flops, "dense_flops": dense_flops,
             "retrain_fraction": t / T, "start_epoch": method.start(T, t), "epochs_trained": method.epochs(T, t),
             "val": final["val"], "test": final["test"],

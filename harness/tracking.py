@@ -26,7 +26,7 @@ def default_uri(store_root: Path) -> str:
 
 def task_params(task: Any) -> dict[str, Any]:
     return {
-        "task.epochs": task.epochs, "task.batch_size": task.batch_size,
+        "task.epochs": task.epochs, "task.batch_size": task.batch_size, "task.metric": task.metric_definition,
         "task.optimizer": task.optimizer.describe(), "task.schedule": task.schedule.describe(),
     }
 
@@ -115,7 +115,8 @@ class Tracker:
         return self._log(
             folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder)},
-            metrics={f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"]},
+            metrics={f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],
+                     **({"model_parameters": result["model_parameters"]} if "model_parameters" in result else {})},
             metric_key=task.metric, artifacts={},
         )
 

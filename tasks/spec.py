@@ -83,6 +83,7 @@ class Task:
     load_data: Callable[[DataOptions], Data]
     input_shape: tuple[int, ...]  # one sample, for FLOPs and speed measurements
     metric: str = "accuracy"  # what ``Data.evaluate`` returns; higher is better (BLEU for translation)
+    metric_definition: str = "top-1 accuracy, % of the split's samples"
     prunable: Callable[[nn.Module], list[str]] = conv_and_linear_weights
     channels_last: bool = False  # 2.4x faster convolutions on this CPU, and the fast path on GPUs
     criterion: Callable[[Callable[..., torch.Tensor], Any], torch.Tensor] | None = None  # None: classification

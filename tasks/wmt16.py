@@ -29,6 +29,8 @@ VOCAB = 32320  # the MLPerf reference's shared BPE vocabulary (32,317 symbols, p
 TOKENS_PER_SENTENCE = 32  # the token budget of a batch, per sentence of its nominal size
 MAX_LENGTH = 50
 SOURCE, TARGET = "en", "de"
+BLEU_DEFINITION = ("BLEU points (0-100): sacrebleu corpus_bleu, 13a tokenization, of beam-search output with BPE "
+                   "removed and Moses-detokenized (sacremoses), against references treated the same way")
 
 
 def fairseq_modules() -> tuple[Any, Any]:
@@ -84,8 +86,8 @@ def translation_task(name: str, description: str, hidden: int, layers: int, drop
     return Task(
         name=name, description=description, schedule=gnmt_schedule(), batch_size=batch,
         optimizer=OptimizerSpec("adam", betas=(0.9, 0.999)), make_model=make_model, load_data=load,
-        input_shape=(), metric="bleu", prunable=weight_matrices, criterion=criterion, grad_clip=5.0,
-        count_flops=gnmt_flops,
+        input_shape=(), metric="bleu", metric_definition=BLEU_DEFINITION, prunable=weight_matrices,
+        criterion=criterion, grad_clip=5.0, count_flops=gnmt_flops,
     )
 
 

@@ -27,7 +27,6 @@ from harness.data import epoch_order
 from harness.errors import HarnessError
 
 SPLITS = {"train": "train", "val": "valid", "test": "test"}  # the harness's names -> fairseq-preprocess's
-BLEU_SIGNATURE = "sacreBLEU corpus BLEU, 13a tokenization, on Moses-detokenized output with BPE removed"
 
 
 def padded_dictionary(path: Path, size: int) -> Dictionary:
