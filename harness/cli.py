@@ -32,6 +32,21 @@ out = Console()
 err = Console(stderr=True)
 
 
+# Options shared by several commands
+EpochsScale = Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")]
+StoreDir = Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")]
+BatchSize = Annotated[int | None, typer.Option(help="batch size (the learning rate scales linearly)")]
+DataDir = Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")]
+Download = Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
+Bf16 = Annotated[bool, typer.Option(help="bf16 autocast (GPU)")]
+LoaderWorkers = Annotated[int, typer.Option(help="data loading processes (folder datasets)")]
+TrackingUri = Annotated[
+    str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
+]
+NoTracking = Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")]
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input: one line on stderr, exit code 2, no traceback."""
@@ -105,18 +120,16 @@ def run(
         typer.Option("--retrain-epochs", "-t", help="retraining epochs t; repeat to pick t on validation [T/2]"),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several [default: 0]")] = None,
-    epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
-    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
-    batch_size: Annotated[int | None, typer.Option(help="batch size (the learning rate scales linearly)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
-    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
-    workers: Annotated[int, typer.Option(help="data loading processes (folder datasets)")] = 4,
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
-    ] = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not mirror to MLflow")] = False,
+    epochs_scale: EpochsScale = 1.0,
+    store: StoreDir = Path("results"),
+    batch_size: BatchSize = None,
+    data_dir: DataDir = None,
+    download: Download = False,
+    device: Device = "cpu",
+    bf16: Bf16 = False,
+    workers: LoaderWorkers = 4,
+    tracking_uri: TrackingUri = None,
+    no_tracking: NoTracking = False,
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
     from methods.pruning import density_chain
@@ -303,15 +316,13 @@ def sweep(
     gpus_per_job: Annotated[
         float | None, typer.Option(help="ray: GPUs each job asks for [1 with --device cuda, else 0]")] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan (cells, jobs, epochs) and stop")] = False,
-    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
-    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
-    ] = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not mirror to MLflow")] = False,
+    store: StoreDir = Path("results"),
+    data_dir: DataDir = None,
+    download: Download = False,
+    device: Device = "cpu",
+    bf16: Bf16 = False,
+    tracking_uri: TrackingUri = None,
+    no_tracking: NoTracking = False,
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume."""
@@ -476,18 +487,16 @@ def tune(
     pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
     sampler_seed: Annotated[int | None, typer.Option(help="seed of the TPE sampler (one process only)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
-    epochs_scale: Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")] = 1.0,
-    batch_size: Annotated[int | None, typer.Option(help="batch size (the learning rate scales linearly)")] = None,
-    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (tasks that need one)")] = None,
-    download: Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (GPU)")] = False,
-    workers: Annotated[int, typer.Option(help="data loading processes (folder datasets)")] = 4,
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
-    ] = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
+    epochs_scale: EpochsScale = 1.0,
+    batch_size: BatchSize = None,
+    store: StoreDir = Path("results"),
+    data_dir: DataDir = None,
+    download: Download = False,
+    device: Device = "cpu",
+    bf16: Bf16 = False,
+    workers: LoaderWorkers = 4,
+    tracking_uri: TrackingUri = None,
+    no_tracking: NoTracking = False,
 ) -> None:
     """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
     maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
@@ -614,7 +623,7 @@ def show_tune(s: Any, best: Any, rows: list[dict[str, Any]], name: str, storage_
 
 @app.command()
 def leaderboard(
-    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
+    store: StoreDir = Path("results"),
     csv: Annotated[
         list[Path] | None, typer.Option(help="external results CSV (see README for its columns); repeatable")
     ] = None,
@@ -657,10 +666,8 @@ def leaderboard(
 
 @app.command()
 def ui(
-    store: Annotated[Path, typer.Option(envvar="HARNESS_STORE", help="results store folder")] = Path("results"),
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
-    ] = None,
+    store: StoreDir = Path("results"),
+    tracking_uri: TrackingUri = None,
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
 ) -> None:
     """Start the MLflow UI on loopback for the results' tracking store and print its address."""
