@@ -40,7 +40,7 @@ T_NAME = "t"  # the retraining time, searched next to the method's own parameter
 HEARTBEAT_S = 30  # RDB storages: a trial silent for 2x this is failed, and run again by the next process
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-PRUNERS = ("median", "hyperband", "none")
+OPTUNA_PRUNERS = ("median", "hyperband", "none")
 
 
 # -- the search space -------------------------------------------------------------------------------
@@ -445,7 +445,7 @@ def make_pruner(name: str, steps_per_epoch: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(min_resource=steps_per_epoch)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise HarnessError(f"--pruner {name!r} is not valid; valid: {', '.join(PRUNERS)}")
+    raise HarnessError(f"--pruner {name!r} is not valid; valid: {', '.join(OPTUNA_PRUNERS)}")
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, pruner: optuna.pruners.BasePruner,
