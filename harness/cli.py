@@ -541,8 +541,7 @@ def tune(
         results_store = Store(store)
         results_store.check_writable()
         optuna_storage, storage_label = search.open_storage(storage, journal, results_store.root / "optuna.db")
-        if pruner not in search.OPTUNA_PRUNERS:
-            raise HarnessError(f"--pruner {pruner!r} is not valid; valid: {', '.join(search.OPTUNA_PRUNERS)}")
+        search.make_pruner(pruner, 1)  # a bad name fails here, before any training
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     tracker = None
