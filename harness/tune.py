@@ -438,7 +438,9 @@ def alive(pid: int) -> bool:
 
 def make_pruner(name: str, steps_per_epoch: int) -> optuna.pruners.BasePruner:
     """``median``: stop a trial whose validation accuracy after k steps is below the median of earlier
-    trials' after k steps (from the fourth trial on, after the first epoch)."""
+    trials' after k steps (from the fourth trial on, after the first epoch). Steps count from a trial's
+    start, which lines up fine-tuning runs of any t but not rewinding runs of different t (a long t
+    starts at a higher rate): fix t or use ``none`` for those."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=steps_per_epoch)
     if name == "hyperband":
