@@ -5,7 +5,10 @@ third layer on. Decoder: the first LSTM layer's output queries a normalized Bahd
 the encoder's output; every later layer takes [its input, the attention context]; residual
 connections from the third layer on; a linear classifier over the shared vocabulary. The encoder
 and decoder share one embedding (one BPE vocabulary for both languages). Every parameter starts
-uniform in [-0.1, 0.1], as in the reference.
+uniform in [-s, s]: s = 0.1 at the reference's 1024 units, s = 0.1 sqrt(1024 / units) at other widths,
+so that each layer passes its input's signal on as the reference's do (at 64 units and s = 0.1 the
+encoder's output varies across sentences by 2% of its size, and the decoder learns as if it had no
+source at all).
 
 ``fairseq-train --user-dir tasks/nmt --arch gnmt`` finds it too; the harness builds it through
 ``build_gnmt``.
@@ -147,6 +150,9 @@ class GNMT(FairseqEncoderDecoderModel):
                           args.dropout)
 
 
+REFERENCE_UNITS, REFERENCE_INIT = 1024, 0.1
+
+
 def build_gnmt(dictionary: Any, vocab: int, hidden: int = 1024, layers: int = 4, dropout: float = 0.2) -> GNMT:
     """A GNMT over ``vocab`` entries (at least ``len(dictionary)``: the harness fixes a task's size)."""
     if layers < 2:
@@ -154,8 +160,9 @@ def build_gnmt(dictionary: Any, vocab: int, hidden: int = 1024, layers: int = 4,
     embed = nn.Embedding(vocab, hidden, padding_idx=dictionary.pad())
     model = GNMT(GNMTEncoder(dictionary, embed, hidden, layers, dropout),
                  GNMTDecoder(dictionary, embed, hidden, layers, dropout))
+    scale = REFERENCE_INIT * math.sqrt(REFERENCE_UNITS / hidden)
     for p in model.parameters():
-        nn.init.uniform_(p, -0.1, 0.1)
+        nn.init.uniform_(p, -scale, scale)
     model.decoder.attention.reset_normalization()
     return model
 
