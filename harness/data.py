@@ -6,6 +6,7 @@ epochs see the same batches.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 
@@ -27,6 +28,7 @@ def validation_split(n: int, fraction: float = VALIDATION_FRACTION) -> tuple[tor
     return order[:n_val].sort().values, order[n_val:].sort().values
 
 
+@functools.lru_cache(maxsize=4)  # asked for at every step of an epoch; callers only read it
 def epoch_order(n: int, seed: int, epoch: int, device: str | torch.device = "cpu") -> torch.Tensor:
     """The order in which an epoch visits the n training samples: a function of (seed, epoch) alone."""
     g = torch.Generator(device).manual_seed(derive_seed(seed, "data-order", epoch))
@@ -62,17 +64,13 @@ class TensorData:
         self.prepare = prepare or (lambda x: x)
         self.eval_batch_size = eval_batch_size
         self.device = torch.device(device)
-        self._order: tuple[tuple[int, int], torch.Tensor] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.y_train) / self.batch_size)
 
     def order(self, seed: int, epoch: int) -> torch.Tensor:
-        key = (seed, epoch)
-        if self._order is None or self._order[0] != key:
-            self._order = (key, epoch_order(len(self.y_train), seed, epoch, self.device))
-        return self._order[1]
+        return epoch_order(len(self.y_train), seed, epoch, self.device)
 
     def batch(self, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.order(seed, epoch)[index * self.batch_size : (index + 1) * self.batch_size]
