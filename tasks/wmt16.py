@@ -16,6 +16,7 @@ Requires the ``nmt`` extra (fairseq); without it the tasks are listed but say wh
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from torch import nn
@@ -33,6 +34,7 @@ BLEU_DEFINITION = ("BLEU points (0-100): sacrebleu corpus_bleu, 13a tokenization
                    "removed and Moses-detokenized (sacremoses), against references treated the same way")
 
 
+@functools.cache  # the criterion asks at every step
 def fairseq_modules() -> tuple[Any, Any]:
     try:
         from tasks.nmt import data, gnmt
@@ -56,9 +58,11 @@ def gnmt_flops(model: nn.Module, mask: Any = None) -> tuple[int, int]:
     """FLOPs per translated token (one source and one target token): a multiply-add per weight of every
     matrix but the embedding, which is a lookup; the attention's per-source-position work is not counted."""
     sparse = dense = 0
-    for name, p in model.named_parameters():
-        if p.dim() != 2 or "embed_tokens" in name:
+    params = dict(model.named_parameters())
+    for name in weight_matrices(model):
+        if "embed_tokens" in name:
             continue
+        p = params[name]
         dense += 2 * p.numel()
         sparse += 2 * (int(mask[name].sum().item()) if mask is not None and name in mask else p.numel())
     return sparse, dense
