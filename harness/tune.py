@@ -336,8 +336,9 @@ class Search:
                         "density": self.density, "seed": self.base.seed, "task": self.base.task})
             if run_id is not None:
                 trial.set_user_attr("mlflow_run_id", run_id)
-        T = self.runner.task(self.base).epochs
-        spe = self.runner.data(self.runner.task(self.base)).steps_per_epoch
+        task = self.runner.task(self.base)
+        T, spe = task.epochs, self.runner.data(task).steps_per_epoch
+        first = round(self.method.start(T, hp.retrain_epochs) * spe)
         total = round(self.method.epochs(T, hp.retrain_epochs) * spe)
         self.listener.trial_started(trial.number, values, total)
         reports = TrialReports(trial, self.tracker, run_id, self.listener)
@@ -355,7 +356,7 @@ class Search:
             self._end(run_id, "KILLED", "INTERRUPTED", {})
             raise
         if result["cached"]:  # computed before (another trial, or a sweep): its epochs still inform the pruner
-            reports.replay(self.runner.store.retrain_dir(hp) / "history.json", hp, T, spe, self.method)
+            reports.replay(self.runner.store.retrain_dir(hp) / "history.json", first, spe)
         self._end(run_id, "FINISHED", "COMPLETE", {"final_val": result["val"]})
         return float(result["val"])
 
@@ -415,12 +416,12 @@ class TrialReports(Reporter):
         if self.tracker is not None:
             self.tracker.log_metric(self.run_id, "val", val, step)
 
-    def replay(self, history_path: Path, hp: RetrainHparams, T: float, spe: int, method: Retraining) -> None:
+    def replay(self, history_path: Path, first_step: int, spe: int) -> None:
+        """A cached cell's epochs, reported as steps since its first step."""
         from harness import store
 
-        first = round(method.start(T, hp.retrain_epochs) * spe)
         for record in store.read_json(history_path):
-            self.report(round(record["epoch"] * spe) - first, record["val"])
+            self.report(round(record["epoch"] * spe) - first_step, record["val"])
 
     def note(self, message: str) -> None:
         pass  # "reusing base network": the search prepared it before the first trial
