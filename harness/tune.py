@@ -37,6 +37,7 @@ from harness.hparams import BaseHparams, RetrainHparams, content_hash
 from methods.spec import Param, Retraining
 
 T_NAME = "t"  # the retraining time, searched next to the method's own parameters
+STORAGE_ATTEMPTS = 3
 HEARTBEAT_S = 30  # RDB storages: a trial silent for 2x this is failed, and run again by the next process
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -184,17 +185,25 @@ def open_storage(url: str | None, journal: Path | None, default: Path) -> tuple[
              "or --journal FILE")
     if dialect not in RDB_DIALECTS:
         raise HarnessError(f"--storage {url!r} is not a database URL; {valid}")
-    try:
-        with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                                                 engine_kwargs={"pool_pre_ping": True})
-    except Exception as e:  # the driver's own error: name it on one line
-        cause = e.__cause__ or e
-        reason = " ".join(str(cause).split())[:200] or type(cause).__name__
-        raise HarnessError(f"cannot open Optuna storage {redact(url)} ({type(cause).__name__}: {reason}); "
-                           f"{valid}") from None
-    return storage, redact(url)
+    # Processes that open a new database at once race to create its schema; the loser finds it made a
+    # moment later. Anything else fails every attempt and is named on one line.
+    error: Exception | None = None
+    for attempt in range(STORAGE_ATTEMPTS):
+        time.sleep(1.0 if attempt else 0.0)
+        try:
+            return rdb_storage(url), redact(url)
+        except Exception as e:
+            error = e
+    cause = error.__cause__ or error
+    reason = " ".join(str(cause).split())[:200] or type(cause).__name__
+    raise HarnessError(f"cannot open Optuna storage {redact(url)} ({type(cause).__name__}: {reason}); {valid}")
+
+
+def rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+                                          engine_kwargs={"pool_pre_ping": True})
 
 
 def redact(url: str) -> str:
