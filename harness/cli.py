@@ -622,7 +622,8 @@ def show_tune(s: Any, best: Any, rows: list[dict[str, Any]], name: str, storage_
 
 @app.command()
 def leaderboard(
-    store: StoreDir = Path("results"),
+    store: Annotated[Path | None, typer.Option(
+        envvar="HARNESS_STORE", help="results store folder [default: results, unless --csv or --experiment]")] = None,
     csv: Annotated[
         list[Path] | None, typer.Option(help="external results CSV (see README for its columns); repeatable")
     ] = None,
@@ -631,7 +632,12 @@ def leaderboard(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for --experiment [default: sqlite in the store]")
     ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder [default: STORE/leaderboard]")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="output folder [default: STORE/leaderboard, or ./leaderboard-site with only --csv]")] = None,
+    alpha: Annotated[float, typer.Option(help="family-wise error of calling an unsafe retraining time safe")] = 0.05,
+    anchor: Annotated[float, typer.Option(
+        help="pre-declared retraining time (fraction of T) the safe-zone tests start from")] = 0.5,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples of the units (0: none)")] = 200,
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
     rankings per density, the paper's plots (PNG and SVG), the safe zone computed statistically."""
@@ -641,26 +647,32 @@ def leaderboard(
     from leaderboard.site import build
 
     with user_errors():
+        if not 0 < alpha < 1 or not 0 < anchor <= 1 or bootstrap < 0:
+            raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1] and --bootstrap be >= 0; got "
+                               f"{alpha:g}, {anchor:g}, {bootstrap}")
         frames, sources = [], []
-        results_store = Store(store)
+        results_store = Store(store or Path("results"))
         if experiment is not None:
             uri = tracking_uri or default_uri(results_store.root)
             frames.append(st.read_mlflow(uri, experiment))
             sources.append(f"MLflow {uri} experiment {experiment}")
-        elif (results_store.root / "retrain").exists() or not csv:
+        if store is not None or (experiment is None and not csv):  # --csv alone reads only the files given
             frames.append(st.read_store(results_store.root))
             sources.append(f"store {results_store.root}")
         for path in csv or []:
             frames.append(st.read_csv(path))
             sources.append(f"CSV {path}")
-        df = pd.concat(frames, ignore_index=True)
-        target = out_dir or results_store.root / "leaderboard"
-        built = build(df, target, sources=sources)
+        df = st.check(pd.concat(frames, ignore_index=True))
+        default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")
+        target = out_dir or default
+        built = build(df, target, sources=sources, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
     out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
               highlight=False, soft_wrap=True)
-    for name, zone in built["zones"].items():
-        span = "none" if zone["start"] is None else f"{zone['start']:.0%}-{zone['end']:.0%} of T"
-        out.print(f"safe zone {name}: {span} (the paper: 25%-90%)", highlight=False, soft_wrap=True)
+    zones = built["zones"]
+    across = [("across networks", zones["across"])] if zones["across"] else []
+    for name, zone in [*zones["networks"].items(), *across]:
+        span = f"{zone['start']:.0%}-{zone['end']:.0%} of T" if zone["verdict"] == "zone" else zone["verdict"]
+        out.print(f"safe zone, {name}: {span} (the paper: 25%-90%)", highlight=False, soft_wrap=True)
 
 
 @app.command()

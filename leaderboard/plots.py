@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from harness import statistics as st
+from harness.safe_zone import Zone
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
@@ -31,12 +31,19 @@ def color(method: str) -> str:
     return matplotlib.colors.to_hex(palette[sum(map(ord, method)) % len(palette)])
 
 
+def score_axis(ax: plt.Axes, metric: str) -> None:
+    """Accuracy is in percent: say so on the ticks."""
+    if metric == "accuracy":
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=100, decimals=None))
+
+
 def save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("svg", "png"):
         path = folder / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        fig.savefig(path, dpi=150, metadata={"Date": None} if ext == "svg" else None)
+        fig.set_layout_engine("none")  # laid out once: the second format keeps the first one's positions
         paths.append(path)
     plt.close(fig)
     return paths
@@ -44,7 +51,7 @@ def save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
 
 def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: str, metric: str,
                             folder: Path, name: str) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for method, group in best.groupby("method"):
         g = group.sort_values("compression")
         ax.plot(g["compression"], g["test_median"], marker="o", ms=3, label=method, color=color(method))
@@ -53,9 +60,10 @@ def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: s
         ax.axhline(unpruned, color="black", ls="--", lw=0.8, label="unpruned (median)")
     ax.set_xscale("log")
     ratio = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ratio)
-    ax.xaxis.set_minor_formatter(ratio)
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks collide at many densities
+    score_axis(ax, metric)
     ax.set_xlabel("compression ratio (prunable weights / remaining)")
     ax.set_ylabel(f"test {metric} (median, min-max over seeds)")
     ax.set_title(title, fontsize=10)
@@ -64,13 +72,13 @@ def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: s
     return save(fig, folder, name)
 
 
-def accuracy_vs_retraining(summary: pd.DataFrame, zone: st.SafeZone | None, title: str, metric: str,
+def accuracy_vs_retraining(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str,
                            folder: Path, name: str) -> list[Path]:
     """One panel per density: median test score against t / T for every method."""
     densities = sorted(summary["density"].unique(), reverse=True)
     cols = min(4, len(densities))
     rows = int(np.ceil(len(densities) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows + 0.6), squeeze=False, layout="constrained")
     for ax, density in zip(axes.flat, densities, strict=False):
         at = summary[np.isclose(summary["density"], density)]
         for method, g in at.groupby("method"):
@@ -79,23 +87,25 @@ def accuracy_vs_retraining(summary: pd.DataFrame, zone: st.SafeZone | None, titl
             ax.fill_between(g["fraction"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
         if zone is not None and zone.start is not None:
             ax.axvspan(zone.start, zone.end, color="#2ca02c", alpha=0.08, label="safe zone (computed)")
-        ax.set_title(f"density {density:.3g} ({1 / density:.1f}x)", fontsize=9)
+        ax.set_title(f"density {at['target_density'].iloc[0]:.3g} ({1 / density:.1f}x)", fontsize=9)
         ax.set_xlabel("retraining time t / T", fontsize=8)
         ax.set_ylabel(f"test {metric}", fontsize=8)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1, decimals=0))
+        ax.tick_params(labelsize=7)
+        score_axis(ax, metric)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(densities):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(7, len(labels)), fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(7, len(labels)), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     return save(fig, folder, name)
 
 
 def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str, title: str, folder: Path,
                             name: str) -> list[Path]:
     """Test score against retraining epochs (the search cost) at given densities, one panel each."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.3), squeeze=False, layout="constrained")
     for ax, (label, data) in zip(axes.flat, curves, strict=True):
         for method, g in data.groupby("method"):
             g = g.sort_values("retraining_epochs")
@@ -104,8 +114,8 @@ def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str,
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("retraining epochs (search cost)", fontsize=8)
         ax.set_ylabel(f"test {metric}", fontsize=8)
+        score_axis(ax, metric)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return save(fig, folder, name)

@@ -5,17 +5,32 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
+import os
 import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from harness import statistics as st
 from harness.errors import HarnessError
+from harness.safe_zone import ALPHA, ANCHOR, GROUP, safe_zones
 from harness.store import atomic_write_bytes
 from leaderboard import plots
-from leaderboard.tables import Table, drop_table, flops_table, pareto_table, ranking, safe_zone_table
+from leaderboard.tables import (
+    Table,
+    across_table,
+    drop_table,
+    flops_table,
+    pareto_table,
+    ranking,
+    verdicts_table,
+    zone_table,
+)
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -49,6 +64,8 @@ window.addEventListener("load", () => {
 @dataclass
 class Section:
     title: str
+    anchor: str = ""
+    summary: str = ""  # one line for the table of contents
     tables: list[Table] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (asset path, caption)
     text: list[str] = field(default_factory=list)
@@ -60,66 +77,56 @@ def slug(*parts: object) -> str:
 
 
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
-          sources: list[str] | None = None) -> dict[str, object]:
-    """Write ``out/index.html``, ``out/summary.md`` and ``out/assets/``; return what was computed."""
+          sources: list[str] | None = None, alpha: float = ALPHA, anchor: float = ANCHOR,
+          bootstrap: int = 200) -> dict[str, object]:
+    """Write ``out/index.html``, ``out/summary.md``, ``out/safe_zone.json`` and ``out/assets/``;
+    return what was computed."""
     if df.empty:
         raise HarnessError("no results to build a leaderboard from")
-    out.mkdir(parents=True, exist_ok=True)
+    writable(out)
     assets = out / "assets"
     best_all = st.best_validated(df)
     summary_all = st.summarize(df)
     base = st.unpruned(df)
-    sections: list[Section] = []
-    zones: dict[str, object] = {}
-    overview = Section("Overview")
+    found = safe_zones(df, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
+    overview = Section("Overview", "overview")
+    overview.tables.append(verdicts_table(found.networks, found.across))
+    if found.across is not None:
+        overview.text.append("Across networks: " + found.across.describe() + ".")
+        overview.tables.append(across_table(found.across, list(found.networks)))
     overview.tables.append(drop_table(df))
-    if df.groupby(["task", "pruning", "schedule"]).ngroups > 1:
-        try:  # the zone over every task at once: the paper's claim is about all of them
-            zone = st.safe_zone(df)
-            overview.text.append("Across all tasks: " + zone.describe() + ".")
-            overview.tables.append(safe_zone_table(zone))
-            zones["all"] = zone.as_dict()
-        except HarnessError as e:
-            overview.text.append(f"Safe zone across all tasks: not computed ({e}).")
-    sections.append(overview)
-    for (task, pruning, schedule), group in df.groupby(["task", "pruning", "schedule"]):
-        metric = group["metric"].iloc[0] if "metric" in group.columns else "accuracy"
+    sections = [overview]
+    figures: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    for (task, pruning, schedule), group in df.groupby(GROUP):
         name = slug(task, pruning, schedule)
-        section = Section(f"{task}: {pruning}, {schedule}")
-        best = best_all[(best_all["task"] == task) & (best_all["pruning"] == pruning)
-                        & (best_all["schedule"] == schedule)]
+        label = f"{task}, {pruning}, {schedule}"
+        metric = group["metric"].iloc[0]
+        section = Section(f"{task}: {pruning}, {schedule}", name)
+        in_group = ((best_all["task"] == task) & (best_all["pruning"] == pruning)
+                    & (best_all["schedule"] == schedule))
+        best = best_all[in_group]
         summary = summary_all[(summary_all["task"] == task) & (summary_all["pruning"] == pruning)
                               & (summary_all["schedule"] == schedule)]
-        zone = None
-        try:
-            zone = st.safe_zone(group)
-        except HarnessError as e:
-            section.text.append(f"Safe zone: not computed ({e}).")
+        zone = found.networks.get(label)
         if zone is not None:
             section.text.append(zone.describe() + ".")
-            section.tables.append(safe_zone_table(zone))
-            zones[name] = zone.as_dict()
+            section.summary = zone.verdict if zone.verdict != "zone" else f"safe zone {zone.start:.0%}-{zone.end:.0%}"
+            section.tables.append(zone_table(zone))
+        else:
+            section.text.append(f"Safe zone: not computed ({found.skipped[label]}).")
+            section.summary = "safe zone not computed"
         unpruned = float(base[task]) if task in base.index else None
-        plots.accuracy_vs_compression(best, unpruned, f"{task}, {pruning}, {schedule}", metric, assets,
-                                      f"{name}-compression")
+        figures.append((plots.accuracy_vs_compression, (best, unpruned, label, metric, assets, f"{name}-compression")))
         section.figures.append((f"assets/{name}-compression.svg",
                                 f"Test {metric} at the retraining time chosen on validation against compression: "
                                 "median over seeds, band from min to max."))
-        plots.accuracy_vs_retraining(summary, zone, f"{task}, {pruning}, {schedule}", metric, assets,
-                                     f"{name}-retraining")
+        figures.append((plots.accuracy_vs_retraining, (summary, zone, label, metric, assets, f"{name}-retraining")))
         section.figures.append((f"assets/{name}-retraining.svg",
                                 f"Test {metric} against retraining time (fraction of T) per density; shaded: "
                                 "the computed safe zone."))
-        curves = []
-        for drop in (0.0, 1.0):
-            at = st.compression_at_drop(group, drop)
-            if len(at) and not pd.isna(at["density"].iloc[0]):
-                density = float(at["density"].iloc[0])
-                label = f"{'no' if drop == 0 else '1-point'} accuracy drop: density {density:.3g}"
-                curves.append((label, st.search_cost_curves(group, density)))
+        curves = search_cost_panels(group)
         if curves:
-            plots.accuracy_vs_search_cost(curves, metric, f"{task}, {pruning}, {schedule}", assets,
-                                          f"{name}-search-cost")
+            figures.append((plots.accuracy_vs_search_cost, (curves, metric, label, assets, f"{name}-search-cost")))
             section.figures.append((f"assets/{name}-search-cost.svg",
                                     f"Test {metric} against search cost (retraining epochs) at the highest "
                                     "compression with no drop and with a 1-point drop from the unpruned network."))
@@ -129,11 +136,57 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         if (ft := flops_table(group)) is not None:
             section.tables.append(ft)
         sections.append(section)
+    draw(figures)
     sources_text = ", ".join(sources or [])
-    atomic_write_bytes(out / "index.html", render_html(title, sections, sources_text).encode())
-    atomic_write_bytes(out / "summary.md", render_markdown(title, sections, sources_text).encode())
-    atomic_write_bytes(out / "safe_zone.json", (json.dumps(zones, indent=2) + "\n").encode())
+    zones = {"networks": {n: z.as_dict() for n, z in found.networks.items()},
+             "across": found.across.as_dict() if found.across is not None else None,
+             "skipped": found.skipped}
+    try:
+        atomic_write_bytes(out / "index.html", render_html(title, sections, sources_text).encode())
+        atomic_write_bytes(out / "summary.md", render_markdown(title, sections, sources_text).encode())
+        atomic_write_bytes(out / "safe_zone.json", (json.dumps(zones, indent=2) + "\n").encode())
+    except OSError as e:
+        raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror}); choose another folder with "
+                           "--out") from None
     return {"sections": len(sections), "zones": zones, "rows": len(df)}
+
+
+def draw(figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+    """Draw the plots, in parallel processes when there are many: matplotlib holds one core per figure."""
+    workers = min(len(figures) // 3, os.cpu_count() or 1)
+    if workers < 2:
+        for function, args in figures:
+            function(*args)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(function, *args) for function, args in figures]:
+            done.result()
+
+
+def writable(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
+    try:
+        (out / "assets").mkdir(parents=True, exist_ok=True)
+        probe = out / "assets" / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror or e}); choose a writable folder "
+                           "with --out") from None
+
+
+def search_cost_panels(group: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One panel per density picked by the no-drop and the 1-point criteria (one, if both pick it)."""
+    picked: dict[float, list[str]] = {}
+    target: dict[float, float] = {}
+    for drop in (0.0, 1.0):
+        at = st.compression_at_drop(group, drop)
+        if len(at) and not pd.isna(at["density"].iloc[0]):
+            density = float(at["density"].iloc[0])
+            picked.setdefault(density, []).append("no accuracy drop" if drop == 0 else "1-point accuracy drop")
+            target[density] = float(group.loc[group["density"] == density, "target_density"].iloc[0])
+    return [(f"{' and '.join(labels)}: density {target[d]:.3g}", st.search_cost_curves(group, d))
+            for d, labels in picked.items()]
 
 
 def render_table_html(t: Table) -> str:
@@ -149,8 +202,12 @@ def render_html(title: str, sections: list[Section], sources: str) -> str:
              f"<h1>{html.escape(title)}</h1><p id='status'></p>",
              f"<p class='note'>Sources: {html.escape(sources)}. Every figure is the median, min and max over seeds; "
              "retraining time is chosen on validation and reported on test.</p>"]
+    parts.append("<nav><h2>Contents</h2><ul>" + "".join(
+        f"<li><a href='#{html.escape(s.anchor)}'>{html.escape(s.title)}</a>"
+        + (f" <span class='note'>({html.escape(s.summary)})</span>" if s.summary else "") + "</li>"
+        for s in sections) + "</ul></nav>")
     for s in sections:
-        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        parts.append(f"<h2 id='{html.escape(s.anchor)}'>{html.escape(s.title)}</h2>")
         parts += [f"<p class='zone'>{html.escape(t)}</p>" for t in s.text]
         for path, caption in s.figures:
             png = html.escape(path[:-4]) + ".png"
@@ -164,8 +221,10 @@ def render_html(title: str, sections: list[Section], sources: str) -> str:
 
 def render_markdown(title: str, sections: list[Section], sources: str) -> str:
     lines = [f"# {title}", "", f"Sources: {sources}. Median (min-max) over seeds; t chosen on validation.", ""]
+    lines += ["## Contents", ""]
+    lines += [f"- [{s.title}](#{s.anchor})" + (f" ({s.summary})" if s.summary else "") for s in sections] + [""]
     for s in sections:
-        lines += [f"## {s.title}", ""]
+        lines += [f'<a id="{s.anchor}"></a>', "", f"## {s.title}", ""]
         lines += [f"**{t}**" for t in s.text] + ([""] if s.text else [])
         lines += [f"![{caption}]({path[:-4]}.png)" for path, caption in s.figures] + [""]
         for t in s.tables:
