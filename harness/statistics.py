@@ -132,6 +132,39 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return check(normalize(df))
 
 
+def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
+    """Retraining runs of an MLflow experiment (as this harness logs them)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = ", ".join(e.name for e in client.search_experiments())
+        raise HarnessError(f"no MLflow experiment {experiment!r} at {tracking_uri}; valid: {names}")
+    rows, seen = [], set()
+    for run in client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'retrain'", max_results=50000):
+        folder = run.data.tags.get("harness.folder")
+        if folder in seen:  # one cell may be mirrored under several studies
+            continue
+        seen.add(folder)
+        p, m = run.data.params, run.data.metrics
+        metric = next((k[len("final_test_"):] for k in m if k.startswith("final_test_")), "accuracy")
+        rows.append({
+            "base.task": p["base.task"], "structured": p.get("structured") if p.get("structured") != "None" else None,
+            "pruning": p.get("pruning", "global-magnitude"),
+            "schedule": "iterative" if int(p.get("round", 1)) > 1 else "one-shot",
+            "method": p["method"] if p.get("variant") in (None, "None") else p["variant"],
+            "density": m["density"], "retrain_epochs": float(p["retrain_epochs"]), "base.seed": int(p["base.seed"]),
+            "val": m[f"final_val_{metric}"], "test": m[f"final_test_{metric}"],
+            "retrain_fraction": float(p["retrain_epochs"]) / float(p["task.epochs"]),
+            "flops": m.get("flops"), "dense_flops": m.get("dense_flops"),
+            "base.epochs_scale": float(p.get("base.epochs_scale", 1.0)), "base.batch_size": p.get("base.batch_size"),
+        })
+    if not rows:
+        raise HarnessError(f"MLflow experiment {experiment!r} at {tracking_uri} has no retraining runs")
+    return check(from_rows(rows, source=f"mlflow {experiment}"))
+
+
 def numeric_or_blank(value: Any) -> bool:
     try:
         float(value)

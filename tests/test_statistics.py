@@ -1,6 +1,5 @@
 """The statistics on small hand-made tables whose answers can be worked out on paper."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,17 +8,13 @@ from harness.statistics import (
     best_validated,
     compression_at_drop,
     frontiers,
-    holm,
     normalize,
     pareto_frontier,
     read_csv,
     read_mlflow,
     read_store,
-    safe_zone,
     search_cost_curves,
-    signed_rank_test,
     summarize,
-    zone_of,
 )
 
 
@@ -62,62 +57,6 @@ def test_compression_without_and_within_one_point_of_accuracy_drop():
     none = compression_at_drop(df, 0.0).iloc[0]
     one = compression_at_drop(df, 1.0).iloc[0]
     assert none["compression"] == pytest.approx(2.0) and one["compression"] == pytest.approx(4.0)
-
-
-def test_signed_rank_exact_p_values():
-    assert signed_rank_test(np.array([1.0, 2.0, 3.0])) == pytest.approx(1 / 8)  # all 3 positive: 1 of 8 patterns
-    assert signed_rank_test(np.array([0.5, 1.0, 2.0, 3.0])) == pytest.approx(1 / 16)
-    assert signed_rank_test(np.array([-1.0, -2.0, -3.0])) == pytest.approx(1.0)
-    assert signed_rank_test(np.array([0.0, 0.0])) == 1.0  # no evidence either way
-    # ranks 1, 2, 3 with the smallest negative: W+ = 5, reached by 2 of 8 patterns (5 and 6)
-    assert signed_rank_test(np.array([-1.0, 2.0, 3.0])) == pytest.approx(2 / 8)
-
-
-def test_holm_step_down():
-    adjusted = holm(pd.Series([0.01, 0.04, 0.03, 0.005]))
-    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.02, 0.03, 0.06, 0.06
-    assert adjusted.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
-
-
-def test_zone_is_the_longest_contiguous_run():
-    assert zone_of({0.1: True, 0.2: False, 0.3: True, 0.4: True, 0.5: True, 0.6: False}) == (0.3, 0.5)
-    assert zone_of({0.1: False, 0.2: False}) is None
-
-
-def test_safe_zone_found_where_both_rewinding_methods_beat_fine_tuning():
-    """Rewinding beats fine-tuning by 2 points at fractions 0.3-0.8 for every pair, and only there."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for task in ("a", "b"):
-        for density in (0.5, 0.25, 0.125, 0.0625):
-            for seed in range(3):
-                for k in range(1, 11):
-                    t = 10 * k
-                    base = 90 + rng.normal(0, 0.3)
-                    rows.append(cell("fine-tuning", density, t, seed, base, base, task))
-                    for m in ("weight-rewinding", "lr-rewinding"):
-                        gain = 2.0 if 3 <= k <= 8 else -0.5
-                        value = base + gain + rng.normal(0, 0.1)
-                        rows.append(cell(m, density, t, seed, value, value, task))
-    zone = safe_zone(table(rows), bootstrap=50)
-    assert (zone.start, zone.end) == (0.3, 0.8)
-    assert zone.pairs == 24
-    assert zone.inclusion[0.5] == 1.0 and zone.inclusion[0.1] == 0.0
-    assert zone.start_interval == (0.3, 0.3) and zone.end_interval == (0.8, 0.8)
-    inside = zone.tests[zone.tests["fraction"] == 0.5]
-    assert (inside["ci_low"] > 1.5).all() and (inside["ci_high"] < 2.5).all()
-    assert "safe zone 30%-80% of T" in zone.describe()
-
-
-def test_no_safe_zone_when_rewinding_never_wins():
-    rows = []
-    for density in (0.5, 0.25):
-        for seed in range(3):
-            for t in (10, 20):
-                rows.append(cell("fine-tuning", density, t, seed, 90, 90))
-                rows += [cell(m, density, t, seed, 89, 89) for m in ("weight-rewinding", "lr-rewinding")]
-    zone = safe_zone(table(rows), bootstrap=10)
-    assert zone.start is None and "no safe zone" in zone.describe()
 
 
 def test_external_csv_with_the_documented_columns(tmp_path):
