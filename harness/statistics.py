@@ -222,7 +222,7 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
         if column not in df.columns:
             df[column] = default
     df["metric"] = df["metric"].fillna("accuracy")
-    df["source"] = df["source"].fillna("").astype(str)
+    df["source"] = df["source"].astype(object).fillna("").astype(str)
     df["target_density"] = pd.to_numeric(df["target_density"]).astype(float).fillna(df["density"])
     longest = df.groupby("task")["retraining_epochs"].transform("max")
     df["T"] = pd.to_numeric(df["T"]).astype(float).fillna(longest)

@@ -51,6 +51,10 @@ def save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
 
 def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: str, metric: str,
                             folder: Path, name: str) -> list[Path]:
+    return save(compression_figure(best, unpruned, title, metric), folder, name)
+
+
+def compression_figure(best: pd.DataFrame, unpruned: float | None, title: str, metric: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for method, group in best.groupby("method"):
         g = group.sort_values("compression")
@@ -69,11 +73,15 @@ def accuracy_vs_compression(best: pd.DataFrame, unpruned: float | None, title: s
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return save(fig, folder, name)
+    return fig
 
 
 def accuracy_vs_retraining(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str,
                            folder: Path, name: str) -> list[Path]:
+    return save(retraining_figure(summary, zone, title, metric), folder, name)
+
+
+def retraining_figure(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str) -> plt.Figure:
     """One panel per density: median test score against t / T for every method."""
     densities = sorted(summary["density"].unique(), reverse=True)
     cols = min(4, len(densities))
@@ -99,7 +107,7 @@ def accuracy_vs_retraining(summary: pd.DataFrame, zone: Zone | None, title: str,
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(7, len(labels)), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    return save(fig, folder, name)
+    return fig
 
 
 def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str, title: str, folder: Path,

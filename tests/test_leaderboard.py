@@ -1,5 +1,6 @@
 """`harness leaderboard` end to end, the page rendered in headless Chromium, and `harness ui`."""
 
+import itertools
 import re
 import shutil
 import socket
@@ -46,7 +47,7 @@ def synthetic(tasks=("toy-a", "toy-b")) -> pd.DataFrame:
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     built = build(synthetic(), out, sources=["synthetic"])
-    assert built["zones"]["toy-a-global-magnitude-one-shot"]["start"] == pytest.approx(0.3)
+    assert built["zones"]["networks"]["toy-a, global-magnitude, one-shot"]["start"] == pytest.approx(0.3)
     return out
 
 
@@ -58,7 +59,8 @@ def test_site_files_and_markdown(site):
                 assert (site / "assets" / f"{task}-global-magnitude-one-shot-{plot}.{ext}").stat().st_size > 1000
     md = (site / "summary.md").read_text()
     assert md.count("safe zone 30%-80% of T") >= 3  # each task, and both together
-    assert "Across all tasks: safe zone 30%-80% of T" in md
+    assert "Across networks: safe zone 30%-80% of T" in md
+    assert "- [toy-a: global-magnitude, one-shot](#toy-a-global-magnitude-one-shot) (safe zone 30%-80%)" in md
     assert md.count("### density 0.5 (compression 2.00x)") == 2
     page = (site / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
@@ -83,8 +85,9 @@ def problems(dom: str, log: str) -> list[str]:
 def test_page_renders_every_table_and_plot_in_headless_chromium(site, tmp_path):
     dom, log = render(site / "index.html", tmp_path)
     tables, plots = (len(re.findall(r"<table", dom)), len(re.findall(r"<img", dom)))
-    # per task: safe zone, Pareto frontier, 3 densities, FLOPs; the overview: drops, safe zone over both
-    assert tables == 2 * 6 + 2 and plots == 6
+    # per task: safe zone, Pareto frontier, 3 densities, FLOPs; the overview: verdicts, zone across both, drops
+    assert tables == 2 * 6 + 3 and plots == 6
+    assert "href=\"#toy-b-global-magnitude-one-shot\"" in dom  # the table of contents
     assert re.search(rf'data-rendered="{tables} tables, {plots} plots"', dom), dom[:500]
     assert dom.count('data-loaded="yes"') == plots
     assert problems(dom, log) == []
@@ -154,3 +157,68 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     time.sleep(0.1)
+
+
+def test_a_large_page_stays_readable_and_renders(tmp_path):
+    """The biggest groups of a paper-sized table: 25 and 20 densities, three grids, BLEU beside accuracy."""
+    from leaderboard.synthetic import GROUPS, paper_shaped
+
+    df = paper_shaped(groups=(GROUPS[0], GROUPS[1], GROUPS[12], GROUPS[14]))
+    out = tmp_path / "large"
+    built = build(df, out, sources=["synthetic"], bootstrap=20)
+    assert built["zones"]["across"]["verdict"] == "zone"
+    dom, log = render(out / "index.html", tmp_path)
+    assert problems(dom, log) == []
+    assert dom.count('data-loaded="yes"') == 4 * 3
+    assert dom.count("<li><a href=") == 5  # contents: the overview and four groups
+    page = (out / "index.html").read_text()
+    assert "<h3>density 0.8 (compression 1.25x)</h3>" in page  # the target density, not the realized one
+    assert "not shown safe in" in page  # the zone across networks names what bounds it
+
+
+def tick_labels_overlap(fig, axis: str = "x") -> bool:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in getattr(ax, f"get_{axis}ticklabels")(which="both") if t.get_visible() and t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        if any(a.x1 > b.x0 for a, b in itertools.pairwise(boxes)):
+            return True
+    return False
+
+
+def test_plots_use_percent_and_keep_tick_labels_apart_at_25_densities():
+    import matplotlib.pyplot as plt
+
+    from harness import statistics as st
+    from leaderboard.plots import compression_figure, retraining_figure
+    from leaderboard.synthetic import GROUPS, paper_shaped
+
+    df = paper_shaped(groups=(GROUPS[0],))
+    fig = compression_figure(st.best_validated(df), 91.7, "x", "accuracy")
+    assert not tick_labels_overlap(fig)
+    assert all(t.get_text().endswith("%") for t in fig.axes[0].get_yticklabels() if t.get_text())
+    plt.close(fig)
+    summary = st.summarize(df)
+    fig = retraining_figure(summary, None, "x", "accuracy")
+    assert len([a for a in fig.axes if a.has_data()]) == 25 and not tick_labels_overlap(fig)
+    plt.close(fig)
+    bleu = paper_shaped(groups=(GROUPS[14],))
+    fig = compression_figure(st.best_validated(bleu), 26.9, "x", "bleu")
+    assert not any(t.get_text().endswith("%") for t in fig.axes[0].get_yticklabels())
+    plt.close(fig)
+
+
+def test_one_search_cost_panel_when_both_criteria_pick_the_same_density():
+    from leaderboard.site import search_cost_panels
+
+    df = synthetic(tasks=("toy",))
+    df["unpruned_test_acc"] = 95.0  # nothing reaches it: the 1-point criterion has no density either
+    assert search_cost_panels(df) == []
+    df["unpruned_test_acc"] = 93.5  # rewinding's 93 is within one point at 0.2, and nothing reaches 93.5
+    [(label, _)] = search_cost_panels(df)
+    assert label.startswith("1-point accuracy drop: density 0.2")
+    df["unpruned_test_acc"] = 80.0  # the sparsest density passes both criteria: one panel
+    [(label, curve)] = search_cost_panels(df)
+    assert label.startswith("no accuracy drop and 1-point accuracy drop: density 0.05")
+    assert set(curve["density"]) == {0.05}

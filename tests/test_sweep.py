@@ -200,3 +200,23 @@ def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(refer
         json.loads((Store(root).retrain_dir(
             next(c for c in load_study(str(study_file)).cells()
                  if c.method == "fine-tuning" and c.retrain_epochs == 3)) / "result.json").read_text())["test"])
+
+
+def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_path):
+    """The round trip: `--csv studies/*/results.csv` reads what `--store` reads, row for row."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    root, _ = reference
+    [csv] = (root / "studies").glob("*/results.csv")
+    pages = {}
+    for name, source in (("store", ["--store", str(root)]), ("csv", ["--csv", str(csv)])):
+        result = CliRunner().invoke(app, ["leaderboard", *source, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        md = (tmp_path / name / "summary.md").read_text().splitlines()
+        pages[name] = [line.replace("| results |", "| store |") for line in md[3:]]  # past the sources line
+    assert pages["csv"] == pages["store"]
+    assert any("| store |" in line for line in pages["store"])
+    assert any(line.startswith("| mnist1d (epochs x0.1), global-magnitude, one-shot | inconclusive |")
+               for line in pages["store"])
