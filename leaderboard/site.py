@@ -36,8 +36,8 @@ CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; } h3 { font-size: 1.05em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th { background: #f4f4f4; } td:nth-child(2), td:first-child { text-align: left; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } .scroll { overflow-x: auto; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #555; font-size: 12px; max-width: 900px; } .zone { background: #eef7ee; padding: .6em 1em; }
 #status.bad { background: #fdd; padding: .5em; }
@@ -193,7 +193,8 @@ def render_table_html(t: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows)
     note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
-    return f"<h3>{html.escape(t.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    return (f"<h3>{html.escape(t.title)}</h3><div class='scroll'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>{note}")
 
 
 def render_html(title: str, sections: list[Section], sources: str) -> str:
