@@ -7,7 +7,6 @@ per channel.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness import safe_pickle
 from harness.data import TensorData
 from harness.errors import HarnessError
 from harness.schedule import Schedule
@@ -119,12 +119,14 @@ def find_folder(data_dir: Path | None, download: bool) -> Path:
 def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
+            entry = safe_pickle.load(f, encoding="bytes")
         data, labels = entry[b"data"], entry[b"labels"]
         x = torch.as_tensor(data, dtype=torch.uint8).reshape(-1, 3, 32, 32)
         y = torch.as_tensor(labels, dtype=torch.long)
     except FileNotFoundError:
         raise HarnessError(f"CIFAR-10 batch missing: {path}") from None
+    except safe_pickle.ForbiddenGlobal as e:
+        raise HarnessError(f"CIFAR-10 batch {path} refused: {e}; it was not loaded") from None
     except Exception as e:  # a corrupt or foreign pickle, whatever it raises
         raise HarnessError(f"CIFAR-10 batch {path} is malformed ({type(e).__name__}: {e}); "
                            "expected a pickle with b'data' (N x 3072 uint8) and b'labels'") from None

@@ -90,3 +90,42 @@ def test_missing_data_dir_is_a_one_line_error(tmp_path):
                                       "--store", str(tmp_path / "store")])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: CIFAR-10 not found") and len(result.stderr.strip().splitlines()) == 1
+
+
+class RunsCode:
+    """What a hostile data file holds: unpickling it would call os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_batch_that_would_run_code_is_refused_before_it_runs(tmp_path):
+    root = cifar10_folder(tmp_path / "data")
+    marker = tmp_path / "code-ran"
+    with open(root / "cifar-10-batches-py" / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": RunsCode(marker), b"labels": [0]}, f)
+    result = CliRunner().invoke(app, ["run", "lr-rewinding", "cifar10-resnet20", "--data-dir", str(root),
+                                      "--epochs-scale", "0.01", "--store", str(tmp_path / "store"), "--no-tracking"])
+    assert result.exit_code == 2
+    assert "data_batch_1 refused: the pickle asks for posix.system" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 5])  # CIFAR's own files are protocol 2 (Python 2, numpy 1)
+def test_array_pickles_of_every_protocol_load(tmp_path, protocol):
+    import numpy as np
+
+    from harness import safe_pickle
+
+    entry = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [1, 2]}
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps(entry, protocol=protocol))
+    with open(path, "rb") as f:
+        loaded = safe_pickle.load(f, encoding="bytes")
+    assert (loaded[b"data"] == entry[b"data"]).all() and loaded[b"labels"] == [1, 2]
