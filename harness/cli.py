@@ -662,7 +662,7 @@ def leaderboard(
         for path in csv or []:
             frames.append(st.read_csv(path))
             sources.append(f"CSV {path}")
-        df = st.check(pd.concat(frames, ignore_index=True))
+        df = pd.concat(frames, ignore_index=True)
         default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")
         target = out_dir or default
         built = build(df, target, sources=sources, alpha=alpha, anchor=anchor, bootstrap=bootstrap)

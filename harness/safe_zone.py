@@ -191,7 +191,7 @@ class Zone:
                 "end_interval": self.end_interval, "units": self.units, "alpha": self.alpha, "anchor": self.anchor}
 
 
-def call(p_safe: float, p_unsafe: float, level: float | None, in_zone: bool, alpha: float) -> str:
+def call(p_unsafe: float, level: float | None, in_zone: bool, alpha: float) -> str:
     if in_zone:
         return "safe"
     if p_unsafe <= alpha:
@@ -277,7 +277,7 @@ def axis_table(fractions: list[float], p_safe: np.ndarray, p_unsafe: np.ndarray,
                alpha: float) -> pd.DataFrame:
     lo, hi = result.zone if result.zone else (len(fractions), -1)
     rows = [{"fraction": f, "p_safe": ps, "p_unsafe": pu, "level": lv,
-             "call": call(ps, pu, lv, lo <= i <= hi, alpha)}
+             "call": call(pu, lv, lo <= i <= hi, alpha)}
             for i, (f, ps, pu, lv) in enumerate(zip(fractions, p_safe, p_unsafe, result.levels, strict=True))]
     return pd.DataFrame(rows)
 
@@ -285,7 +285,30 @@ def axis_table(fractions: list[float], p_safe: np.ndarray, p_unsafe: np.ndarray,
 # -- across networks ---------------------------------------------------------------------------
 
 
-def common_axis(grids: dict[str, list[float]]) -> list[list[float]]:
+@dataclass(frozen=True)
+class CommonAxis:
+    """The networks' grids merged into one axis of cells, and which of each network's grid points
+    speak for each cell: its points inside the cell, else the two around it (both must be safe),
+    none when the cell lies outside its grid."""
+
+    cells: list[list[float]]
+    speakers: dict[str, list[list[int]]]  # per network, per cell: indices into its grid
+
+    @property
+    def centers(self) -> list[float]:
+        return [float(np.mean(c)) for c in self.cells]
+
+    def pvalues(self, p_safe: dict[str, np.ndarray]) -> np.ndarray:
+        """Per cell, per network: the intersection-union p-value of its speaking points (1 if none)."""
+        out = np.ones((len(self.cells), len(self.speakers)))
+        for j, (name, per_cell) in enumerate(self.speakers.items()):
+            for i, points in enumerate(per_cell):
+                if points:
+                    out[i, j] = p_safe[name][points].max()
+        return out
+
+
+def common_axis(grids: dict[str, list[float]]) -> CommonAxis:
     """The union of the networks' grid points, merged into cells of points within ``SAME_FRACTION``."""
     cells: list[list[float]] = []
     for f in sorted({f for grid in grids.values() for f in grid}):
@@ -293,12 +316,10 @@ def common_axis(grids: dict[str, list[float]]) -> list[list[float]]:
             cells[-1].append(f)
         else:
             cells.append([f])
-    return cells
+    return CommonAxis(cells, {name: [speaking_points(grid, c) for c in cells] for name, grid in grids.items()})
 
 
 def speaking_points(grid: list[float], cell: list[float]) -> list[int]:
-    """The indices of a network's grid points that speak for an axis cell: its points inside the
-    cell, else the two around it; none when the cell lies outside the network's grid."""
     inside = [i for i, f in enumerate(grid) if cell[0] - 1e-9 <= f <= cell[-1] + 1e-9]
     if inside:
         return inside
@@ -307,26 +328,13 @@ def speaking_points(grid: list[float], cell: list[float]) -> list[int]:
     return [below[-1], above[0]] if below and above else []
 
 
-def across_pvalues(grids: dict[str, list[float]], p_safe: dict[str, np.ndarray],
-                   cells: list[list[float]]) -> np.ndarray:
-    """Per cell, per network: the intersection-union p-value of its speaking points (1 if none)."""
-    out = np.ones((len(cells), len(grids)))
-    for j, (name, grid) in enumerate(grids.items()):
-        for i, cell in enumerate(cells):
-            points = speaking_points(grid, cell)
-            if points:
-                out[i, j] = max(p_safe[name][k] for k in points)
-    return out
-
-
-def across_zone(zones: dict[str, Zone], alpha: float = ALPHA, anchor: float = ANCHOR) -> Zone:
+def across_zone(zones: dict[str, Zone], alpha: float = ALPHA, anchor: float = ANCHOR,
+                common: CommonAxis | None = None) -> Zone:
     """The zone that is safe in every network, from each network's per-fraction p-values."""
-    grids = {name: z.axis["fraction"].tolist() for name, z in zones.items()}
-    p_safe = {name: z.axis["p_safe"].to_numpy() for name, z in zones.items()}
-    cells = common_axis(grids)
-    per_network = across_pvalues(grids, p_safe, cells)
+    common = common or common_axis({name: z.axis["fraction"].tolist() for name, z in zones.items()})
+    per_network = common.pvalues({name: z.axis["p_safe"].to_numpy() for name, z in zones.items()})
     combined = per_network.max(axis=1)
-    centers = [float(np.mean(c)) for c in cells]
+    cells, centers = common.cells, common.centers
     result = outward(combined, nearest(centers, anchor), alpha)
     names = list(zones)
     levels = result.levels
@@ -444,14 +452,14 @@ def safe_zones(df: pd.DataFrame, alpha: float = ALPHA, anchor: float = ANCHOR, b
         replicate_p[name] = resampled_pvalues(data, rng, bootstrap, alpha)
         attach_bootstrap(zones[name], data.fractions, replicate_p[name],
                          nearest(data.fractions, anchor))
-    across = across_zone(zones, alpha, anchor) if len(zones) > 1 else None
-    if across is not None and all(len(p) == bootstrap for p in replicate_p.values()) and bootstrap:
-        grids = {n: d.fractions for n, d in data_of.items()}
-        cells = common_axis(grids)
-        combined = np.array([across_pvalues(grids, {n: replicate_p[n][b] for n in grids}, cells).max(axis=1)
+    if len(zones) < 2:
+        return SafeZones(zones, None, skipped)
+    common = common_axis({n: d.fractions for n, d in data_of.items()})
+    across = across_zone(zones, alpha, anchor, common)
+    if bootstrap and all(len(p) == bootstrap for p in replicate_p.values()):
+        combined = np.array([common.pvalues({n: p[b] for n, p in replicate_p.items()}).max(axis=1)
                              for b in range(bootstrap)])
-        attach_bootstrap(across, across.axis["fraction"].tolist(), combined,
-                         nearest(across.axis["fraction"].tolist(), anchor))
+        attach_bootstrap(across, common.centers, combined, nearest(common.centers, anchor))
     return SafeZones(zones, across, skipped)
 
 

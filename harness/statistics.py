@@ -103,7 +103,7 @@ def read_store(root: str | Path) -> pd.DataFrame:
         except (OSError, ValueError) as e:
             raise HarnessError(f"{p}: not a readable result ({' '.join(str(e).split())[:120]}); delete its folder "
                                "to recompute the cell") from None
-    return check(from_rows(rows, source="store"))
+    return from_rows(rows, source="store")
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if {"base.task", "retrain_epochs", "val", "test"} <= set(df.columns):  # a sweep's results.csv
         table = from_rows(df.replace({np.nan: None}).to_dict("records"), source=path.stem)
         table["origin"] = lines
-        return check(table)
+        return table
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise HarnessError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(COLUMNS)}")
@@ -129,7 +129,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     df["origin"] = lines
     if "source" not in df.columns:
         df["source"] = path.stem
-    return check(normalize(df))
+    return normalize(df)
 
 
 def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
@@ -162,7 +162,7 @@ def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
         })
     if not rows:
         raise HarnessError(f"MLflow experiment {experiment!r} at {tracking_uri} has no retraining runs")
-    return check(from_rows(rows, source=f"mlflow {experiment}"))
+    return from_rows(rows, source=f"mlflow {experiment}")
 
 
 def numeric_or_blank(value: Any) -> bool:
@@ -180,12 +180,13 @@ def rows_of(mask: pd.Series, origins: list[str] | pd.Series, limit: int = 5) -> 
 
 
 def check(df: pd.DataFrame) -> pd.DataFrame:
-    """The checks every table passes before the statistics see it: one line naming the rows at fault."""
+    """The checks a table passes before the leaderboard is built from it (once, on every source
+    combined, so a cell given twice is found across files too): one line naming the rows at fault."""
     origin = df["origin"] if "origin" in df.columns else pd.Series([f"row {i}" for i in range(len(df))], df.index)
-    blank = df[["val_acc", "test_acc", "density", "retraining_epochs"]].isna().any(axis=1)
+    blank = df[["val_acc", "test_acc", "density", "retraining_epochs", "seed"]].isna().any(axis=1)
     if blank.any():
         raise HarnessError(f"blank val_acc, test_acc, density or retraining_epochs in {rows_of(blank, origin)}; "
-                           "every row needs all four")
+                           "every row needs all four, and a seed")
     bad_density = ~((df["density"] > 0) & (df["density"] <= 1))
     if bad_density.any():
         raise HarnessError(f"density outside (0, 1] in {rows_of(bad_density, origin)}; density is the share of "
@@ -217,7 +218,7 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["density"] = pd.to_numeric(df["density"]).astype(float).round(6)
     df["retraining_epochs"] = pd.to_numeric(df["retraining_epochs"]).astype(float)
-    df["seed"] = pd.to_numeric(df["seed"]).fillna(-1).astype(int)
+    df["seed"] = pd.to_numeric(df["seed"]).astype("Int64")  # nullable: check() names the rows without one
     for column, default in (("T", np.nan), ("metric", "accuracy"), ("source", ""), ("target_density", np.nan)):
         if column not in df.columns:
             df[column] = default

@@ -66,6 +66,13 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` and a file in it, so a place that cannot be written fails (OSError) before any work."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+        pass
+
+
 class Store:
     """``base/<task>-s<seed>-<hash>/`` and ``retrain/<task>-<method>-r<round>-<hash>/`` folders.
 
@@ -79,9 +86,7 @@ class Store:
 
     def check_writable(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-probe-"):
-                pass
+            probe_writable(self.root)
         except OSError as e:
             reason = e.strerror or str(e)
             raise HarnessError(

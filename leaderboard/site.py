@@ -19,7 +19,7 @@ import pandas as pd
 from harness import statistics as st
 from harness.errors import HarnessError
 from harness.safe_zone import ALPHA, ANCHOR, GROUP, safe_zones
-from harness.store import atomic_write_bytes
+from harness.store import atomic_write_bytes, probe_writable
 from leaderboard import plots
 from leaderboard.tables import (
     Table,
@@ -83,6 +83,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     return what was computed."""
     if df.empty:
         raise HarnessError("no results to build a leaderboard from")
+    df = st.check(df)
     writable(out)
     assets = out / "assets"
     best_all = st.best_validated(df)
@@ -97,16 +98,15 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     overview.tables.append(drop_table(df))
     sections = [overview]
     figures: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-    for (task, pruning, schedule), group in df.groupby(GROUP):
+    best_of = dict(tuple(best_all.groupby(GROUP)))
+    summary_of = dict(tuple(summary_all.groupby(GROUP)))
+    for key, group in df.groupby(GROUP):
+        task, pruning, schedule = key
         name = slug(task, pruning, schedule)
         label = f"{task}, {pruning}, {schedule}"
         metric = group["metric"].iloc[0]
         section = Section(f"{task}: {pruning}, {schedule}", name)
-        in_group = ((best_all["task"] == task) & (best_all["pruning"] == pruning)
-                    & (best_all["schedule"] == schedule))
-        best = best_all[in_group]
-        summary = summary_all[(summary_all["task"] == task) & (summary_all["pruning"] == pruning)
-                              & (summary_all["schedule"] == schedule)]
+        best, summary = best_of[key], summary_of[key]
         zone = found.networks.get(label)
         if zone is not None:
             section.text.append(zone.describe() + ".")
@@ -166,10 +166,7 @@ def draw(figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
 def writable(out: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
     try:
-        (out / "assets").mkdir(parents=True, exist_ok=True)
-        probe = out / "assets" / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(out / "assets")
     except OSError as e:
         raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror or e}); choose a writable folder "
                            "with --out") from None
