@@ -1,4 +1,6 @@
+import sys
+
 from harness.cli import main
 
 if __name__ == "__main__":  # worker processes started by spawn import this module again
-    main()
+    sys.exit(main())

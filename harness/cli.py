@@ -17,11 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness import distributed, variants
-from harness.errors import HarnessError
+from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
-from harness.hparams import BaseHparams, RetrainHparams
+from harness.hparams import EPOCHS_SCALE, BaseHparams, RetrainHparams
 from harness.selection import best_validated
 from harness.store import Store
+from harness.study import MAX_SEED
 from harness.sweep import Listener
 from harness.tracking import Tracker, default_uri
 from tasks.spec import DataOptions
@@ -40,7 +41,7 @@ DataDir = Annotated[Path | None, typer.Option(help="dataset folder (tasks that n
 Download = Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
 Bf16 = Annotated[bool, typer.Option(help="bf16 autocast (GPU)")]
-LoaderWorkers = Annotated[int, typer.Option(help="data loading processes (folder datasets)")]
+LoaderWorkers = Annotated[int, typer.Option(min=0, help="data loading processes (folder datasets)")]
 TrackingUri = Annotated[
     str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
 ]
@@ -49,12 +50,15 @@ NoTracking = Annotated[bool, typer.Option("--no-tracking", help="do not log to M
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Bad input: one line on stderr, exit code 2, no traceback."""
+    """Bad input: one line on stderr, exit code 2; a fault of the store: one line, exit code 1."""
     try:
         yield
     except HarnessError as e:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except (StoreFault, DamagedFile) as e:  # a fault of the store, not of the input
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 class BarReporter(Reporter):
@@ -73,6 +77,9 @@ class BarReporter(Reporter):
 
     def note(self, message: str) -> None:
         err.print(message, markup=False, highlight=False)
+
+    def warn(self, message: str) -> None:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def check_structured(name: str, task: str, levels: list[int]) -> None:
@@ -95,6 +102,33 @@ def check_device(device: str) -> None:
         raise HarnessError(f"device {device!r} is not available here; valid: cpu")
 
 
+def check_finite(arguments: dict[str, Any]) -> None:
+    """Every number a command was given is finite (the parser takes "nan" and "inf" for floats)."""
+    for name, value in arguments.items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise HarnessError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
+
+
+def check_epochs_scale(scale: float) -> None:
+    low, high = EPOCHS_SCALE
+    if not low <= scale <= high:
+        raise HarnessError(f"--epochs-scale must be in [{low:g}, {high:g}], got {scale:g}")
+
+
+def check_keeps_weights(task: Any, density: float, flag: str) -> None:
+    """A target density that keeps less than one prunable weight of the task's network is refused."""
+    import torch
+
+    with torch.device("meta"):  # counted without allocating
+        model = task.make_model()
+    params = dict(model.named_parameters())
+    total = sum(params[name].numel() for name in task.prunable(model))
+    if density * total < 1:
+        raise HarnessError(f"{flag} asks for density {density:.3g}, which keeps less than one of the "
+                           f"{total:,} prunable weights of {task.name}; valid: density >= {1 / total:.3g}")
+
+
 def fmt(x: float, digits: int = 2) -> str:
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
 
@@ -105,7 +139,9 @@ def run(
     task: Annotated[str, typer.Argument(help="task (see `harness list`)")],
     density: Annotated[float | None, typer.Option(help="target density in (0, 1] [default: 0.2]")] = None,
     rounds: Annotated[int | None, typer.Option(help="prune to 0.8^rounds (iterative: one round each)")] = None,
-    iterative: Annotated[bool, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once")] = False,
+    iterative: Annotated[
+        bool | None, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once [one-shot]")
+    ] = None,
     pruning: Annotated[
         str, typer.Option(help="unstructured pruning strategy (see `harness list`)")] = "global-magnitude",
     structured: Annotated[
@@ -119,7 +155,9 @@ def run(
         list[float] | None,
         typer.Option("--retrain-epochs", "-t", help="retraining epochs t; repeat to pick t on validation [T/2]"),
     ] = None,
-    seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several [default: 0]")] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option(min=0, max=MAX_SEED, help="seed; repeat for several [default: 0]")
+    ] = None,
     epochs_scale: EpochsScale = 1.0,
     store: StoreDir = Path("results"),
     batch_size: BatchSize = None,
@@ -137,11 +175,14 @@ def run(
     from tasks.spec import get_task
 
     with user_errors():
+        check_finite(locals())
         choice = variants.resolve(method, Store(store).root)
         method_name = choice.method
-        iterative = choice.iterative if choice.iterative is not None else iterative
-        if epochs_scale <= 0:
-            raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
+        if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
+            kind, flag = ("iterative", "--one-shot") if choice.iterative else ("one-shot", "--iterative")
+            raise HarnessError(f"{method} is {kind} by definition; drop {flag}")
+        iterative = bool(choice.iterative if choice.iterative is not None else iterative)
+        check_epochs_scale(epochs_scale)
         seeds = seed or [0]
         if batch_size is not None and batch_size < 1:
             raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
@@ -166,6 +207,7 @@ def run(
 
             PRUNERS.get(pruning)
             chain = density_chain(density, rounds, iterative)
+            check_keeps_weights(probe, chain[-1], "--rounds" if rounds is not None else "--density")
             cells = [{"densities": chain[:r], "pruning": pruning} for r in range(1, len(chain) + 1)]
         results_store = Store(store)
         results_store.check_writable()
@@ -332,6 +374,7 @@ def sweep(
     from harness.sweep import run_study
 
     with user_errors():
+        check_finite(locals())
         spec = load_study(study, variants.load_all(Store(store).root))
         if retries < 0:
             raise HarnessError(f"--retries must be >= 0, got {retries}")
@@ -477,15 +520,16 @@ def tune(
         Path | None, typer.Option(help="an Optuna journal file instead of --storage (a shared file system)")
     ] = None,
     study_name: Annotated[str | None, typer.Option(help="[METHOD-TASK-dDENSITY-HASH of the search]")] = None,
-    search_seed: Annotated[int, typer.Option(help="the seed trials train on")] = 0,
+    search_seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="the seed trials train on")] = 0,
     seed: Annotated[
-        list[int] | None, typer.Option(help="seeds of the final test evaluation; repeat [0, 1, 2]")
+        list[int] | None, typer.Option(min=0, max=MAX_SEED, help="seeds of the final test evaluation; repeat [0, 1, 2]")
     ] = None,
     save_as: Annotated[
         str | None, typer.Option(help="save the best configuration as a variant usable by `run` and studies")
     ] = None,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
-    sampler_seed: Annotated[int | None, typer.Option(help="seed of the TPE sampler (one process only)")] = None,
+    sampler_seed: Annotated[
+        int | None, typer.Option(min=0, max=MAX_SEED, help="seed of the TPE sampler (one process only)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
     epochs_scale: EpochsScale = 1.0,
     batch_size: BatchSize = None,
@@ -510,6 +554,7 @@ def tune(
     from tasks.spec import get_task
 
     with user_errors():
+        check_finite(locals())
         if list_space is not None:
             get_method(list_space)
             if task is None and method is not None and method != list_space:
@@ -525,8 +570,7 @@ def tune(
             raise HarnessError(f"--trials must be a positive integer, got {trials}")
         if not 0.0 < density <= 1.0:
             raise HarnessError(f"--density must be in (0, 1], got {density:g}")
-        if epochs_scale <= 0:
-            raise HarnessError(f"--epochs-scale must be positive, got {epochs_scale:g}")
+        check_epochs_scale(epochs_scale)
         if batch_size is not None and batch_size < 1:
             raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
         if save_as is not None:
@@ -540,8 +584,8 @@ def tune(
         name = study_name or config.default_name()
         results_store = Store(store)
         results_store.check_writable()
+        search.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
         optuna_storage, storage_label = search.open_storage(storage, journal, results_store.root / "optuna.db")
-        search.make_pruner(pruner, 1)  # a bad name fails here, before any training
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     tracker = None
@@ -647,6 +691,7 @@ def leaderboard(
     from leaderboard.site import build
 
     with user_errors():
+        check_finite(locals())
         if not 0 < alpha < 1 or not 0 < anchor <= 1 or bootstrap < 0:
             raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1] and --bootstrap be >= 0; got "
                                f"{alpha:g}, {anchor:g}, {bootstrap}")
@@ -679,9 +724,11 @@ def leaderboard(
 def ui(
     store: StoreDir = Path("results"),
     tracking_uri: TrackingUri = None,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000,
 ) -> None:
     """Start the MLflow UI on loopback for the results' tracking store and print its address."""
+    import os
+    import signal
     import subprocess
     import urllib.request
 
@@ -696,25 +743,42 @@ def ui(
                "--port", str(port)]
     if uri.startswith("sqlite:///"):
         command += ["--default-artifact-root", (results_store.root / "mlartifacts").as_uri()]
-    proc = subprocess.Popen(command, stdout=sys.stderr)  # this command's stdout is only the address
+    # its own process group: uvicorn workers and huey consumers go with it when it is stopped
+    proc = subprocess.Popen(command, stdout=sys.stderr, start_new_session=True)
+
+    def stop(*_: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise typer.Exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     address = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(address + "/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    if proc.poll() is not None:
-        err.print(f"error: the MLflow UI exited with code {proc.returncode} (is port {port} taken? try --port)")
-        raise typer.Exit(2)
-    out.print(f"MLflow UI for {uri}: {address}  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
-    sys.stdout.flush()
     try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(address + "/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        if proc.poll() is not None:
+            err.print(f"error: the MLflow UI exited with code {proc.returncode} before serving on port {port} "
+                      "(its output is above; a port in use? try another --port)", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        out.print(f"MLflow UI for {uri}: {address}  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+        sys.stdout.flush()
         proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
 
 
 @app.command("list")
@@ -780,9 +844,23 @@ def list_registered() -> None:
     out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
 
 
-def main() -> None:
-    sys.exit(app())
+def main(argv: list[str] | None = None) -> int:
+    """The console script: every error, the parser's own included, is one line on stderr."""
+    from typer._click.exceptions import ClickException
+
+    try:
+        code = typer.main.get_command(app).main(args=argv, prog_name="harness", standalone_mode=False)
+    except ClickException as e:
+        context = getattr(e, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        err.print(f"error: {where}{' '.join(e.format_message().split())}{hint}", markup=False, highlight=False,
+                  soft_wrap=True)
+        return e.exit_code
+    except typer.Abort:
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

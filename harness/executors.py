@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
 from harness.plan import Job
 from harness.store import Store
@@ -79,7 +79,7 @@ def run_job(job: Job, context: WorkerContext, *upstream: Any, reporter: Reporter
 
 
 def describe_error(e: BaseException) -> str:
-    if isinstance(e, HarnessError):
+    if isinstance(e, HarnessError | StoreFault | DamagedFile):
         return str(e)
     frame = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
     where = f" ({Path(frame[0].filename).name}:{frame[0].lineno})" if frame else ""

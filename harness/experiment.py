@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from harness import distributed, masks, store
-from harness.errors import HarnessError
+from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
@@ -62,6 +63,10 @@ class Reporter:
     def note(self, message: str) -> None:
         pass
 
+    def warn(self, message: str) -> None:
+        """What must be seen even when progress is not shown (a damaged file set aside)."""
+        print(message, file=sys.stderr, flush=True)
+
 
 @dataclass
 class BaseRun:
@@ -75,12 +80,34 @@ class BaseRun:
         return self.folder / "checkpoints" / f"step_{step:08d}.pt"
 
     def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
-        return store.load(self.checkpoint_path(to_step(epoch, self.steps_per_epoch)))["model"]
+        path = self.checkpoint_path(to_step(epoch, self.steps_per_epoch))
+        try:
+            return store.load(path, keys=("model",))["model"]
+        except FileNotFoundError:  # set aside by another process since this run was opened
+            raise DamagedFile(path, "missing") from None
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A state dict that loads anywhere: on the CPU, in the standard memory layout."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def stored_weights(folder: Path, result: dict[str, Any]) -> tuple[dict[str, torch.Tensor], masks.Mask]:
+    """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its result
+    records; a file that fails takes the result with it, so that the cell is computed again."""
+    loaded = []
+    for name, key in (("weights.pt", "weights_sha256"), ("mask.pt", "mask_sha256")):
+        path = folder / name
+        try:
+            tensors = store.load(path)
+            if key in result and digest(tensors) != result[key]:
+                raise DamagedFile(path, f"its digest differs from the {key} in result.json")
+        except FileNotFoundError:
+            raise DamagedFile(path, "missing", invalidates=(folder / "result.json",)) from None
+        except DamagedFile as e:
+            raise DamagedFile(path, e.reason, invalidates=(folder / "result.json",)) from None
+        loaded.append(tensors)
+    return loaded[0], loaded[1]
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -158,10 +185,31 @@ class Runner:
 
     def base(self, hp: BaseHparams, rewind_epochs: Iterable[float] = ()) -> BaseRun:
         """W_0 ... W_T of the original run, with W_g stored at every epoch g that will be rewound to."""
-        distributed.barrier()
-        run = self._base(hp, rewind_epochs)
-        distributed.barrier()
+        with store.exclusive(self.store.base_dir(hp), self._waiting):
+            distributed.barrier()
+            run = self._repairing(lambda retry: self._base(hp, rewind_epochs))
+            distributed.barrier()
         return run
+
+    def _waiting(self, folder: Path) -> None:
+        self.reporter.note(f"waiting for {folder.name}: another process is computing it")
+
+    def _repairing(self, work: Any) -> Any:
+        """``work(retry)``, again after each damaged file it meets is set aside (and with it what it
+        stood for), so that the work recomputes what the file held."""
+        seen: set[Path] = set()
+        while True:
+            try:
+                return work(bool(seen))
+            except DamagedFile as e:
+                if e.path in seen:
+                    raise
+                seen.add(e.path)
+                aside = store.set_aside(e.path)
+                for path in e.invalidates:
+                    store.set_aside(path, "stale")
+                moved = f"moved to {aside.name}" if aside is not None else "already moved"
+                self.reporter.warn(f"{e}: {moved}; recomputing what it held")
 
     def _base(self, hp: BaseHparams, rewind_epochs: Iterable[float]) -> BaseRun:
         task = self.task(hp)
@@ -172,12 +220,12 @@ class Runner:
         wanted = base_checkpoint_steps(T, spe, rewind_epochs)
         run = BaseRun(hp, folder, spe, {}, trained_now=False)
         stored = {s for s in wanted if run.checkpoint_path(s).exists()}
-        done = folder / "result.json"
-        if done.exists() and stored == wanted:
-            run.result = store.read_json(done)
+        result = store.read_result(folder / "result.json")
+        if result is not None and stored == wanted:
+            run.result = result
             self.reporter.note(f"reusing base network {folder.name}")
         else:
-            self._train_base(run, task, sorted(wanted - stored), fresh=not done.exists())
+            self._train_base(run, task, sorted(wanted - stored), fresh=result is None)
         self._mirror_base(run, task)
         return run
 
@@ -199,7 +247,7 @@ class Runner:
             first = max((s for s in have if s <= missing[0]), default=0)
             end = missing[-1]
             if first in have:
-                state = store.load(run.checkpoint_path(first))
+                state = store.load(run.checkpoint_path(first), keys=("model", "optimizer"))
                 model.load_state_dict(state["model"])
                 optimizer_state = state["optimizer"]
             else:
@@ -225,7 +273,7 @@ class Runner:
             store.atomic_write_json(run.folder / "history.json", outcome.history)
             store.atomic_write_json(run.folder / "result.json", run.result)
         else:
-            run.result = store.read_json(run.folder / "result.json")
+            run.result = store.read_result(run.folder / "result.json") or {}
 
     def _mirror_base(self, run: BaseRun, task: Task) -> None:
         if self.tracker is not None:
@@ -241,9 +289,15 @@ class Runner:
         """Cells that differ only in t, of a method whose run for t is a prefix of its run for any
         longer t (``Retraining.shares_prefix``): one run to the longest t, each shorter t's result
         taken on the way. A single cell is the group of one. Results come back in the order given."""
-        distributed.barrier()
-        results = self._retrain_group(hps, base)
-        distributed.barrier()
+        # one lock order everywhere (a round before its previous round, then by name, the base last)
+        folders = sorted({self.store.retrain_dir(hp) for hp in hps})
+        with contextlib.ExitStack() as held:
+            for folder in folders:
+                held.enter_context(store.exclusive(folder, self._waiting))
+            distributed.barrier()
+            # a retry opens the base network again: a checkpoint set aside is trained anew
+            results = self._repairing(lambda retry: self._retrain_group(hps, None if retry else base))
+            distributed.barrier()
         return results
 
     def _retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None) -> list[dict[str, Any]]:
@@ -269,8 +323,9 @@ class Runner:
         pending = []
         for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
             folder = self.store.retrain_dir(hp)
-            if (folder / "result.json").exists():
-                results[hp] = {**store.read_json(folder / "result.json"), "cached": True}
+            if (result := store.read_result(folder / "result.json")) is not None:
+                stored_weights(folder, result)  # "cached" only for a cell whose weights are intact
+                results[hp] = {**result, "cached": True}
                 self._mirror_retrain(folder, task, hp)
             else:
                 pending.append(hp)
@@ -286,9 +341,8 @@ class Runner:
         if previous is None:
             model = task.make_model()
             return base.weights_at_epoch(task.epochs), masks.full_mask(model, task.prunable(model))
-        self.retrain(previous, base)
-        prev_folder = self.store.retrain_dir(previous)
-        return store.load(prev_folder / "weights.pt"), store.load(prev_folder / "mask.pt")
+        result = self.retrain(previous, base)
+        return stored_weights(self.store.retrain_dir(previous), result)
 
     def _run_pending(self, pending: list[RetrainHparams], task: Task, base: BaseRun) -> dict[RetrainHparams, Any]:
         longest = pending[-1]

@@ -52,6 +52,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# The range of epochs_scale: below 1e-4 even ImageNet's 90 epochs shrink to a fraction of an
+# epoch that no data set has a step for; above 1e3 a schedule runs for months.
+EPOCHS_SCALE = (1e-4, 1e3)
+
+
 @dataclass(frozen=True)
 class BaseHparams:
     """The original training run: computed once per (task, seed) and shared by every method."""

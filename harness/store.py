@@ -2,40 +2,70 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import torch
 
 from harness import distributed
-from harness.errors import HarnessError
+from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
 
+FILE_MODE = 0o644  # every file of the store, whatever the umask of the process that wrote it
+LOCK = ".lock"
+RESULT_KEYS = ("kind", "val", "test")
+# the folders a store writes into, each checked before any work
+WRITTEN = ("base", "retrain", "studies", "tune", "variants")
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+def mount_point(path: Path) -> Path:
+    path = path.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def write_fault(e: OSError, path: Path) -> StoreFault:
+    """An OSError while writing ``path`` as the one line the CLI prints."""
+    kept = "nothing computed so far is lost"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFault(e.errno, f"no space left on {mount_point(path.parent)} while writing {path}; {kept}: "
+                                   "free space and rerun the same command to resume")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreFault(e.errno, f"cannot write {path} ({e.strerror}); {kept}: make the folder writable or "
+                                   "pass --store a writable folder")
+    return StoreFault(e.errno, f"cannot write {path} ({e.strerror or e}); {kept}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     if not distributed.is_main():  # ranks of one DDP run hold the same results: rank 0 writes them
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is as readable as any file written here
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_fault(e, path) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -44,26 +74,94 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_save(path: Path, obj: Any) -> None:
-    """``torch.save`` that never leaves a half-written file behind."""
-    if not distributed.is_main():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """``torch.save`` that never leaves a half-written file behind. Serialized in memory first: the
+    archive then bears a fixed name, not the temporary file's, so equal tensors give equal bytes."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load(path: Path, keys: tuple[str, ...] = ()) -> Any:
+    """A tensor file of the store (``weights_only``); a file that does not load, or lacks ``keys``,
+    is a ``DamagedFile``."""
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
         raise
-
-
-def load(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DamagedFile(path, f"does not load: {' '.join(str(e).split())[:100]}") from None
+    if not isinstance(obj, dict) or not all(k in obj for k in keys):
+        raise DamagedFile(path, f"not a mapping with {', '.join(keys) or 'tensors'}")
+    return obj
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise DamagedFile(path, f"not JSON: {' '.join(str(e).split())[:80]}") from None
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A finished run's ``result.json``: None when absent, ``DamagedFile`` when it is not a result."""
+    try:
+        result = read_json(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not isinstance(result, dict) or not all(k in result for k in RESULT_KEYS):
+        raise DamagedFile(path, f"not a result: it lacks {', '.join(k for k in RESULT_KEYS if k not in result)}"
+                          if isinstance(result, dict) else "not a result: not a JSON object")
+    return result
+
+
+def intact_result(path: Path) -> dict[str, Any] | None:
+    """``read_result`` for planning: a damaged result counts as absent (the runner that recomputes it
+    sets it aside and says so)."""
+    try:
+        return read_result(path)
+    except DamagedFile:
+        return None
+
+
+def set_aside(path: Path, why: str = "damaged") -> Path | None:
+    """Rename ``path`` to ``NAME.WHY-TIME-PID`` (kept for inspection, never read again); None when
+    another process moved it first."""
+    aside = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, waiting: Callable[[Path], None] | None = None, name: str = LOCK) -> Iterator[None]:
+    """Hold the cross-process lock of a store folder while its work is computed.
+
+    ``flock`` on ``FOLDER/.lock`` (filelock): the kernel drops it when its holder dies, so a killed
+    process leaves no lock behind; Linux NFS clients map it to POSIX locks held by the server. Where a
+    file system has no ``flock``, filelock falls back to a marker file that a waiter on the same host
+    removes once its owner is dead. ``waiting`` hears when another process holds the lock; ``name``
+    picks another lock of the same folder (its MLflow mirror's), so that the two never nest.
+    """
+    if not distributed.is_main():  # a DDP run's ranks follow rank 0, which holds the lock
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(folder / name, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if waiting is not None:
+                waiting(folder)
+            lock.acquire()
+    except OSError as e:
+        raise write_fault(e, folder / name) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def probe_writable(folder: Path) -> None:
@@ -85,14 +183,17 @@ class Store:
         self.bases = Path(bases).expanduser().resolve() if bases is not None else self.root
 
     def check_writable(self) -> None:
-        try:
-            probe_writable(self.root)
-        except OSError as e:
-            reason = e.strerror or str(e)
-            raise HarnessError(
-                f"results store {str(self.root)!r} is not writable ({reason}); "
-                "pass --store a writable folder"
-            ) from None
+        """The root and every folder the store writes into, as far as they exist (a folder that does
+        not exist yet is created under a root just found writable)."""
+        folders = [self.root, self.bases, *(r / name for r in {self.root, self.bases} for name in WRITTEN)]
+        for folder in folders:
+            if folder in (self.root, self.bases) or folder.exists():
+                try:
+                    probe_writable(folder)
+                except OSError as e:
+                    reason = e.strerror or str(e)
+                    raise HarnessError(f"results store folder {str(folder)!r} is not writable ({reason}); "
+                                       "make it writable or pass --store a writable folder") from None
 
     def base_dir(self, hp: BaseHparams) -> Path:
         return self.bases / "base" / f"{hp.task}-s{hp.seed}-{content_hash(hp)}"
@@ -108,4 +209,5 @@ class Store:
     def results(self) -> Iterator[dict[str, Any]]:
         """Every finished retraining round: the store's results table, one row a run."""
         for path in sorted((self.root / "retrain").glob("*/result.json")):
-            yield read_json(path)
+            if (result := read_result(path)) is not None:
+                yield result

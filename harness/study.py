@@ -21,6 +21,7 @@ default and can be narrowed:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -31,12 +32,16 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.experiment import PAPER_GRID_POINTS, paper_retraining_times
-from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.hparams import EPOCHS_SCALE, BaseHparams, RetrainHparams, content_hash
 from harness.variants import Variant
 from methods.pruning import ITERATIVE_RATE, density_chain
 
 SCHEDULES = ("one-shot", "iterative")
 UNSTRUCTURED = "global-magnitude"
+MAX_CELLS = 1_000_000  # a grid is counted before it is built; past this it is refused
+MAX_RETRAIN_POINTS = 1000
+MAX_EXPONENT = 100  # 0.8^100 keeps 2e-10 of the weights
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,13 @@ class Study:
                 return method, params, variant
         return name, dict(self.method_params).get(name, ()), None
 
+    def count(self) -> int:
+        """How many cells ``cells()`` would build, computed without building them."""
+        shapes = sum(len(kind.levels) if kind.structured else len(self.schedules) * len(self.target_densities())
+                     for kind in self.pruning)
+        times = len(self.retrain_epochs) or self.retrain_points
+        return len(self.seeds) * shapes * len(self.methods) * times
+
     def cells(self) -> list[RetrainHparams]:
         """Every cell the study reports, in a stable order (rounds an iterative chain passes
         through on its way to a reported density are dependencies, not cells)."""
@@ -142,6 +154,8 @@ def load_study(spec: str, variants: Mapping[str, Variant] | None = None) -> Stud
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         raise StudyError(f"{path.name}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError:
+        raise StudyError(f"{path.name}: not a text file; a study is a YAML file of keys (task, methods, ...)") from None
     except OSError as e:
         raise StudyError(f"{spec}: cannot read ({e.strerror})") from None
     if not isinstance(raw, dict):
@@ -171,6 +185,11 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
     values.setdefault("methods", tuple(method_names()))
     values["variants"] = tuple((n, variants[n].method, variants[n].params) for n in values["methods"] if n in variants)
     study = Study(**values)
+    if (n := study.count()) > MAX_CELLS:
+        raise StudyError(f"the grid has {n:,} cells, more than {MAX_CELLS:,}; narrow seeds ({len(study.seeds)}), "
+                         f"methods ({len(study.methods)}), retrain_points/retrain_epochs "
+                         f"({len(study.retrain_epochs) or study.retrain_points}), density_k/densities "
+                         f"({len(study.target_densities())}), schedules or pruning")
     try:
         check_against_task(study)
     except StudyError as e:
@@ -204,7 +223,7 @@ def _list(value: Any, item: Callable[[Any], Any], what: str) -> tuple[Any, ...]:
 
 def _number(low: float, high: float | None = None, low_open: bool = False) -> Callable[[Any], float]:
     def parse(v: Any) -> float:
-        bad = isinstance(v, bool) or not isinstance(v, (int, float))
+        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
         if bad or v < low or (low_open and v == low) or (high is not None and v > high):
             bracket = "(" if low_open else "["
             raise StudyError(f"must be a number in {bracket}{low:g}, {'inf' if high is None else f'{high:g}'}], "
@@ -213,10 +232,11 @@ def _number(low: float, high: float | None = None, low_open: bool = False) -> Ca
     return parse
 
 
-def _integer(low: int) -> Callable[[Any], int]:
+def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
     def parse(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise StudyError(f"must be an integer >= {low}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+            span = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise StudyError(f"must be an integer {span}, got {v!r}")
         return v
     return parse
 
@@ -231,8 +251,8 @@ def _choice(valid: Sequence[Any], what: str) -> Callable[[Any], Any]:
 
 def parse_seeds(v: Any) -> tuple[int, ...]:
     if isinstance(v, int) and not isinstance(v, bool):
-        return tuple(range(_integer(1)(v)))
-    return _list(v, _integer(0), "seed")
+        return tuple(range(_integer(1, MAX_CELLS)(v)))
+    return _list(v, _integer(0, MAX_SEED), "seed")
 
 
 def parse_density_k(v: Any) -> tuple[int, ...]:
@@ -240,11 +260,12 @@ def parse_density_k(v: Any) -> tuple[int, ...]:
         extra = sorted(set(v) - {"first", "last", "step"})
         if extra or "first" not in v or "last" not in v:
             raise StudyError(f"a range is {{first: K, last: K, step: 1}}, got {v!r}")
-        first, last, step = _integer(0)(v["first"]), _integer(0)(v["last"]), _integer(1)(v.get("step", 1))
+        first, last = _integer(0, MAX_EXPONENT)(v["first"]), _integer(0, MAX_EXPONENT)(v["last"])
+        step = _integer(1)(v.get("step", 1))
         if last < first:
             raise StudyError(f"last must be >= first, got {v!r}")
         return tuple(range(first, last + 1, step))
-    return _list(v, _integer(0), "exponent k")
+    return _list(v, _integer(0, MAX_EXPONENT), "exponent k")
 
 
 def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
@@ -286,14 +307,14 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: v if isinstance(v, str) and v.strip() else _raise("must be a non-empty string"),
     "task": lambda v: _choice(task_names(), "task")(v),
     "methods": parse_methods,
-    "retrain_points": _integer(1),
+    "retrain_points": _integer(1, MAX_RETRAIN_POINTS),
     "retrain_epochs": lambda v: _list(v, _number(0.0), "retraining time"),
     "density_k": parse_density_k,
     "densities": lambda v: _list(v, _number(0.0, 1.0, low_open=True), "density"),
     "seeds": parse_seeds,
     "schedules": lambda v: _list(v, _choice(list(SCHEDULES), "schedule"), "schedule"),
     "pruning": parse_pruning,
-    "epochs_scale": _number(0.0, low_open=True),
+    "epochs_scale": _number(EPOCHS_SCALE[0], EPOCHS_SCALE[1]),
     "batch_size": lambda v: None if v is None else _integer(1)(v),
     "method_params": parse_method_params,
 }

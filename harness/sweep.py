@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import StoreFault
 from harness.executors import Executor, Outcome, describe_error
 from harness.plan import Job
 from harness.store import Store
@@ -83,6 +84,8 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
                 break
             for handle, result in executor.wait_any(list(running)):
                 job = running.pop(handle)
+                if isinstance(result, StoreFault) and result.disk_full:
+                    raise result  # every other job would fail the same way: stop, keep what is done
                 if isinstance(result, BaseException):
                     if not native and attempts[job.id] <= retries:
                         handle_of.pop(job.id, None)
@@ -181,8 +184,7 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         counts["failed" if o.error else "cached" if o.cached else "done"] += n
         if o.error:
             failures.append((job.label, o.error))
-    rows = [st.read_json(store.retrain_dir(hp) / "result.json") for hp in cells
-            if (store.retrain_dir(hp) / "result.json").exists()]
+    rows = [r for hp in cells if (r := st.intact_result(store.retrain_dir(hp) / "result.json")) is not None]
     report = StudyReport(
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
         sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows)

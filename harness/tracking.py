@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
+from harness.errors import DamagedFile
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from methods.spec import get_method
 
 MARKER = "mlflow.json"
+MIRROR_LOCK = ".mlflow.lock"
 
 
 def default_uri(store_root: Path) -> str:
@@ -51,7 +53,14 @@ class Tracker:
             logging.getLogger("mlflow").setLevel(logging.WARNING)
             logging.getLogger("alembic").setLevel(logging.WARNING)
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            client = MlflowClient(tracking_uri=self.uri)
+            if self.uri.startswith("sqlite:///"):
+                # Processes opening a new database at once would each create its tables: one does,
+                # under a lock next to the database, and the others find them made.
+                db = Path(self.uri[len("sqlite:///"):])
+                with store.exclusive(db.parent, name=f".{db.name}.lock"):
+                    client.search_experiments(max_results=1)
+            self._client = client
         return self._client
 
     def experiment_id(self, name: str) -> str:
@@ -66,51 +75,100 @@ class Tracker:
                 self._experiments[name] = exp.experiment_id
         return self._experiments[name]
 
-    def run_id(self, folder: Path, key: str | None = None) -> str | None:
+    def _markers(self, folder: Path) -> dict[str, str]:
+        """The runs a folder was mirrored to; a damaged marker is set aside, and the run is found
+        again by its tags."""
         marker = folder / MARKER
-        return store.read_json(marker).get(key or self.uri) if marker.exists() else None
+        try:
+            known = store.read_json(marker)
+        except FileNotFoundError:
+            return {}
+        except DamagedFile as e:
+            store.set_aside(marker)
+            self.warn(f"{e}: moved aside; its MLflow run is looked up by its tags")
+            return {}
+        return known if isinstance(known, dict) else {}
+
+    def run_id(self, folder: Path, key: str | None = None) -> str | None:
+        return self._markers(folder).get(key or self.uri)
 
     def _remember(self, folder: Path, run_id: str, key: str | None = None) -> None:
-        marker = folder / MARKER
-        known = store.read_json(marker) if marker.exists() else {}
-        store.atomic_write_json(marker, {**known, (key or self.uri): run_id})
+        store.atomic_write_json(folder / MARKER, {**self._markers(folder), (key or self.uri): run_id})
+
+    def _find(self, experiment_id: str, folder: Path, key: str, reopen: bool) -> str | None:
+        """The run already made for ``folder`` and ``key`` (its marker lost). A run left RUNNING by a
+        process that died while logging it is closed as FAILED and not reused, unless ``reopen``
+        (a study's own run)."""
+        client = self.client()
+        runs = client.search_runs([experiment_id], f"tags.`harness.folder` = '{folder}' and "
+                                                   f"tags.`harness.key` = '{key}'", max_results=100)
+        for run in runs:
+            if run.info.status == "FINISHED" or reopen:
+                return run.info.run_id
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status="FAILED")
+        return None
 
     def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
              metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any],
              key: str | None = None, terminate: bool = True) -> str | None:
         if self.failure is not None:
             return None
-        if (known := self.run_id(folder, key)) is not None:
-            return known
-        try:
-            from mlflow.entities import Metric, Param
-
-            client = self.client()
-            run = client.create_run(self.experiment_id(experiment), run_name=name, tags=tags)
-            rid = run.info.run_id
-            now = int(time.time() * 1000)
-            history = store.read_json(folder / "history.json") if (folder / "history.json").exists() else []
-            series = [
-                Metric(key, float(rec[field]), now, round(rec["epoch"]))
-                for rec in history
-                for key, field in ((f"val_{metric_key}", "val"), (f"test_{metric_key}", "test"),
-                                   ("train_loss", "train_loss"), ("lr", "lr"))
-            ]
-            finals = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-            client.log_batch(rid, params=[Param(k, str(v)) for k, v in params.items()])
-            for i in range(0, len(series) + len(finals), 1000):
-                client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
-            for path, obj in artifacts.items():
-                client.log_dict(rid, obj, path)
-            if terminate:
-                client.set_terminated(rid)
+        try:  # one process at a time mirrors a folder: one run per folder and key
+            with store.exclusive(folder, name=MIRROR_LOCK):
+                return self._log_once(folder, experiment, name, params, tags, metrics, metric_key, artifacts,
+                                      key or self.uri, terminate)
         except Exception as e:  # any failure of the mirror: keep the local results, say so once
             self._failed(e)
             return None
+
+    def _log_once(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
+                  metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any], key: str,
+                  terminate: bool) -> str | None:
+        if (known := self.run_id(folder, key)) is not None:
+            return known
+        experiment_id = self.experiment_id(experiment)
+        if (found := self._find(experiment_id, folder, key, reopen=not terminate)) is not None:
+            self._remember(folder, found, key)
+            return found
+        from mlflow.entities import Metric, Param
+
+        client = self.client()
+        run = client.create_run(experiment_id, run_name=name, tags={**tags, "harness.key": key})
+        rid = run.info.run_id
+        now = int(time.time() * 1000)
+        history = store.read_json(folder / "history.json") if (folder / "history.json").exists() else []
+        series = [
+            Metric(series_key, float(rec[field]), now, round(rec["epoch"]))
+            for rec in history
+            for series_key, field in ((f"val_{metric_key}", "val"), (f"test_{metric_key}", "test"),
+                                      ("train_loss", "train_loss"), ("lr", "lr"))
+        ]
+        finals = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        client.log_batch(rid, params=[Param(k, str(v)) for k, v in params.items()])
+        for i in range(0, len(series) + len(finals), 1000):
+            client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
+        for path, obj in artifacts.items():
+            client.log_dict(rid, obj, path)
+        if terminate:
+            client.set_terminated(rid)
         self._remember(folder, rid, key)
         return rid
 
     def mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
+        return self._guarded(self._mirror_base, folder, task, hp)
+
+    def _guarded(self, mirror: Any, *args: Any, **kwargs: Any) -> str | None:
+        """A mirror that fails, on any file or any answer of MLflow, costs the run nothing."""
+        if self.failure is not None:
+            return None
+        try:
+            return mirror(*args, **kwargs)
+        except Exception as e:
+            self._failed(e)
+            return None
+
+    def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
         result = store.read_json(folder / "result.json")
         return self._log(
             folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
@@ -157,6 +215,10 @@ class Tracker:
                        study: tuple[str, str] | None = None) -> str | None:
         """A retraining round as a child of its base run, or with ``study`` = (parent run id, study
         name) as a child of the study's run, tagged so the UI can filter the study's cells."""
+        return self._guarded(self._mirror_retrain, folder, task, hp, base_folder, study)
+
+    def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
+                        study: tuple[str, str] | None) -> str | None:
         result = store.read_json(folder / "result.json")
         parent = self.mirror_base(base_folder, task, hp.base)
         tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method_label,

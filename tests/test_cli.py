@@ -55,37 +55,6 @@ def test_list_shows_tasks_methods_and_recipes():
         assert name in result.stdout
 
 
-BAD = {
-    "unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: cifar10-resnet110, "
-                     "cifar10-resnet20, cifar10-resnet56, imagenet-resnet34, imagenet-resnet50, mnist1d"),
-    "unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning, gradual, "
-                       "low-lr-rewinding, lr-rewinding, reinit, weight-rewinding; recipes: algorithm1"),
-    "density 0": (["run", "lr-rewinding", "mnist1d", "--density", "0"], "density must be in (0, 1]"),
-    "density > 1": (["run", "lr-rewinding", "mnist1d", "--density", "1.5"], "density must be in (0, 1]"),
-    "negative t": (["run", "fine-tuning", "mnist1d", "-t", "-1"], "valid: t >= 0"),
-    "t beyond T": (["run", "weight-rewinding", "mnist1d", "-t", "31"], "valid: 0 <= t <= T = 30"),
-    "t beyond T, lr": (["run", "lr-rewinding", "mnist1d", "-t", "40"], "valid: 0 <= t <= T = 30"),
-    "rounds 0": (["run", "lr-rewinding", "mnist1d", "--rounds", "0"], "rounds must be a positive integer"),
-    "pruning strategy": (["run", "lr-rewinding", "mnist1d", "--pruning", "random"],
-                         "unknown pruning strategy 'random'; valid: global-magnitude, global-magnitude-no-attention"),
-    "epochs scale": (["run", "lr-rewinding", "mnist1d", "--epochs-scale", "0"], "--epochs-scale must be positive"),
-    "batch size": (["run", "lr-rewinding", "mnist1d", "--batch-size", "0"], "--batch-size must be a positive integer"),
-    "no gpu": (["run", "lr-rewinding", "mnist1d", "--device", "cuda"], "device 'cuda' is not available here"),
-    "bad device": (["run", "lr-rewinding", "mnist1d", "--device", "tpu7"], "unknown device 'tpu7'"),
-}
-
-
-@pytest.mark.parametrize("case", BAD)
-def test_bad_input_is_one_line_with_exit_code_2(case, tmp_path):
-    args, message = BAD[case]
-    result = harness(*args, "--store", str(tmp_path / "store"))
-    assert result.exit_code == 2
-    assert result.stderr.strip().startswith("error: ")
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "store").exists(), "nothing is trained or written on bad input"
-
-
 def test_unwritable_store(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -4,6 +4,7 @@ import itertools
 import re
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -132,7 +133,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ui_serves_the_store_on_loopback(tmp_path):
+def processes_with(text: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # gone meanwhile
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tmp_path, stop):
     from harness.experiment import Runner
     from harness.hparams import BaseHparams, RetrainHparams
     from harness.store import Store
@@ -143,20 +156,23 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
     runner.retrain(RetrainHparams(BaseHparams("mnist1d", seed=0, epochs_scale=0.1), "lr-rewinding", 1.5, (0.5,)))
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--store", str(tmp_path), "--port", str(port)],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
                                       timeout=30).read().decode()
         assert '"name": "mnist1d"' in body or '"name":"mnist1d"' in body
+        assert processes_with(f"--port {port}")
     finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-    time.sleep(0.1)
+        proc.send_signal(stop)  # to harness alone, as `kill` or a service manager would
+        assert proc.wait(timeout=60) == 0
+    deadline = time.time() + 30
+    while processes_with(f"--port {port}") and time.time() < deadline:
+        time.sleep(0.2)
+    assert processes_with(f"--port {port}") == [], "the MLflow server outlived harness ui"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
 
 
 def test_a_large_page_stays_readable_and_renders(tmp_path):

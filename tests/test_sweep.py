@@ -167,8 +167,10 @@ def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference
     store = Store(tmp_path / "store")
     for folder in (store.root / "retrain").glob("mnist1d-weight-rewinding-*"):
         shutil.rmtree(folder)
-    # W_{T-t} for t = 1.5 (epoch 1.5 of 3, step 48) is unreadable: that weight-rewinding cell must fail
-    (next((store.root / "base").iterdir()) / "checkpoints" / "step_00000048.pt").write_bytes(b"not a checkpoint")
+    # a file stands where the weight-rewinding cell with t = 1.5 writes its folder: that cell must fail
+    study = load_study(str(study_file))
+    [blocked] = [hp for hp in study.cells() if hp.method == "weight-rewinding" and hp.retrain_epochs == 1.5]
+    store.retrain_dir(blocked).write_bytes(b"in the way")
     seen: list[str] = []
 
     class Count(Listener):
@@ -179,7 +181,7 @@ def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference
                        retries=2)
     assert report.counts == {"done": 1, "cached": CELLS - 2, "failed": 1}
     [(label, error)] = report.failures
-    assert "weight-rewinding" in label and "t=1.5" in label and "Error" in error
+    assert "weight-rewinding" in label and "t=1.5" in label and "cannot write" in error
     assert seen.count(label) == 3  # the first try and two retries
     assert len(results(store.root)) == CELLS - 1
 
