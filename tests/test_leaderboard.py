@@ -3,8 +3,8 @@
 import itertools
 import re
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
