@@ -102,6 +102,10 @@ def check_device(device: str) -> None:
         raise HarnessError(f"device {device!r} is not available here; valid: cpu")
 
 
+def warn(message: str) -> None:
+    err.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
 def check_finite(arguments: dict[str, Any]) -> None:
     """Every number a command was given is finite (the parser takes "nan" and "inf" for floats)."""
     for name, value in arguments.items():
@@ -215,7 +219,7 @@ def run(
     tracker = None
     if not no_tracking and distributed.is_main():
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False))
+                          warn=warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     reporter = BarReporter() if distributed.is_main() else Reporter()
     runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
@@ -392,7 +396,7 @@ def sweep(
     tracker = None
     if not no_tracking:
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False, soft_wrap=True))
+                          warn=warn)
     context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
                                                                  download=download), bf16, threads_per_job)
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
@@ -591,7 +595,7 @@ def tune(
     tracker = None
     if not no_tracking:
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=lambda m: err.print(f"[yellow]{m}[/yellow]", highlight=False, soft_wrap=True))
+                          warn=warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     trial_store = Store(results_store.root / "tune" / name, bases=results_store.root)
     runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16)

@@ -149,7 +149,7 @@ def exclusive(folder: Path, waiting: Callable[[Path], None] | None = None, name:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(folder / name, thread_local=False)
+        lock = filelock.FileLock(folder / name, mode=FILE_MODE, thread_local=False)
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:

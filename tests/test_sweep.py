@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -112,6 +113,34 @@ def test_shared_prefix_cells_equal_cells_run_alone(study_file, tmp_path):
         assert history == json.loads((alone.store.retrain_dir(short) / "history.json").read_text())
     # one run per group: the base once, then 3 epochs of fine-tuning and 3 + 3 of reinitialization
     assert shared.executed_epochs == pytest.approx(3 + 3 + 6)
+
+
+def executed_epochs(stdout: str) -> float:
+    if "everything was cached: no training ran" in stdout:
+        return 0.0
+    [found] = re.findall(r"training epochs: executed ([0-9.]+),", stdout)
+    return float(found)
+
+
+def test_two_sweeps_at_once_on_one_store_compute_each_cell_once(reference, study_file, tmp_path):
+    """Started together on an empty store and a new MLflow database: the second process waits on
+    the cells the first is computing and reuses them; both keep tracking; MLflow gets one run a cell."""
+    root, _ = reference
+    store = tmp_path / "shared"
+    procs = [subprocess.Popen(sweep_command(study_file, store, "--workers", "1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+        assert "[ok]" in stdout and "tracking failed" not in stderr, stderr
+    assert sum(executed_epochs(stdout) for stdout, _ in outputs) == pytest.approx(MINIMAL)
+    assert results(store) == results(root)
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    [experiment] = [e for e in client.search_experiments() if e.name == "mnist1d"]
+    runs = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'retrain'")
+    assert len(runs) == CELLS and len({r.data.tags["harness.folder"] for r in runs}) == CELLS
+    assert len(client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'study'")) == 1
+    assert len(client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'base'")) == 1
 
 
 def test_sigkill_mid_cell_then_restart_gives_the_uninterrupted_results(reference, study_file, tmp_path):
