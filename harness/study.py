@@ -38,7 +38,7 @@ from methods.pruning import ITERATIVE_RATE, density_chain
 
 SCHEDULES = ("one-shot", "iterative")
 UNSTRUCTURED = "global-magnitude"
-MAX_CELLS = 1_000_000  # a grid is counted before it is built; past this it is refused
+MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
 MAX_RETRAIN_POINTS = 1000
 MAX_EXPONENT = 100  # 0.8^100 keeps 2e-10 of the weights
 MAX_SEED = 2**32 - 1

@@ -48,6 +48,8 @@ class Tracker:
                 # Fail in seconds, not after minutes of retries, when the server is down.
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+                # MLflow prints "View run ..." links on stdout at each run's end; a sweep's stdout is its tables.
+                os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             from mlflow.tracking import MlflowClient
 
             logging.getLogger("mlflow").setLevel(logging.WARNING)
