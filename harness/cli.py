@@ -358,9 +358,10 @@ def sweep(
     ] = 1,
     address: Annotated[str | None, typer.Option(help="ray: cluster address ('auto', ray://host:10001)")] = None,
     retries: Annotated[int, typer.Option(help="retry a failed job this many times")] = 0,
-    cpus_per_job: Annotated[float, typer.Option(help="ray: CPUs each job asks for")] = 1.0,
+    cpus_per_job: Annotated[float, typer.Option(min=0.01, help="ray: CPUs each job asks for")] = 1.0,
     gpus_per_job: Annotated[
-        float | None, typer.Option(help="ray: GPUs each job asks for [1 with --device cuda, else 0]")] = None,
+        float | None, typer.Option(min=0.0, help="ray: GPUs each job asks for [1 with --device cuda, else 0]")
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan (cells, jobs, epochs) and stop")] = False,
     store: StoreDir = Path("results"),
     data_dir: DataDir = None,
@@ -536,7 +537,8 @@ def tune(
     pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
     sampler_seed: Annotated[
         int | None, typer.Option(min=0, max=MAX_SEED, help="seed of the TPE sampler (one process only)")] = None,
-    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.0, help="stop starting trials after this many seconds")] = None,
     epochs_scale: EpochsScale = 1.0,
     batch_size: BatchSize = None,
     store: StoreDir = Path("results"),

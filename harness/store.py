@@ -164,6 +164,13 @@ def exclusive(folder: Path, waiting: Callable[[Path], None] | None = None, name:
         lock.release()
 
 
+def give_file_mode(path: Path) -> None:
+    """A file another library created in the store (a sqlite database) gets the store's one mode."""
+    with contextlib.suppress(OSError):  # another user's file keeps its mode
+        if path.exists() and path.stat().st_mode & 0o777 != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+
+
 def probe_writable(folder: Path) -> None:
     """Create ``folder`` and a file in it, so a place that cannot be written fails (OSError) before any work."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ class Tracker:
                 db = Path(self.uri[len("sqlite:///"):])
                 with store.exclusive(db.parent, name=f".{db.name}.lock"):
                     client.search_experiments(max_results=1)
+                    store.give_file_mode(db)
             self._client = client
         return self._client
 

@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.store import give_file_mode
 from methods.spec import Param, Retraining
 
 T_NAME = "t"  # the retraining time, searched next to the method's own parameters
@@ -191,7 +192,10 @@ def open_storage(url: str | None, journal: Path | None, default: Path) -> tuple[
     for attempt in range(STORAGE_ATTEMPTS):
         time.sleep(1.0 if attempt else 0.0)
         try:
-            return rdb_storage(url), redact(url)
+            storage = rdb_storage(url)
+            if url == f"sqlite:///{default}":
+                give_file_mode(default)
+            return storage, redact(url)
         except Exception as e:
             error = e
     cause = error.__cause__ or error
