@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ from harness.hparams import BaseHparams, RetrainHparams, flatten
 from harness.seeding import derive_seed
 from harness.store import Store
 from harness.train import Progress, TrainOutcome, to_step, train
+from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import PRUNERS
 from methods.spec import Weights, get_method
 from methods.structured import config_for_task, l1_filter_mask
@@ -117,6 +119,19 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(name.encode())
         h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def pruning_effect(weights: dict[str, torch.Tensor], before: masks.Mask, after: masks.Mask,
+                   model: nn.Module) -> PruningEffect:
+    """How much one pruning step removed: the norm of the weights it zeroed relative to the norm of
+    all of the network's parameters, and the share of the surviving weights it took."""
+    params = dict(model.named_parameters())
+    total = sum(float(weights[name].double().pow(2).sum()) for name in params)
+    removed = sum(float((weights[name].double() * (before[name] & ~after[name].to(before[name].device))).pow(2).sum())
+                  for name in after)
+    kept_before, kept_after = masks.remaining(before), masks.remaining(after)
+    return PruningEffect(math.sqrt(removed / total) if total > 0 else 0.0,
+                         1.0 - kept_after / kept_before if kept_before else 0.0)
 
 
 def own_history(history: list[dict[str, float]], end_step: int, spe: int) -> list[dict[str, float]]:
@@ -216,6 +231,10 @@ class Runner:
         data = self.data(task)
         spe = data.steps_per_epoch
         T = task.epochs
+        if to_step(task.epochs, spe) < 1:
+            raise HarnessError(f"--epochs-scale {hp.epochs_scale:g} leaves {task.name} T = {task.epochs:.3g} epochs, "
+                               f"less than one step ({spe} steps an epoch); valid: --epochs-scale >= "
+                               f"{hp.epochs_scale / (task.epochs * spe):.3g}")
         folder = self.store.base_dir(hp)
         wanted = base_checkpoint_steps(T, spe, rewind_epochs)
         run = BaseRun(hp, folder, spe, {}, trained_now=False)
@@ -351,6 +370,7 @@ class Runner:
         params = method.resolve_params(dict(longest.method_params))
         T, t = task.epochs, longest.retrain_epochs
         trained, mask = self._pruning_input(longest, task, base)
+        before = mask
         mask_update = None
         data = self.data(task)
         spe = data.steps_per_epoch
@@ -366,9 +386,10 @@ class Runner:
             mask = pruner(trained, mask, longest.densities[-1])
 
         model = task.make_model()
+        effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
+        window = Window(task.schedule, T, t, start, epochs, effect)
         model.load_state_dict(starting_weights(longest, task, trained, base))
         model = model.to(self.device)
-        run_task = replace(task, schedule=method.retrain_schedule(task.schedule, params))
 
         # the shorter retraining times of the group end inside this run
         ends: dict[int, list[RetrainHparams]] = {}
@@ -391,7 +412,8 @@ class Runner:
             label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
         with self.reporter.track(label, last_step - first_step) as progress:
             outcome = self.train(
-                model, mask, run_task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                lr_at=rate_at_step(method.lr, window, params, spe),
                 checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
                 mask_update=mask_update, resume_path=folder / "resume.pt", progress=progress,
             )

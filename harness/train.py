@@ -52,6 +52,7 @@ def train(
     resume_path: Path | None = None,
     progress: Progress | None = None,
     bf16: bool = False,
+    lr_at: Callable[[int], float] | None = None,
 ) -> TrainOutcome:
     """TRAIN^t(W, m, g) with W the model's weights, m ``mask``, g ``start_epoch``, t ``epochs``.
 
@@ -62,14 +63,17 @@ def train(
     ``eval_steps`` adds evaluations (history records) mid-epoch without touching the training, so a
     run evaluated at step s holds the same record as a run that ends at s. ``on_checkpoint`` is called
     at ``checkpoint_steps`` after that step's record. ``mask_update`` may replace the mask before a
-    step (and once after the last): gradual pruning.
+    step (and once after the last): gradual pruning. ``lr_at`` gives the learning rate of each step
+    (by default S at the step's epoch).
     """
     spe = data.steps_per_epoch
     device = next(model.parameters()).device
     if task.channels_last:
         model.to(memory_format=torch.channels_last)
     first, last = to_step(start_epoch, spe), to_step(start_epoch + epochs, spe)
-    optimizer = task.optimizer.build(model.parameters(), task.schedule(start_epoch))
+    if lr_at is None:
+        lr_at = lambda s: task.schedule(s / spe)  # noqa: E731
+    optimizer = task.optimizer.build(model.parameters(), lr_at(first))
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     outcome = TrainOutcome(final_step=last)
@@ -104,7 +108,7 @@ def train(
     while step < last:
         update_mask(step)
         epoch, index = divmod(step, spe)
-        lr = task.schedule(step / spe)
+        lr = lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = data.batch(seed, epoch, index)

@@ -18,17 +18,27 @@ from harness.safe_zone import Zone
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
-STYLE = {  # one colour per method, the same on every plot
-    "fine-tuning": "#1f77b4", "weight-rewinding": "#2ca02c", "lr-rewinding": "#d62728",
-    "low-lr-rewinding": "#9467bd", "reinit": "#8c564b", "gradual": "#ff7f0e",
-}
+def declared(method: str) -> object | None:
+    """The registered method of this name, if any (a variant or an external CSV's name has none)."""
+    import methods  # noqa: F401  (registers every method)
+    from methods.spec import METHODS
+
+    return METHODS.get(method) if method in METHODS else None
 
 
 def color(method: str) -> str:
-    if method in STYLE:
-        return STYLE[method]
+    """The colour a method declares, or one derived from its name: the same on every plot."""
+    spec = declared(method)
+    if spec is not None and spec.color:
+        return spec.color
     palette = plt.get_cmap("tab20").colors
     return matplotlib.colors.to_hex(palette[sum(map(ord, method)) % len(palette)])
+
+
+def legend_name(method: str) -> str:
+    """The name a method declares for plots (SLR for slr), or its own."""
+    spec = declared(method)
+    return spec.label if spec is not None and spec.label else method
 
 
 def score_axis(ax: plt.Axes, metric: str) -> None:
@@ -58,7 +68,8 @@ def compression_figure(best: pd.DataFrame, unpruned: float | None, title: str, m
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for method, group in best.groupby("method"):
         g = group.sort_values("compression")
-        ax.plot(g["compression"], g["test_median"], marker="o", ms=3, label=method, color=color(method))
+        ax.plot(g["compression"], g["test_median"], marker="o", ms=3, label=legend_name(method),
+                    color=color(method))
         ax.fill_between(g["compression"], g["test_min"], g["test_max"], alpha=0.2, color=color(method))
     if unpruned is not None and not np.isnan(unpruned):
         ax.axhline(unpruned, color="black", ls="--", lw=0.8, label="unpruned (median)")
@@ -91,7 +102,8 @@ def retraining_figure(summary: pd.DataFrame, zone: Zone | None, title: str, metr
         at = summary[np.isclose(summary["density"], density)]
         for method, g in at.groupby("method"):
             g = g.sort_values("fraction")
-            ax.plot(g["fraction"], g["test_median"], marker="o", ms=2.5, label=method, color=color(method))
+            ax.plot(g["fraction"], g["test_median"], marker="o", ms=2.5, label=legend_name(method),
+                    color=color(method))
             ax.fill_between(g["fraction"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
         if zone is not None and zone.start is not None:
             ax.axvspan(zone.start, zone.end, color="#2ca02c", alpha=0.08, label="safe zone (computed)")
@@ -117,7 +129,8 @@ def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str,
     for ax, (label, data) in zip(axes.flat, curves, strict=True):
         for method, g in data.groupby("method"):
             g = g.sort_values("retraining_epochs")
-            ax.plot(g["retraining_epochs"], g["test_median"], marker="o", ms=2.5, label=method, color=color(method))
+            ax.plot(g["retraining_epochs"], g["test_median"], marker="o", ms=2.5, label=legend_name(method),
+                    color=color(method))
             ax.fill_between(g["retraining_epochs"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("retraining epochs (search cost)", fontsize=8)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.masks import Mask
-from methods.spec import MaskUpdate, Param, Retraining, Weights, register_method
+from methods.spec import Length, MaskUpdate, Param, Retraining, Start, Weights, register_method
 
 
 def cubic_sparsity(step: int, t0: int, span: int, s_i: float, s_f: float) -> float:
@@ -69,8 +69,10 @@ class Gradual:
 
 register_method(Retraining(
     name="gradual", formula="TRAIN^t(W_T, m(τ), T-t), m(τ) on Zhu & Gupta's cubic schedule",
-    weights=Weights.TRAINED, start=lambda T, t: T - t, epochs=lambda T, t: t,
+    weights=Weights.TRAINED, start_at=Start.T_MINUS_t, length=Length.t,
     summary="gradual magnitude pruning (Zhu & Gupta 2018) while replaying the last t epochs",
+    cite="Zhu & Gupta, To prune, or not to prune: exploring the efficacy of pruning for model compression, 2018",
+    color="#ff7f0e",
     params={
         "begin": Param(0.0, 0.0, 0.5, help="pruning starts after this fraction of the t epochs"),
         "span": Param(0.5, 0.05, 1.0, help="fraction of the t epochs over which sparsity rises to the target"),

@@ -1,9 +1,12 @@
-"""A retraining method is a declarative choice of (which weights, which start epoch, how many epochs).
+"""A retraining method is a declaration: which weights, which start epoch, how many epochs, and the
+learning rate over the run.
 
-Every method runs as TRAIN^{epochs(T, t)}(weights, m, start(T, t)). ``weights`` names one of:
+Every method runs as TRAIN^{epochs(T, t)}(weights, m, start(T, t)) with its learning-rate rule
+(``methods/lr.py``). ``weights`` names one of:
   TRAINED  W_T: the network that was just pruned (the base network, or the previous round's result)
   REWOUND  W_{T-t}: the original training run's weights at epoch T - t
   FRESH    W'_0: a new random initialization (only the mask is kept)
+Whether one run can serve every t (a prefix of the longest) follows from these declarations.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import torch
 from harness.errors import HarnessError
 from harness.masks import Mask
 from harness.registry import Registry
-from harness.schedule import Schedule
+from methods.lr import LR_SCALE, LearningRate, Replay
+
+__all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "register_method"]
 
 
 class Weights(enum.Enum):
@@ -28,7 +33,27 @@ class Weights(enum.Enum):
     FRESH = "W'_0"
 
 
-EpochsOf = Callable[[float, float], float]  # (T, t) -> epochs
+class Start(enum.Enum):
+    """Where the run starts on the original schedule's clock (its data order and a replayed S)."""
+
+    ZERO = "0"
+    T_MINUS_t = "T-t"
+    T = "T"
+
+    def at(self, T: float, t: float) -> float:
+        return {Start.ZERO: 0.0, Start.T_MINUS_t: T - t, Start.T: T}[self]
+
+
+class Length(enum.Enum):
+    """How many epochs the run trains."""
+
+    t = "t"
+    T_PLUS_t = "T+t"
+
+    def of(self, T: float, t: float) -> float:
+        return t if self is Length.t else T + t
+
+
 # (step, model, mask) -> the new mask, or None to keep it; called before every step, so it must be cheap
 MaskUpdate = Callable[[int, torch.nn.Module, Mask], Mask | None]
 
@@ -79,9 +104,6 @@ class Param:
         return int(value) if self.integer else float(value)
 
 
-LR_SCALE = "lr_scale"  # a parameter by this name multiplies the learning rate of the retraining run
-
-
 class DuringTraining(Protocol):
     """Pruning that happens inside TRAIN (gradual pruning) instead of once before it."""
 
@@ -98,11 +120,21 @@ class Retraining:
     name: str
     formula: str
     weights: Weights
-    start: EpochsOf
-    epochs: EpochsOf
+    start_at: Start
+    length: Length
     summary: str = ""
     params: Mapping[str, Param] = field(default_factory=dict)
     during: DuringTraining | None = None  # None: prune once, then train
+    lr: LearningRate = field(default_factory=Replay)
+    cite: str = ""  # the paper that defines the method
+    label: str | None = None  # its name on plots and tables [the registered name]
+    color: str | None = None  # its colour on every plot [one derived from the name]
+
+    def start(self, T: float, t: float) -> float:
+        return self.start_at.at(T, t)
+
+    def epochs(self, T: float, t: float) -> float:
+        return self.length.of(T, t)
 
     def rewind_epoch(self, T: float, t: float) -> float | None:
         """The epoch of the original run whose weights this method starts from, if any."""
@@ -110,7 +142,7 @@ class Retraining:
 
     def validate(self, T: float, t: float) -> None:
         limit = f"0 <= t <= T = {T:g}" if self.max_t(T) is not None else "t >= 0"
-        if t < 0 or self.start(T, t) < 0 or (self.rewind_epoch(T, t) or 0) < 0:
+        if t < 0 or (self.max_t(T) is not None and t > T):
             raise HarnessError(f"retraining epochs t = {t:g} is out of range for {self.name}; valid: {limit}")
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, float]:
@@ -127,29 +159,24 @@ class Retraining:
         resolved = self.resolve_params(given)
         return tuple(sorted((n, v) for n, v in resolved.items() if n in given and v != self.params[n].default))
 
-    def retrain_schedule(self, schedule: Schedule, params: Mapping[str, float]) -> Schedule:
-        """The schedule S the retraining run follows: the task's, its rates times ``lr_scale`` if declared."""
-        scale = params.get(LR_SCALE, 1.0)
-        return schedule if scale == 1.0 else schedule.scaled(lr_factor=scale)
-
     def shares_prefix(self, T: float) -> bool:
         """Whether the run for t is a prefix of the run for every t' > t, so one run serves all t.
 
-        True when neither the starting weights nor the start epoch depend on t, and t only decides
-        where training stops (fine-tuning at the constant S[T], reinitialization from epoch 0).
+        Derived from the declarations: the starting weights and the start epoch do not depend on t
+        (W_T or W'_0, starting at T or 0), nothing is pruned during the run, the run ends t epochs
+        after a point that does not depend on t, and the learning rate at each epoch of the run does
+        not depend on t either.
         """
-        if self.weights is Weights.REWOUND or self.during is not None:
-            return False
-        probes = (0.1 * T, 0.5 * T, T)
-        end = self.start(T, 0.0) + self.epochs(T, 0.0)
-        return len({self.start(T, t) for t in probes}) == 1 and all(
-            math.isclose(self.start(T, t) + self.epochs(T, t), end + t) for t in probes)
+        return (self.weights is not Weights.REWOUND and self.during is None
+                and self.start_at in (Start.T, Start.ZERO) and not self.lr.depends_on_t)
 
     def max_t(self, T: float) -> float | None:
         """The largest t this method allows on a schedule of T epochs (None: unbounded)."""
-        big = 1e9 * max(T, 1.0)
-        bounded = self.start(T, big) < 0 or (self.rewind_epoch(T, big) or 0) < 0
-        return T if bounded else None
+        return T if self.weights is Weights.REWOUND or self.start_at is Start.T_MINUS_t else None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
 
 
 METHODS: Registry[Retraining] = Registry("method")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from methods.spec import METHODS
 from tests.conftest import QUICK
 
 STUDY_ERRORS = {
@@ -55,7 +56,8 @@ CASES = {
     "run option without value": (["run", "fine-tuning", "mnist1d", "--density"], "requires an argument", 2),
     # -- run: values the parser accepts and the harness refuses
     "run unknown task": (["run", "lr-rewinding", "cifar100"], "unknown task 'cifar100'; valid: cifar10-resnet110", 2),
-    "run unknown method": (["run", "rewind", "mnist1d"], "unknown method 'rewind'; valid: fine-tuning", 2),
+    "run unknown method": (["run", "rewind", "mnist1d"],
+                           f"unknown method 'rewind'; valid: {', '.join(METHODS.names())}", 2),
     "run density 0": (["run", "lr-rewinding", "mnist1d", "--density", "0"], "density must be in (0, 1]", 2),
     "run density above 1": (["run", "lr-rewinding", "mnist1d", "--density", "1.5"], "density must be in (0, 1]", 2),
     "run density nan": (["run", "lr-rewinding", "mnist1d", "--density", "nan"], "--density must be a finite", 2),
