@@ -792,6 +792,14 @@ def ui(
 @app.command("list")
 def list_registered() -> None:
     """Tasks, retraining methods, recipes and pruning strategies with their hyperparameters."""
+    from harness.registry import load_plugins
+
+    with user_errors():
+        load_plugins()
+    show_registered()
+
+
+def show_registered() -> None:
     import torch
 
     from methods.pruning import PRUNERS
@@ -813,11 +821,12 @@ def list_registered() -> None:
         tasks.add_row(name, params, f"{t.epochs:g}", str(t.batch_size), t.optimizer.describe(),
                       t.schedule.describe(), t.description)
     methods = Table(title="retraining methods")
-    for col in ("name", "runs", "t", "description"):
+    for col in ("name", "runs", "t", "learning rate", "description", "paper"):
         methods.add_column(col)
     for name in METHODS.names():
         m = get_method(name)
-        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.summary)
+        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.lr.describe(),
+                        m.summary, m.cite.split(",")[0])
     recipes = Table(title="recipes")
     for col in ("name", "method", "pruning", "description"):
         recipes.add_column(col)

@@ -1,13 +1,40 @@
-"""Name -> object registries: a new task or method is one decorator next to its definition."""
+"""Name -> object registries: a new task, method or pruning strategy is one decorator next to its
+definition, in this package or in a plugin.
+
+A plugin is any installed distribution that declares an entry point in the group
+``pruning_harness.plugins``; the entry point names a module, imported (and so registering what
+its decorators register) the first time any registry is read.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from harness.errors import HarnessError
 
 T = TypeVar("T")
+PLUGIN_GROUP = "pruning_harness.plugins"
+_plugins_loaded = False
+
+
+def load_plugins() -> list[str]:
+    """Import every plugin module once; a plugin that fails to import is one line naming it."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return []
+    _plugins_loaded = True
+    loaded = []
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()
+        except Exception as e:
+            reason = " ".join(str(e).split())[:200]
+            raise HarnessError(f"plugin {entry.name!r} ({entry.value}, entry point group {PLUGIN_GROUP}) "
+                               f"failed to load: {type(e).__name__}: {reason}") from None
+        loaded.append(entry.name)
+    return loaded
 
 
 class Registry(Generic[T]):
@@ -25,6 +52,7 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        load_plugins()
         try:
             return self._entries[name]
         except KeyError:
@@ -33,9 +61,11 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        load_plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

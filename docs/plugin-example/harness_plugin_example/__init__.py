@@ -1,0 +1,73 @@
+"""A plugin for pruning-harness: one retraining method, one task, one pruning strategy.
+
+Installed (``pip install ./docs/plugin-example``), they appear in ``harness list`` and run in
+``harness run``, ``harness sweep`` and ``harness tune`` like the built-in ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.data import TensorData
+from harness.masks import Mask
+from harness.schedule import Schedule
+from methods.lr import WARMUP, LinearDecay
+from methods.pruning import PRUNERS
+from methods.spec import LR_SCALE, Length, Param, Retraining, Start, Weights, register_method
+from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
+
+# A method: W_T retrained with a linear decay from half of S's peak, no warm-up. Its rate depends on
+# t, so the harness never serves one t from another's run.
+register_method(Retraining(
+    name="half-peak-linear", formula="TRAIN^t(W_T, m, T), linear from S's peak / 2 to 0",
+    weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=LinearDecay(),
+    params={LR_SCALE: Param(0.5, 0.05, 1.0, log=True, help="the starting rate as a multiple of S's peak"),
+            WARMUP: Param(0.0, 0.0, 0.5, help="fraction of the t epochs spent warming up")},
+    summary="linear learning-rate restarting from half the peak, without warm-up",
+    cite="an example plugin", label="half-peak LLR", color="#000000",
+))
+
+
+# A pruning strategy: keep a random `density` share of the weights the mask still keeps.
+@PRUNERS.register("random-keep")
+def random_keep(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    names = list(mask)
+    generator = torch.Generator().manual_seed(0)  # the same mask for the same network shape
+    scores = torch.cat([torch.rand(mask[n].numel(), generator=generator) for n in names])
+    alive = torch.cat([mask[n].flatten() for n in names])
+    keep = round(density * alive.numel())
+    scores[~alive] = -1.0
+    chosen = torch.zeros_like(alive)
+    chosen[scores.topk(keep).indices] = True
+    out, offset = {}, 0
+    for n in names:
+        out[n] = chosen[offset:offset + mask[n].numel()].view_as(mask[n])
+        offset += mask[n].numel()
+    return out
+
+
+# A task: two Gaussian blobs in 16 dimensions, a small 1-D CNN, a CIFAR-shaped schedule over 8 epochs.
+def blobs_data(options: DataOptions) -> TensorData:
+    generator = torch.Generator().manual_seed(0)
+
+    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 2, (n,), generator=generator)
+        x = torch.randn(n, 1, 16, generator=generator) + (2 * y - 1).view(-1, 1, 1) * 0.5
+        return x, y
+
+    return TensorData(sample(512), sample(256), options.batch_size, device=options.device)
+
+
+@register_task("blobs")
+def blobs() -> Task:
+    return Task(
+        name="blobs", description="two Gaussian blobs, a 1-D CNN (an example plugin's task)",
+        schedule=Schedule(lr=0.1, epochs=8, drops=((4, 0.01), (6, 0.001))),
+        batch_size=64,
+        optimizer=OptimizerSpec("sgd", momentum=0.9, nesterov=True, weight_decay=1e-4),
+        make_model=lambda: nn.Sequential(nn.Conv1d(1, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU(),
+                                         nn.Flatten(), nn.Linear(8 * 16, 2)),
+        load_data=blobs_data,
+        input_shape=(1, 16),
+    )
