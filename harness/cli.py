@@ -810,7 +810,7 @@ def show_registered() -> None:
 
     tasks = Table(title="tasks")
     for col in ("name", "parameters", "T", "batch", "optimizer", "schedule S", "description"):
-        tasks.add_column(col)
+        tasks.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
     for name in TASKS.names():
         t = get_task(name)
         try:
@@ -821,21 +821,24 @@ def show_registered() -> None:
         tasks.add_row(name, params, f"{t.epochs:g}", str(t.batch_size), t.optimizer.describe(),
                       t.schedule.describe(), t.description)
     methods = Table(title="retraining methods")
-    for col in ("name", "runs", "t", "learning rate", "description", "paper"):
-        methods.add_column(col)
+    for col in ("name", "runs", "t", "description"):
+        methods.add_column(col, no_wrap=col == 'name')
+    rates = Table(title="learning rate of each method over its t epochs")
+    for col in ("method", "learning rate", "paper"):
+        rates.add_column(col, no_wrap=col == "method")
     for name in METHODS.names():
         m = get_method(name)
-        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.lr.describe(),
-                        m.summary, m.cite.split(",")[0])
+        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.summary)
+        rates.add_row(name, m.lr.describe(), m.cite.split(",")[0])
     recipes = Table(title="recipes")
     for col in ("name", "method", "pruning", "description"):
-        recipes.add_column(col)
+        recipes.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
     for name in RECIPES.names():
         r = RECIPES.get(name)
         recipes.add_row(name, r.method, "iterative 20%" if r.iterative else "one-shot", r.summary)
     structured = Table(title="structured configurations (L1 filter pruning, Li et al. 2017; --structured)")
     for col in ("name", "task", "filters pruned per stage at k=1", "skipped layers", "levels k"):
-        structured.add_column(col)
+        structured.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
     for name in CONFIGS.names():
         c = CONFIGS.get(name)
         structured.add_row(name, c.task, " / ".join(f"{p:.0%}" for p in c.prune_per_stage),
@@ -844,19 +847,19 @@ def show_registered() -> None:
 
     studies = Table(title="study presets (harness sweep NAME)")
     for col in ("name", "task", "cells", "first line of its description"):
-        studies.add_column(col)
+        studies.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
     for name, path in sorted(presets().items()):
         spec = load_study(name)
         comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
         studies.add_row(name, spec.task, f"{len(spec.cells()):,}", comment)
     params = Table(title="method parameters (study key method_params)")
     for col in ("method", "parameter", "default", "range", "description"):
-        params.add_column(col)
+        params.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
     for name in METHODS.names():
         for pname, p in get_method(name).params.items():
             span = f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") if p.low is not None else ""
             params.add_row(name, pname, f"{p.default:g}", span, p.help)
-    for table in (tasks, methods, recipes, structured, params, studies):
+    for table in (tasks, methods, rates, recipes, structured, params, studies):
         out.print(table)
     out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
 

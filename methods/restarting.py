@@ -19,29 +19,29 @@ def knobs(warmup: float) -> dict[str, Param]:
 
 
 register_method(Retraining(
-    name="slr", formula="TRAIN^t(W_T, m, T), S compressed into t",
+    name="slr", formula="TRAIN^t(W_T, m, T)",
     weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=Compressed(), params=knobs(0.1),
     summary="scaled LR restarting: warm up to S's peak, then S's whole schedule squeezed into t",
     cite=LE_HUA, label="SLR", color="#17becf",
 ))
 
 register_method(Retraining(
-    name="clr", formula="TRAIN^t(W_T, m, T), one cycle over t",
+    name="clr", formula="TRAIN^t(W_T, m, T)",
     weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=OneCycle(), params=knobs(0.1),
-    summary="cyclic LR restarting: peak/100 up to S's peak, then cosine down to peak/10^4 (one cycle)",
+    summary="cyclic LR restarting: one cycle, up to S's peak and cosine down",
     cite=LE_HUA, label="CLR", color="#bcbd22",
 ))
 
 register_method(Retraining(
-    name="llr", formula="TRAIN^t(W_T, m, T), linear from S's peak to 0",
+    name="llr", formula="TRAIN^t(W_T, m, T)",
     weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=LinearDecay(), params=knobs(0.1),
     summary="linear LR restarting: warm up to S's peak, then decay linearly to 0",
     cite=ZIMMER, label="LLR", color="#e377c2",
 ))
 
 register_method(Retraining(
-    name="allr", formula="TRAIN^t(W_T, m, T), linear from an adapted peak to 0",
+    name="allr", formula="TRAIN^t(W_T, m, T)",
     weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=LinearDecay(adaptive=True), params=knobs(0.1),
-    summary="adaptive linear LR restarting: LLR from clip(norm drop / sqrt(pruned share) x peak, t/T x peak, peak)",
+    summary="adaptive linear LR restarting: LLR from a peak set by the pruning's norm drop",
     cite=ZIMMER, label="ALLR", color="#7f7f7f",
 ))

@@ -158,3 +158,25 @@ def test_wherever_the_plan_shares_a_prefix_the_bits_equal_a_cell_run_alone(tmp_p
         a = alone.retrain(short)
         b = json.loads((shared.store.retrain_dir(short) / "result.json").read_text())
         assert (a["weights_sha256"], a["val"], a["test"]) == (b["weights_sha256"], b["val"], b["test"]), short.method
+
+
+# -- everywhere: searches and plots ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_a_search_explores_what_each_method_declares(name):
+    from harness import tune
+
+    method = get_method(name)
+    searched, fixed = tune.parse_space(method, 30.0, [])
+    assert set(searched) == {"t"} | {n for n, p in method.params.items() if p.searchable} and not fixed
+
+
+def test_plots_take_the_colour_and_label_a_method_declares():
+    from leaderboard.plots import color, legend_name
+
+    declared = [get_method(name) for name in METHODS.names() if get_method(name).color]
+    assert len(declared) >= 10  # the paper's six and the four restarts
+    for method in declared:
+        assert color(method.name) == method.color and legend_name(method.name) == (method.label or method.name)
+    assert (color("slr"), legend_name("slr")) == ("#17becf", "SLR")
+    assert legend_name("a-tuned-variant") == "a-tuned-variant" and color("a-tuned-variant").startswith("#")
