@@ -1,7 +1,13 @@
 """Learning-rate restarting: retrain the pruned W_T with a fresh schedule fitted to the budget t.
 
+- ``slr``, scaled learning-rate restarting, and ``clr``, cyclic learning-rate restarting: Le & Hua,
+  "Network Pruning That Matters: A Case Study on Retraining Variants", ICLR 2021.
+- ``llr``, linear learning-rate restarting, and ``allr``, its adaptive form: Zimmer, Spiegel &
+  Pokutta, "How I Learned to Stop Worrying and Love Retraining", ICLR 2023.
+
 Each runs TRAIN^t(W_T, m, T), its data continuing after T as fine-tuning's does, with a learning
-rate of its own over the t epochs; the first ``warmup`` of them ramp the rate up along half a cosine.
+rate of its own over the t epochs (``methods/lr.py``); the first ``warmup`` of them ramp the rate up
+along half a cosine.
 """
 
 from methods.lr import WARMUP, Compressed, LinearDecay, OneCycle
