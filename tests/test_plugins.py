@@ -21,9 +21,11 @@ def installed(tmp_path_factory) -> dict[str, str]:
     the environment that sees it."""
     target = tmp_path_factory.mktemp("site")
     build = tmp_path_factory.mktemp("build")
+    # offline, with this environment's setuptools (tox's build constraints apply to isolated builds only)
+    env = {k: v for k, v in os.environ.items() if k != "PIP_BUILD_CONSTRAINT"}
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                            "--no-index", "--target", str(target), str(EXAMPLE)],
-                          capture_output=True, text=True, timeout=300, cwd=build)
+                          capture_output=True, text=True, timeout=300, cwd=build, env=env)
     assert done.returncode == 0, done.stderr
     assert list(target.glob("harness_plugin_example-*.dist-info/entry_points.txt"))
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
