@@ -17,6 +17,32 @@ Pruner = Callable[[dict[str, torch.Tensor], Mask, float], Mask]
 PRUNERS: Registry[Pruner] = Registry("pruning strategy")
 
 
+def largest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """A mask of the k largest ``scores`` (|w| >= 0, or -1 for a weight already pruned), ties going to
+    the lower index: the first k of a stable descending sort, found by selection instead.
+
+    The scores' float bits, read as integers, are ordered like the scores; a histogram of their high
+    16 bits finds the bucket holding the k-th largest, and only that bucket is searched for it.
+    """
+    if k <= 0:
+        return torch.zeros(scores.numel(), dtype=torch.bool)
+    if torch.isnan(scores).any():  # NaN ranks above everything in the sort; keep its exact order
+        keep = torch.zeros(scores.numel(), dtype=torch.bool)
+        keep[torch.sort(scores, descending=True, stable=True).indices[:k]] = True
+        return keep
+    alive = scores >= 0
+    bucket = torch.where(alive, (scores.contiguous().view(torch.int32) >> 16) + 1, 0)
+    at_or_above = torch.bincount(bucket, minlength=1 << 16).flip(0).cumsum(0).flip(0)
+    b = int((at_or_above >= k).nonzero().max())
+    above = int(at_or_above[b + 1]) if b + 1 < at_or_above.numel() else 0
+    candidates = scores[bucket == b]
+    kth = candidates.kthvalue(candidates.numel() - (k - above) + 1).values
+    keep = scores > kth
+    ties = k - int(keep.sum())
+    keep[(scores == kth).nonzero().flatten()[:ties]] = True
+    return keep
+
+
 @PRUNERS.register("global-magnitude")
 def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
     """Keep the ``density`` fraction of all prunable weights with the largest |w|, across layers."""
@@ -29,9 +55,7 @@ def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: floa
     alive = int(sum(mask[n].sum().item() for n in names))
     if keep_count > alive:
         raise HarnessError(f"cannot prune to density {density:g}: only {alive / scores.numel():g} remains")
-    order = torch.sort(scores, descending=True, stable=True).indices
-    keep = torch.zeros(scores.numel(), dtype=torch.bool)
-    keep[order[:keep_count]] = True
+    keep = largest(scores, keep_count)
     out, offset = {}, 0
     for n in names:
         size = mask[n].numel()

@@ -64,3 +64,44 @@ def test_one_shot_and_iterative_density_chains():
 def test_density_outside_unit_interval_is_rejected(bad):
     with pytest.raises(HarnessError, match=r"density must be in \(0, 1\]"):
         density_chain(bad)
+
+
+def stable_sort_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """What global magnitude pruning kept before selection replaced sorting."""
+    keep = torch.zeros(scores.numel(), dtype=torch.bool)
+    keep[torch.sort(scores, descending=True, stable=True).indices[:k]] = True
+    return keep
+
+
+@pytest.mark.parametrize("values", ["continuous", "ties", "zeros"])
+def test_selection_keeps_exactly_what_the_stable_sort_kept(values):
+    from methods.pruning import largest
+
+    g = torch.Generator().manual_seed(1)
+    n = 50_000
+    scores = {"continuous": torch.randn(n, generator=g).abs(),
+              "ties": torch.randint(0, 4, (n,), generator=g).float() * 0.125,
+              "zeros": torch.zeros(n)}[values]
+    scores[torch.rand(n, generator=g) < 0.3] = -1.0  # already pruned
+    alive = int((scores >= 0).sum())
+    for k in (0, 1, 7, alive // 3, alive // 2, alive - 1, alive):
+        assert torch.equal(largest(scores.clone(), k), stable_sort_mask(scores, k)), (values, k)
+
+
+def test_global_magnitude_equals_torch_global_unstructured():
+    import torch.nn.utils.prune as prune
+
+    from tasks.mnist1d import mnist1d_cnn
+    from tasks.spec import conv_and_linear_weights
+
+    torch.manual_seed(3)
+    model = mnist1d_cnn()
+    names = conv_and_linear_weights(model)
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ours = global_magnitude(weights, full_mask(model, names), 0.2)
+    modules = dict(model.named_modules())
+    targets = [(modules[n.rsplit(".", 1)[0]], "weight") for n in names]
+    total = sum(weights[n].numel() for n in names)
+    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=total - round(0.2 * total))
+    for n in names:
+        assert torch.equal(ours[n], modules[n.rsplit(".", 1)[0]].weight_mask.bool()), n
