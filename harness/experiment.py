@@ -79,7 +79,7 @@ class BaseRun:
     trained_now: bool
 
     def checkpoint_path(self, step: int) -> Path:
-        return self.folder / "checkpoints" / f"step_{step:08d}.pt"
+        return store.checkpoint_path(self.folder, step)
 
     def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
         path = self.checkpoint_path(to_step(epoch, self.steps_per_epoch))
@@ -98,16 +98,16 @@ def stored_weights(folder: Path, result: dict[str, Any]) -> tuple[dict[str, torc
     """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its result
     records; a file that fails takes the result with it, so that the cell is computed again."""
     loaded = []
-    for name, key in (("weights.pt", "weights_sha256"), ("mask.pt", "mask_sha256")):
+    for name, key in ((store.WEIGHTS, "weights_sha256"), (store.MASK, "mask_sha256")):
         path = folder / name
         try:
             tensors = store.load(path)
             if key in result and digest(tensors) != result[key]:
                 raise DamagedFile(path, f"its digest differs from the {key} in result.json")
         except FileNotFoundError:
-            raise DamagedFile(path, "missing", invalidates=(folder / "result.json",)) from None
+            raise DamagedFile(path, "missing", invalidates=(folder / store.RESULT,)) from None
         except DamagedFile as e:
-            raise DamagedFile(path, e.reason, invalidates=(folder / "result.json",)) from None
+            raise DamagedFile(path, e.reason, invalidates=(folder / store.RESULT,)) from None
         loaded.append(tensors)
     return loaded[0], loaded[1]
 
@@ -238,13 +238,12 @@ class Runner:
         folder = self.store.base_dir(hp)
         wanted = base_checkpoint_steps(T, spe, rewind_epochs)
         run = BaseRun(hp, folder, spe, {}, trained_now=False)
-        stored = {s for s in wanted if run.checkpoint_path(s).exists()}
-        result = store.read_result(folder / "result.json")
-        if result is not None and stored == wanted:
+        result, missing = self.store.base_progress(hp, wanted)
+        if result is not None and not missing:
             run.result = result
             self.reporter.note(f"reusing base network {folder.name}")
         else:
-            self._train_base(run, task, sorted(wanted - stored), fresh=result is None)
+            self._train_base(run, task, sorted(missing), fresh=result is None)
         self._mirror_base(run, task)
         return run
 
@@ -262,7 +261,7 @@ class Runner:
             end = to_step(task.epochs, spe)
         else:
             # A rewind point nobody asked for before: replay from the closest stored checkpoint.
-            have = sorted(int(p.stem.split("_")[1]) for p in (run.folder / "checkpoints").glob("step_*.pt"))
+            have = store.checkpoint_steps(run.folder)
             first = max((s for s in have if s <= missing[0]), default=0)
             end = missing[-1]
             if first in have:
@@ -278,7 +277,7 @@ class Runner:
                 model, None, task, start_epoch=first / spe, epochs=(end - first) / spe,
                 seed=hp.seed, optimizer_state=optimizer_state,
                 checkpoint_steps=frozenset(missing), on_checkpoint=save,
-                resume_path=run.folder / "resume.pt" if fresh else None, progress=progress,
+                resume_path=run.folder / store.RESUME if fresh else None, progress=progress,
             )
         run.trained_now = True
         self.executed_epochs += outcome.executed_steps / spe
@@ -289,10 +288,10 @@ class Runner:
                 "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
                 "val": final["val"], "test": final["test"], "seconds": time.time() - started,
             }
-            store.atomic_write_json(run.folder / "history.json", outcome.history)
-            store.atomic_write_json(run.folder / "result.json", run.result)
+            store.atomic_write_json(run.folder / store.HISTORY, outcome.history)
+            store.atomic_write_json(run.folder / store.RESULT, run.result)
         else:
-            run.result = store.read_result(run.folder / "result.json") or {}
+            run.result = store.read_result(run.folder / store.RESULT) or {}
 
     def _mirror_base(self, run: BaseRun, task: Task) -> None:
         if self.tracker is not None:
@@ -342,7 +341,7 @@ class Runner:
         pending = []
         for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
             folder = self.store.retrain_dir(hp)
-            if (result := store.read_result(folder / "result.json")) is not None:
+            if (result := store.read_result(folder / store.RESULT)) is not None:
                 stored_weights(folder, result)  # "cached" only for a cell whose weights are intact
                 results[hp] = {**result, "cached": True}
                 self._mirror_retrain(folder, task, hp)
@@ -415,7 +414,7 @@ class Runner:
                 model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
                 lr_at=rate_at_step(method.lr, window, params, spe),
                 checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
-                mask_update=mask_update, resume_path=folder / "resume.pt", progress=progress,
+                mask_update=mask_update, resume_path=folder / store.RESUME, progress=progress,
             )
         self.executed_epochs += outcome.executed_steps / spe
         final_mask = outcome.mask if outcome.mask is not None else mask
@@ -452,11 +451,11 @@ class Runner:
         }
         if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):
             raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
-        store.atomic_save(folder / "weights.pt", weights)
-        store.atomic_save(folder / "mask.pt", mask)
+        store.atomic_save(folder / store.WEIGHTS, weights)
+        store.atomic_save(folder / store.MASK, mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
-        store.atomic_write_json(folder / "history.json", history)
-        store.atomic_write_json(folder / "result.json", result)
+        store.atomic_write_json(folder / store.HISTORY, history)
+        store.atomic_write_json(folder / store.RESULT, result)
         self._mirror_retrain(folder, task, hp)
         return {**result, "cached": False}
 
@@ -468,8 +467,8 @@ class Runner:
         task = self.task(hp.base)
         folder = self.store.retrain_dir(hp)
         model = task.make_model()
-        model.load_state_dict(store.load(folder / "weights.pt"))
-        mask = {k: v.to(self.device) for k, v in store.load(folder / "mask.pt").items()}
+        model.load_state_dict(store.load(folder / store.WEIGHTS))
+        mask = {k: v.to(self.device) for k, v in store.load(folder / store.MASK).items()}
         speed = compare(model.to(self.device), mask, task.input_shape, task.channels_last)
         speed["device"] = str(self.device)
         store.atomic_write_json(folder / "speed.json", speed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
-from harness.store import Store, intact_result
+from harness.store import RESULT, Store, intact_result
 from methods.spec import get_method
 from tasks.spec import get_task
 
@@ -92,21 +92,18 @@ def plan(cells: list[RetrainHparams]) -> list[Job]:
 def is_done(job: Job, store: Store) -> bool:
     """Whether a job's results are all in the store (a base job: its result and checkpoints)."""
     if job.kind == "cells":
-        return all(intact_result(store.retrain_dir(hp) / "result.json") is not None for hp in job.cells)
+        return all(store.cell_result(hp) is not None for hp in job.cells)
     from harness.experiment import base_checkpoint_steps
 
-    folder = store.base_dir(job.base)
-    if (result := intact_result(folder / "result.json")) is None:
+    result = intact_result(store.base_dir(job.base) / RESULT)
+    if result is None or "steps_per_epoch" not in result:  # none yet, damaged, or from before sweeps
         return False
-    spe = result.get("steps_per_epoch")
-    if spe is None:  # a base run from before sweeps: the runner will check it
-        return False
-    steps = base_checkpoint_steps(job.T, spe, job.rewind_epochs)
-    return all((folder / "checkpoints" / f"step_{s:08d}.pt").exists() for s in steps)
+    steps = base_checkpoint_steps(job.T, result["steps_per_epoch"], job.rewind_epochs)
+    return not store.base_progress(job.base, steps)[1]
 
 
 def pending_epochs(job: Job, store: Store) -> float:
     """The epochs a job that is not done still has to train: a base job all of them, a group of
     cells the longest of its cells without a result."""
-    todo = [hp for hp in job.cells if intact_result(store.retrain_dir(hp) / "result.json") is None]
+    todo = [hp for hp in job.cells if store.cell_result(hp) is None]
     return epochs_of(todo[-1], job.T) if todo else job.epochs if job.kind == "base" else 0.0

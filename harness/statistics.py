@@ -93,7 +93,9 @@ def is_blank(value: Any) -> bool:
 
 
 def read_store(root: str | Path) -> pd.DataFrame:
-    paths = sorted(Path(root).glob("retrain/*/result.json"))
+    from harness.store import Store
+
+    paths = Store(root).result_files()
     if not paths:
         raise HarnessError(f"no results in {root}: run `harness run` or `harness sweep` with --store {root}")
     rows = []

@@ -21,6 +21,23 @@ from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
 
 FILE_MODE = 0o644  # every file of the store, whatever the umask of the process that wrote it
+# The files of a run's folder; ``result.json`` is written last, so its presence means the run is done.
+RESULT, HISTORY, HPARAMS = "result.json", "history.json", "hparams.json"
+WEIGHTS, MASK, RESUME = "weights.pt", "mask.pt", "resume.pt"
+CHECKPOINTS = "checkpoints"  # a base run's W_g, one file per step
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / CHECKPOINTS / f"step_{step:08d}.pt"
+
+
+def checkpoint_steps(folder: Path) -> list[int]:
+    """The steps a base run's folder holds checkpoints of."""
+    return sorted(int(p.stem.split("_")[1]) for p in (folder / CHECKPOINTS).glob("step_*.pt"))
+
+
+def missing_checkpoints(folder: Path, steps: set[int]) -> set[int]:
+    return {s for s in steps if not checkpoint_path(folder, s).exists()}
 LOCK = ".lock"
 RESULT_KEYS = ("kind", "val", "test")
 # the folders a store writes into, each checked before any work
@@ -209,12 +226,26 @@ class Store:
         name = f"{hp.base.task}-{hp.method_label}-r{hp.round}-{content_hash(hp)}"
         return self.root / "retrain" / name
 
+    def base_progress(self, hp: BaseHparams, steps: set[int]) -> tuple[dict[str, Any] | None, set[int]]:
+        """How far a base run is: its result (None while it has none, ``DamagedFile`` when damaged)
+        and which of ``steps`` it holds no checkpoint of. It is done with a result and none missing."""
+        folder = self.base_dir(hp)
+        return read_result(folder / RESULT), missing_checkpoints(folder, steps)
+
+    def cell_result(self, hp: RetrainHparams) -> dict[str, Any] | None:
+        """A cell's result as planning sees it: None while absent or damaged."""
+        return intact_result(self.retrain_dir(hp) / RESULT)
+
     @staticmethod
     def write_hparams(folder: Path, hp: Any) -> None:
-        atomic_write_json(folder / "hparams.json", canonical(hp))
+        atomic_write_json(folder / HPARAMS, canonical(hp))
+
+    def result_files(self) -> list[Path]:
+        """The ``result.json`` of every finished retraining round."""
+        return sorted((self.root / "retrain").glob(f"*/{RESULT}"))
 
     def results(self) -> Iterator[dict[str, Any]]:
         """Every finished retraining round: the store's results table, one row a run."""
-        for path in sorted((self.root / "retrain").glob("*/result.json")):
+        for path in self.result_files():
             if (result := read_result(path)) is not None:
                 yield result

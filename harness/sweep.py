@@ -184,7 +184,7 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         counts["failed" if o.error else "cached" if o.cached else "done"] += n
         if o.error:
             failures.append((job.label, o.error))
-    rows = [r for hp in cells if (r := st.intact_result(store.retrain_dir(hp) / "result.json")) is not None]
+    rows = [r for hp in cells if (r := store.cell_result(hp)) is not None]
     report = StudyReport(
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
         sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows)

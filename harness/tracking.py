@@ -140,7 +140,7 @@ class Tracker:
         run = client.create_run(experiment_id, run_name=name, tags={**tags, "harness.key": key})
         rid = run.info.run_id
         now = int(time.time() * 1000)
-        history = store.read_json(folder / "history.json") if (folder / "history.json").exists() else []
+        history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
         series = [
             Metric(series_key, float(rec[field]), now, round(rec["epoch"]))
             for rec in history
@@ -172,7 +172,7 @@ class Tracker:
             return None
 
     def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
-        result = store.read_json(folder / "result.json")
+        result = store.read_json(folder / store.RESULT)
         return self._log(
             folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder)},
@@ -222,7 +222,7 @@ class Tracker:
 
     def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                         study: tuple[str, str] | None) -> str | None:
-        result = store.read_json(folder / "result.json")
+        result = store.read_json(folder / store.RESULT)
         parent = self.mirror_base(base_folder, task, hp.base)
         tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method_label,
                 "density": f"{result['density']:.4g}", "retrain_epochs": f"{hp.retrain_epochs:g}",

@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
-from harness.store import give_file_mode
+from harness.store import HISTORY, give_file_mode
 from methods.spec import Param, Retraining
 
 T_NAME = "t"  # the retraining time, searched next to the method's own parameters
@@ -369,7 +369,7 @@ class Search:
             self._end(run_id, "KILLED", "INTERRUPTED", {})
             raise
         if result["cached"]:  # computed before (another trial, or a sweep): its epochs still inform the pruner
-            reports.replay(self.runner.store.retrain_dir(hp) / "history.json", first, spe)
+            reports.replay(self.runner.store.retrain_dir(hp) / HISTORY, first, spe)
         self._end(run_id, "FINISHED", "COMPLETE", {"final_val": result["val"]})
         return float(result["val"])
 
