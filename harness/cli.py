@@ -385,8 +385,8 @@ def sweep(
             raise HarnessError(f"--retries must be >= 0, got {retries}")
         check_device(device)
         results_store = Store(store)
-        if spec.count() > 10_000:  # planning takes about a second per 3,000 cells
-            err.print(f"planning {spec.count():,} cells ...", highlight=False)
+        if (count := spec.count()) > 10_000:  # planning takes about a second per 3,000 cells
+            err.print(f"planning {count:,} cells ...", highlight=False)
         if dry_run:
             cells = spec.cells()
             jobs = plan(cells)

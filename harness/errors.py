@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -17,8 +18,6 @@ class StoreFault(OSError):
 
     @property
     def disk_full(self) -> bool:
-        import errno
-
         return self.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

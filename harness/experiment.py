@@ -127,8 +127,7 @@ def pruning_effect(weights: dict[str, torch.Tensor], before: masks.Mask, after: 
     all of the network's parameters, and the share of the surviving weights it took."""
     params = dict(model.named_parameters())
     total = sum(float(weights[name].double().pow(2).sum()) for name in params)
-    removed = sum(float((weights[name].double() * (before[name] & ~after[name].to(before[name].device))).pow(2).sum())
-                  for name in after)
+    removed = sum(float((weights[name].double() * (before[name] & ~after[name])).pow(2).sum()) for name in after)
     kept_before, kept_after = masks.remaining(before), masks.remaining(after)
     return PruningEffect(math.sqrt(removed / total) if total > 0 else 0.0,
                          1.0 - kept_after / kept_before if kept_before else 0.0)

@@ -25,6 +25,9 @@ FILE_MODE = 0o644  # every file of the store, whatever the umask of the process 
 RESULT, HISTORY, HPARAMS = "result.json", "history.json", "hparams.json"
 WEIGHTS, MASK, RESUME = "weights.pt", "mask.pt", "resume.pt"
 CHECKPOINTS = "checkpoints"  # a base run's W_g, one file per step
+LOCK = ".lock"
+RESULT_KEYS = ("kind", "val", "test")  # what every result.json holds
+WRITTEN = ("base", "retrain", "studies", "tune", "variants")  # folders a store writes into, checked before work
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -38,10 +41,6 @@ def checkpoint_steps(folder: Path) -> list[int]:
 
 def missing_checkpoints(folder: Path, steps: set[int]) -> set[int]:
     return {s for s in steps if not checkpoint_path(folder, s).exists()}
-LOCK = ".lock"
-RESULT_KEYS = ("kind", "val", "test")
-# the folders a store writes into, each checked before any work
-WRITTEN = ("base", "retrain", "studies", "tune", "variants")
 
 
 def mount_point(path: Path) -> Path:
@@ -93,6 +92,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_save(path: Path, obj: Any) -> None:
     """``torch.save`` that never leaves a half-written file behind. Serialized in memory first: the
     archive then bears a fixed name, not the temporary file's, so equal tensors give equal bytes."""
+    if not distributed.is_main():  # rank 0 writes (atomic_write_bytes): others need not serialize
+        return
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -115,15 +115,12 @@ class Tracker:
     def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
              metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any],
              key: str | None = None, terminate: bool = True) -> str | None:
-        if self.failure is not None:
-            return None
-        try:  # one process at a time mirrors a folder: one run per folder and key
-            with store.exclusive(folder, name=MIRROR_LOCK):
+        def log() -> str | None:
+            with store.exclusive(folder, name=MIRROR_LOCK):  # one process at a time: one run per folder and key
                 return self._log_once(folder, experiment, name, params, tags, metrics, metric_key, artifacts,
                                       key or self.uri, terminate)
-        except Exception as e:  # any failure of the mirror: keep the local results, say so once
-            self._failed(e)
-            return None
+
+        return self._guard(log)
 
     def _log_once(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
                   metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any], key: str,
@@ -159,17 +156,7 @@ class Tracker:
         return rid
 
     def mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
-        return self._guarded(self._mirror_base, folder, task, hp)
-
-    def _guarded(self, mirror: Any, *args: Any, **kwargs: Any) -> str | None:
-        """A mirror that fails, on any file or any answer of MLflow, costs the run nothing."""
-        if self.failure is not None:
-            return None
-        try:
-            return mirror(*args, **kwargs)
-        except Exception as e:
-            self._failed(e)
-            return None
+        return self._guard(lambda: self._mirror_base(folder, task, hp))
 
     def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
         result = store.read_json(folder / store.RESULT)
@@ -200,13 +187,16 @@ class Tracker:
 
         self._guard(end)
 
-    def _guard(self, action: Any) -> None:
+    def _guard(self, action: Any) -> Any:
+        """``action()``, unless tracking has failed already; a failure of the mirror, on any file or
+        any answer of MLflow, costs the run nothing: it is said once and tracking stops."""
         if self.failure is not None:
-            return
+            return None
         try:
-            action()
-        except Exception as e:  # the mirror only: keep going, say so once
+            return action()
+        except Exception as e:
             self._failed(e)
+            return None
 
     def _failed(self, e: Exception) -> None:
         reason = " ".join(str(e).split())[:200] or type(e).__name__
@@ -218,7 +208,7 @@ class Tracker:
                        study: tuple[str, str] | None = None) -> str | None:
         """A retraining round as a child of its base run, or with ``study`` = (parent run id, study
         name) as a child of the study's run, tagged so the UI can filter the study's cells."""
-        return self._guarded(self._mirror_retrain, folder, task, hp, base_folder, study)
+        return self._guard(lambda: self._mirror_retrain(folder, task, hp, base_folder, study))
 
     def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                         study: tuple[str, str] | None) -> str | None:
@@ -252,18 +242,15 @@ class Tracker:
     # -- searches (`harness tune`): one run per trial, the best one tagged ------------------------
 
     def start_trial(self, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any]) -> str | None:
-        started: list[str] = []
-
-        def start() -> None:
+        def start() -> str:
             from mlflow.entities import Param
 
             client = self.client()
             run = client.create_run(self.experiment_id(experiment), run_name=name, tags=tags)
             client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-            started.append(run.info.run_id)
+            return run.info.run_id
 
-        self._guard(start)
-        return started[0] if started else None
+        return self._guard(start)
 
     def log_metric(self, run_id: str | None, key: str, value: float, step: int) -> None:
         if run_id is not None:

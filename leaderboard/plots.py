@@ -5,6 +5,7 @@ as SVG (for the page and for papers) and PNG."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -16,9 +17,12 @@ import pandas as pd
 
 from harness.safe_zone import Zone
 
+if TYPE_CHECKING:
+    from methods.spec import Retraining
+
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
-def declared(method: str) -> object | None:
+def declared(method: str) -> Retraining | None:
     """The registered method of this name, if any (a variant or an external CSV's name has none)."""
     import methods  # noqa: F401  (registers every method)
     from methods.spec import METHODS
@@ -38,7 +42,7 @@ def color(method: str) -> str:
 def legend_name(method: str) -> str:
     """The name a method declares for plots (SLR for slr), or its own."""
     spec = declared(method)
-    return spec.label if spec is not None and spec.label else method
+    return spec.display if spec is not None else method
 
 
 def score_axis(ax: plt.Axes, metric: str) -> None:

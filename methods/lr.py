@@ -1,7 +1,7 @@
 """The learning rate of a retraining run, declared by its method as a function of (S, T, t, params).
 
-A rule gives the rate at each position of the run, given as the epoch g on the run's clock (the
-run covers [start, start + epochs)). ``depends_on_t`` declares whether the rate at a given g can
+A rule gives, once per run, the rate at each position of it, given as the epoch g on the run's clock
+(the run covers [start, start + epochs)). ``depends_on_t`` declares whether the rate at a given g can
 change with t: a run whose rate does never serves a shorter t as its prefix.
 
 - ``Replay``: S[g], the original schedule from the run's start epoch (the paper's methods; past T it
@@ -54,12 +54,15 @@ class LearningRate(Protocol):
     depends_on_t: ClassVar[bool]
     needs_effect: ClassVar[bool]
 
-    def rate(self, window: Window, g: float, params: Mapping[str, float]) -> float:
-        """The learning rate at epoch g of the run."""
+    def rates(self, window: Window, params: Mapping[str, float]) -> Rate:
+        """The run's rate at each epoch g of it (what does not change along the run computed once)."""
         ...
 
     def describe(self) -> str:
         ...
+
+
+Rate = Callable[[float], float]
 
 
 def peak(S: Schedule) -> float:
@@ -72,12 +75,18 @@ def cosine_ramp(x: float, low: float, high: float) -> float:
     return high + (low - high) * (1.0 + math.cos(math.pi * x)) / 2.0
 
 
-def warm(window: Window, g: float, params: Mapping[str, float]) -> tuple[bool, float]:
-    """(whether g is in the warm-up, the position in it or after it, in [0, 1])."""
-    x, w = window.progress(g), params.get(WARMUP, 0.0)
-    if x < w:
-        return True, x / w
-    return False, 0.0 if w >= 1.0 else (x - w) / (1.0 - w)
+def warmed(window: Window, params: Mapping[str, float], warming: Callable[[float], float],
+           after: Callable[[float], float]) -> Rate:
+    """``warming(x)`` over the warm-up's share of the run, then ``after(x)``, each x in [0, 1] of its part."""
+    w = params.get(WARMUP, 0.0)
+
+    def rate(g: float) -> float:
+        x = window.progress(g)
+        if x < w:
+            return warming(x / w)
+        return after(0.0 if w >= 1.0 else (x - w) / (1.0 - w))
+
+    return rate
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,9 @@ class Replay:
     depends_on_t: ClassVar[bool] = False
     needs_effect: ClassVar[bool] = False
 
-    def rate(self, window: Window, g: float, params: Mapping[str, float]) -> float:
+    def rates(self, window: Window, params: Mapping[str, float]) -> Rate:
         scale = params.get(LR_SCALE, 1.0)
-        return (window.S if scale == 1.0 else window.S.scaled(lr_factor=scale))(g)
+        return window.S if scale == 1.0 else window.S.scaled(lr_factor=scale)
 
     def describe(self) -> str:
         return "S replayed from the start epoch"
@@ -98,13 +107,14 @@ class Compressed:
     depends_on_t: ClassVar[bool] = True
     needs_effect: ClassVar[bool] = False
 
-    def rate(self, window: Window, g: float, params: Mapping[str, float]) -> float:
-        S, top = window.S, peak(window.S)
-        warming, x = warm(window, g, params)
-        if warming:
-            return params.get(LR_SCALE, 1.0) * cosine_ramp(x, 0.0, top)
-        position = x * S.epochs
-        return params.get(LR_SCALE, 1.0) * (top if position < S.warmup_epochs else S(position))
+    def rates(self, window: Window, params: Mapping[str, float]) -> Rate:
+        S, top, scale = window.S, peak(window.S), params.get(LR_SCALE, 1.0)
+
+        def squeezed(x: float) -> float:
+            position = x * S.epochs
+            return scale * (top if position < S.warmup_epochs else S(position))
+
+        return warmed(window, params, lambda x: scale * cosine_ramp(x, 0.0, top), squeezed)
 
     def describe(self) -> str:
         return "warm-up, then S compressed into the rest of t"
@@ -117,11 +127,11 @@ class OneCycle:
     depends_on_t: ClassVar[bool] = True
     needs_effect: ClassVar[bool] = False
 
-    def rate(self, window: Window, g: float, params: Mapping[str, float]) -> float:
+    def rates(self, window: Window, params: Mapping[str, float]) -> Rate:
         top = params.get(LR_SCALE, 1.0) * peak(window.S)
         low = top / self.divide
-        warming, x = warm(window, g, params)
-        return cosine_ramp(x, low, top) if warming else cosine_ramp(x, top, low / self.final_divide)
+        return warmed(window, params, lambda x: cosine_ramp(x, low, top),
+                      lambda x: cosine_ramp(x, top, low / self.final_divide))
 
     def describe(self) -> str:
         low = self.divide * self.final_divide
@@ -148,10 +158,9 @@ class LinearDecay:
             top = min(max(wanted, floor), top)
         return params.get(LR_SCALE, 1.0) * top
 
-    def rate(self, window: Window, g: float, params: Mapping[str, float]) -> float:
+    def rates(self, window: Window, params: Mapping[str, float]) -> Rate:
         top = self.top(window, params)
-        warming, x = warm(window, g, params)
-        return cosine_ramp(x, 0.0, top) if warming else top * (1.0 - x)
+        return warmed(window, params, lambda x: cosine_ramp(x, 0.0, top), lambda x: top * (1.0 - x))
 
     def describe(self) -> str:
         start = "a peak set by the pruning's norm drop" if self.adaptive else "S's peak"
@@ -161,4 +170,5 @@ class LinearDecay:
 def rate_at_step(rule: LearningRate, window: Window, params: Mapping[str, float],
                  steps_per_epoch: int) -> Callable[[int], float]:
     """The rate of each optimizer step (steps counted on the run's clock, like the data order)."""
-    return lambda step: rule.rate(window, step / steps_per_epoch, params)
+    rate = rule.rates(window, params)
+    return lambda step: rate(step / steps_per_epoch)
