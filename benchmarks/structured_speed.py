@@ -19,13 +19,15 @@ import torch
 import harness  # noqa: F401  (the torchvision shim)
 from harness.masks import apply_mask, compression_ratio, full_mask
 from harness.speed import compare
-from methods.structured import CONFIGS, LEVELS, l1_filter_mask
+from methods.pruning import Target, get_pruning, strategies_where
+from methods.structured import LEVELS
 from tasks.spec import get_task
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=CONFIGS.names())
+    configs = [n for n in strategies_where(gradual=False, iterative=False) if get_pruning(n).target is Target.LEVEL]
+    parser.add_argument("--configs", nargs="+", default=configs)
     parser.add_argument("--levels", nargs="+", type=int, default=list(LEVELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 128])
     parser.add_argument("--repeats", type=int, default=3)
@@ -35,15 +37,15 @@ def main() -> None:
     print(f"device {args.device}, {torch.get_num_threads()} threads; FLOPs per sample, a multiply-add = 2 FLOPs")
     print(f"{'config':<12} {'k':>2} {'params':>11} {'compress':>9} {'GFLOPs':>8} {'FLOPs %':>8}{cols}")
     for name in args.configs:
-        config = CONFIGS.get(name)
-        task = get_task(config.task)
+        strategy = get_pruning(name)
+        task = get_task(strategy.task)
         torch.manual_seed(0)
         model = task.make_model().to(args.device).eval()
         dense_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {'-':>2} {dense_params:>11,} {1:>8.2f}x {'':>8} {'100.0%':>8}")
         for k in args.levels:
             everything = full_mask(model, task.prunable(model))
-            mask = l1_filter_mask(model, dict(model.named_parameters()), everything, config, k)
+            mask = strategy.prune(dict(model.named_parameters()), everything, k, {}, model, 0)
             pruned = task.make_model().to(args.device)
             pruned.load_state_dict(model.state_dict())
             apply_mask(pruned, mask)

@@ -20,6 +20,7 @@ from harness import distributed, variants
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
 from harness.hparams import EPOCHS_SCALE, BaseHparams, RetrainHparams
+from harness.record import CellRecord
 from harness.selection import best_validated
 from harness.store import Store
 from harness.study import MAX_SEED
@@ -82,13 +83,16 @@ class BarReporter(Reporter):
         err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
-def check_structured(name: str, task: str, levels: list[int]) -> None:
-    from methods.structured import LEVELS, config_for_task
-
-    config_for_task(name, task)
-    for k in levels:
-        if k not in LEVELS:
-            raise HarnessError(f"--level must be one of {', '.join(map(str, LEVELS))}, got {k}")
+def parse_assignments(values: list[str], flag: str) -> dict[str, float]:
+    """``NAME=VALUE`` options as numbers (each strategy or method checks its own names and ranges)."""
+    out = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        try:
+            out[name.strip()] = float(value) if sep and name.strip() else float("x")
+        except ValueError:
+            raise HarnessError(f"{flag} takes NAME=VALUE with a number, got {text!r}") from None
+    return out
 
 
 def check_device(device: str) -> None:
@@ -146,10 +150,11 @@ def run(
     iterative: Annotated[
         bool | None, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once [one-shot]")
     ] = None,
-    pruning: Annotated[
-        str, typer.Option(help="unstructured pruning strategy (see `harness list`)")] = "global-magnitude",
+    pruning: Annotated[str, typer.Option(help="pruning strategy (see `harness list`)")] = "global-magnitude",
+    pruning_param: Annotated[
+        list[str] | None, typer.Option(help="a strategy's parameter as NAME=VALUE, e.g. n=2 m=4; repeat")] = None,
     structured: Annotated[
-        str | None, typer.Option(help="L1 filter pruning with a Li et al. configuration (see `harness list`)")
+        str | None, typer.Option(help="shorthand for --pruning with a Li et al. L1 filter configuration")
     ] = None,
     level: Annotated[list[int] | None, typer.Option(help="structured level k in 1..5; repeat for several [1]")] = None,
     measure_speed: Annotated[
@@ -174,7 +179,8 @@ def run(
     no_tracking: NoTracking = False,
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
-    from methods.pruning import density_chain
+    from methods.pruning import DEFAULT as DEFAULT_PRUNING
+    from methods.pruning import Prunes, Target, density_chain, get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
 
@@ -198,21 +204,28 @@ def run(
         for t in times:
             get_method(method_name).validate(T, t)
         if structured is not None:
-            if density is not None or rounds is not None or iterative:
-                raise HarnessError(
-                    "--structured prunes one-shot at --level k; it takes no --density, --rounds or --iterative")
-            check_structured(structured, task, level or [1])
-            cells = [{"structured": structured, "level": k} for k in (level or [1])]
+            if pruning != DEFAULT_PRUNING:
+                raise HarnessError("--structured NAME is shorthand for --pruning NAME; give one of them")
+            pruning = structured
+        strategy = get_pruning(pruning)
+        given = parse_assignments(pruning_param or [], "--pruning-param")
+        method_spec = get_method(method_name)
+        strategy.check(task, iterative=iterative,
+                       during_training=method_name if method_spec.during is not None else None,
+                       density=density, levels=tuple(level or ()), params=given)
+        if measure_speed and strategy.prunes is not Prunes.FILTERS:
+            raise HarnessError("--measure-speed needs filter pruning (--structured): only it yields a smaller "
+                               "dense network")
+        params = strategy.overrides(given)
+        if strategy.target is Target.LEVEL:
+            if rounds is not None:
+                raise HarnessError(f"{pruning} prunes one-shot at --level k; it takes no --rounds")
+            cells = [{"pruning": pruning, "level": k, "pruning_params": params} for k in (level or [1])]
         else:
-            if measure_speed:
-                raise HarnessError(
-                    "--measure-speed needs --structured: only filter pruning yields a smaller dense network")
-            from methods.pruning import PRUNERS
-
-            PRUNERS.get(pruning)
-            chain = density_chain(density, rounds, iterative)
+            chain = density_chain(strategy.density_for(given, density), rounds, iterative)
             check_keeps_weights(probe, chain[-1], "--rounds" if rounds is not None else "--density")
-            cells = [{"densities": chain[:r], "pruning": pruning} for r in range(1, len(chain) + 1)]
+            cells = [{"densities": chain[:r], "pruning": pruning, "pruning_params": params}
+                     for r in range(1, len(chain) + 1)]
         results_store = Store(store)
         results_store.check_writable()
 
@@ -232,53 +245,49 @@ def run(
         ]
         for hp in hps:
             rows.append(runner.retrain(hp))
-        if measure_speed and distributed.is_main():
-            for hp, row in zip(hps, rows, strict=True):
-                row["speed"] = runner.measure_speed(hp)
+        speeds = [runner.measure_speed(hp) for hp in hps] if measure_speed and distributed.is_main() else []
     if distributed.active():
         for row in rows:
-            err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row['round']} "
-                      f"weights {row['weights_sha256']} mask {row['mask_sha256']}", highlight=False)
+            err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row.round} "
+                      f"weights {row.weights_sha256} mask {row.mask_sha256}", highlight=False)
         if not distributed.is_main():
             return
-    show_results(rows, probe.metric, results_store, tracker, time.time() - started)
+    show_results(rows, speeds, probe.metric, results_store, tracker, time.time() - started)
 
 
-def show_results(
-    rows: list[dict[str, Any]], metric: str, results_store: Store, tracker: Tracker | None, seconds: float
-) -> None:
-    pruning = f", {rows[0]['structured']}" if rows[0].get("structured") else ""
-    method = rows[0].get("variant") or rows[0]["method"]
+def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: str, results_store: Store,
+                 tracker: Tracker | None, seconds: float) -> None:
+    first = rows[0]
+    pruning = "" if first.pruning == "global-magnitude" else f", {first.pruning}"
     units = f"{metric}, %" if metric == "accuracy" else metric
-    table = Table(title=f"{method} on {rows[0]['base.task']}{pruning} ({units})")
+    table = Table(title=f"{first.variant or first.method} on {first.task}{pruning} ({units})")
     for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
         table.add_column(col, justify="right")
     for r in rows:
-        round_ = f"k={r['level']}" if r.get("structured") else str(r["round"])
-        table.add_row(str(r["base.seed"]), round_, f"{r['density']:.4f}", fmt(r["compression_ratio"]) + "x",
-                      f"{r['flops'] / r['dense_flops']:.1%}", f"{r['retrain_epochs']:g}", fmt(r["val"]),
-                      fmt(r["test"]), fmt(r["base_test"]), "cached" if r["cached"] else f"{r['seconds']:.0f}s")
+        round_ = f"k={r.level}" if r.level is not None else str(r.round)
+        table.add_row(str(r.seed), round_, f"{r.density:.4f}", fmt(r.compression_ratio) + "x",
+                      f"{r.flops / r.dense_flops:.1%}", f"{r.retraining_epochs:g}", fmt(r.val_acc),
+                      fmt(r.test_acc), fmt(r.unpruned_test_acc), "cached" if r.cached else f"{r.seconds:.0f}s")
     out.print(table)
-    if any("speed" in r for r in rows):
-        speed = Table(title=f"measured latency on {rows[0]['speed']['device']}: compacted vs unpruned")
+    if speeds:
+        speed = Table(title=f"measured latency on {speeds[0]['device']}: compacted vs unpruned")
         for col in ("seed", "k", "parameters", "FLOPs", "batch 1 (ms)", "speed-up", "batch 128 (ms)", "speed-up"):
             speed.add_column(col, justify="right")
-        for r in rows:
-            s = r["speed"]
-            speed.add_row(str(r["base.seed"]), str(r["level"]), f"{s['compact_parameters']:,}",
+        for r, s in zip(rows, speeds, strict=True):
+            speed.add_row(str(r.seed), str(r.level), f"{s['compact_parameters']:,}",
                           f"{s['compact_flops'] / s['dense_flops']:.1%}", f"{1e3 * s['compact_s_b1']:.1f}",
                           f"{s['speedup_b1']:.2f}x", f"{1e3 * s['compact_s_b128']:.0f}", f"{s['speedup_b128']:.2f}x")
         out.print(speed)
-    last = max(r["round"] for r in rows)
-    finals = [r for r in rows if r["round"] == last]
-    if len({r["retrain_epochs"] for r in finals}) > 1:
+    last = max(r.round for r in rows)
+    finals = [r for r in rows if r.round == last]
+    if len({r.retraining_epochs for r in finals}) > 1:
         best = best_validated(finals)
-        out.print(f"selected on validation: t = {best['retrain_epochs']:g} (median val {best['val_median']:.2f}); "
+        out.print(f"selected on validation: t = {best['retraining_epochs']:g} (median val {best['val_median']:.2f}); "
                   f"test median {best['test_median']:.2f}, min {best['test_min']:.2f}, "
                   f"max {best['test_max']:.2f} over {best['seeds']} seed(s)")
     elif len(finals) > 1:
-        for key, label in (("test", "pruned test"), ("base_test", "unpruned test")):
-            values = [r[key] for r in finals]
+        for key, label in (("test_acc", "pruned test"), ("unpruned_test_acc", "unpruned test")):
+            values = [getattr(r, key) for r in finals]
             out.print(f"{label}: median {statistics.median(values):.2f}, "
                       f"min {min(values):.2f}, max {max(values):.2f} over {len(values)} seeds")
     out.print("FLOPs: theoretical inference FLOPs counting only non-zero weights, as % of the dense network "
@@ -627,14 +636,14 @@ def tune(
                              BarReporter(), bf16=bf16)
         rows = s.evaluate(best, seed or [0, 1, 2], eval_runner, variant=save_as)
         if tracker is not None:
-            tests = [r["test"] for r in rows]
+            tests = [r.test_acc for r in rows]
             tracker.mark_best(s.experiment, name, best.number, {
                 "test_median": statistics.median(tests), "test_min": min(tests), "test_max": max(tests),
-                **{f"test_seed{r['base.seed']}": r["test"] for r in rows}})
+                **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
     show_tune(s, best, rows, name, storage_label, save_as, results_store, tracker, time.time() - started)
 
 
-def show_tune(s: Any, best: Any, rows: list[dict[str, Any]], name: str, storage_label: str, save_as: str | None,
+def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_label: str, save_as: str | None,
               results_store: Store, tracker: Tracker | None, seconds: float) -> None:
     from harness.tune import T_NAME, default_trial, trial_counts
 
@@ -650,20 +659,20 @@ def show_tune(s: Any, best: Any, rows: list[dict[str, Any]], name: str, storage_
             table.add_row(f"{label} ({trial.number})", *(f"{trial.params[k]:.4g}" for k in s.searched),
                           f"{trial.value:.2f}")
     out.print(table)
-    tests = [r["test"] for r in rows]
+    tests = [r.test_acc for r in rows]
     values = {**s.fixed, **{k: best.params[k] for k in s.searched}}
     say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
-    say(f"test accuracy over seeds {', '.join(str(r['base.seed']) for r in rows)}: median "
+    say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: median "
         f"{statistics.median(tests):.2f}, min {min(tests):.2f}, max {max(tests):.2f} "
-        f"(unpruned {statistics.median(r['base_test'] for r in rows):.2f})")
+        f"(unpruned {statistics.median(r.unpruned_test_acc for r in rows):.2f})")
     if save_as is not None:
         T = s.runner.task(s.base).epochs
         v = variants.Variant(save_as, s.method.name, s.method.overrides({k: x for k, x in values.items()
                                                                          if k != T_NAME}),
                              values[T_NAME] / T,
                              origin={"study": name, "storage": storage_label, "trial": best.number,
-                                     "task": s.base.task, "density": s.density, "val": best.value,
-                                     "test_median": statistics.median(tests), "seeds": [r["base.seed"] for r in rows]})
+                                     "task": s.base.task, "density": s.density, "val_acc": best.value,
+                                     "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
         path = variants.save(results_store.root, v)
         say(f"saved variant {save_as} ({path}): `harness run {save_as} {s.base.task}`, or list it in a study's methods")
     say(f"wall time: {seconds:.0f}s")
@@ -802,10 +811,9 @@ def list_registered() -> None:
 def show_registered() -> None:
     import torch
 
-    from methods.pruning import PRUNERS
+    from methods.pruning import PRUNING, Target, get_pruning
     from methods.recipes import RECIPES
     from methods.spec import METHODS, get_method
-    from methods.structured import CONFIGS
     from tasks.spec import TASKS, get_task
 
     tasks = Table(title="tasks")
@@ -836,13 +844,14 @@ def show_registered() -> None:
     for name in RECIPES.names():
         r = RECIPES.get(name)
         recipes.add_row(name, r.method, "iterative 20%" if r.iterative else "one-shot", r.summary)
-    structured = Table(title="structured configurations (L1 filter pruning, Li et al. 2017; --structured)")
-    for col in ("name", "task", "filters pruned per stage at k=1", "skipped layers", "levels k"):
-        structured.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
-    for name in CONFIGS.names():
-        c = CONFIGS.get(name)
-        structured.add_row(name, c.task, " / ".join(f"{p:.0%}" for p in c.prune_per_stage),
-                           ", ".join(map(str, c.skip)), "1-5 (density d^k)")
+    strategies = Table(title="pruning strategies (--pruning NAME; L1 filter configurations also --structured)")
+    for col in ("name", "removes", "target", "iterative", "gradual", "task", "description"):
+        strategies.add_column(col, no_wrap=col == "name")
+    for name in PRUNING.names():
+        g = get_pruning(name)
+        target = f"level k in {g.levels[0]}..{g.levels[-1]}" if g.target is Target.LEVEL else g.target.value
+        strategies.add_row(name, g.prunes.value, target, "yes" if g.iterative else "no",
+                           "yes" if g.gradual else "no", g.task or "any", g.summary)
     from harness.study import load_study, presets
 
     studies = Table(title="study presets (harness sweep NAME)")
@@ -852,16 +861,17 @@ def show_registered() -> None:
         spec = load_study(name)
         comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
         studies.add_row(name, spec.task, f"{len(spec.cells()):,}", comment)
-    params = Table(title="method parameters (study key method_params)")
-    for col in ("method", "parameter", "default", "range", "description"):
-        params.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
-    for name in METHODS.names():
-        for pname, p in get_method(name).params.items():
-            span = f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") if p.low is not None else ""
-            params.add_row(name, pname, f"{p.default:g}", span, p.help)
-    for table in (tasks, methods, rates, recipes, structured, params, studies):
+    params = Table(title="parameters of methods (study key method_params) and of pruning strategies "
+                         "(--pruning-param, study key pruning_params)")
+    for col in ("of", "parameter", "default", "range", "description"):
+        params.add_column(col, no_wrap=col in ('of', 'parameter'))
+    owners = [(n, get_method(n).params) for n in METHODS.names()]
+    owners += [(n, get_pruning(n).params) for n in PRUNING.names()]
+    for owner, declared in owners:
+        for pname, p in declared.items():
+            params.add_row(owner, pname, f"{p.default:g}", p.describe(), p.help)
+    for table in (tasks, methods, rates, recipes, strategies, params, studies):
         out.print(table)
-    out.print("pruning strategies: " + ", ".join(PRUNERS.names()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,7 +74,7 @@ def run_job(job: Job, context: WorkerContext, *upstream: Any, reporter: Reporter
         cached = not run.trained_now
     else:
         rows = runner.retrain_group(list(job.cells))
-        cached = all(r["cached"] for r in rows)
+        cached = all(r.cached for r in rows)
     return Outcome(job.id, runner.executed_epochs - before, time.time() - started, cached)
 
 

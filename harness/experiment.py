@@ -22,13 +22,15 @@ from torch import nn
 from harness import distributed, masks, store
 from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, flatten
+from harness.identity import task_fingerprint
+from harness.plan import check_cell
+from harness.record import CellRecord
 from harness.seeding import derive_seed
 from harness.store import Store
 from harness.train import Progress, TrainOutcome, to_step, train
 from methods.lr import PruningEffect, Window, rate_at_step
-from methods.pruning import PRUNERS
+from methods.pruning import get_pruning
 from methods.spec import Weights, get_method
-from methods.structured import config_for_task, l1_filter_mask
 from tasks.spec import Data, DataOptions, Task, get_task
 
 PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
@@ -94,15 +96,15 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def stored_weights(folder: Path, result: dict[str, Any]) -> tuple[dict[str, torch.Tensor], masks.Mask]:
-    """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its result
-    records; a file that fails takes the result with it, so that the cell is computed again."""
+def stored_weights(folder: Path, record: CellRecord) -> tuple[dict[str, torch.Tensor], masks.Mask]:
+    """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its record
+    holds; a file that fails takes the result with it, so that the cell is computed again."""
     loaded = []
     for name, key in ((store.WEIGHTS, "weights_sha256"), (store.MASK, "mask_sha256")):
         path = folder / name
         try:
             tensors = store.load(path)
-            if key in result and digest(tensors) != result[key]:
+            if getattr(record, key) and digest(tensors) != getattr(record, key):
                 raise DamagedFile(path, f"its digest differs from the {key} in result.json")
         except FileNotFoundError:
             raise DamagedFile(path, "missing", invalidates=(folder / store.RESULT,)) from None
@@ -285,7 +287,8 @@ class Runner:
             run.result = {
                 "kind": "base", **flatten(hp), "metric": task.metric, "metric_definition": task.metric_definition,
                 "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
-                "val": final["val"], "test": final["test"], "seconds": time.time() - started,
+                "task_fingerprint": task_fingerprint(task), "val_acc": final["val"], "test_acc": final["test"],
+                "seconds": time.time() - started,
             }
             store.atomic_write_json(run.folder / store.HISTORY, outcome.history)
             store.atomic_write_json(run.folder / store.RESULT, run.result)
@@ -298,11 +301,11 @@ class Runner:
 
     # -- PRUNE + RETRAIN -----------------------------------------------------------------------
 
-    def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> dict[str, Any]:
+    def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> CellRecord:
         """One round of pruning and retraining (and, first, the rounds before it in the chain)."""
         return self.retrain_group([hp], base)[0]
 
-    def retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None = None) -> list[dict[str, Any]]:
+    def retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None = None) -> list[CellRecord]:
         """Cells that differ only in t, of a method whose run for t is a prefix of its run for any
         longer t (``Retraining.shares_prefix``): one run to the longest t, each shorter t's result
         taken on the way. A single cell is the group of one. Results come back in the order given."""
@@ -317,7 +320,7 @@ class Runner:
             distributed.barrier()
         return results
 
-    def _retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None) -> list[dict[str, Any]]:
+    def _retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None) -> list[CellRecord]:
         first = hps[0]
         task = self.task(first.base)
         method = get_method(first.method)
@@ -325,9 +328,7 @@ class Runner:
         for hp in hps:
             method.validate(T, hp.retrain_epochs)
             method.resolve_params(dict(hp.method_params))
-        if first.structured and method.during is not None:
-            raise HarnessError(f"{method.name} prunes weights during training and cannot take a structured "
-                               "configuration; valid: an unstructured pruning strategy (--density)")
+            check_cell(hp)
         if len(hps) > 1:
             shape = {replace(hp, retrain_epochs=0.0) for hp in hps}
             if len(shape) > 1 or first.round > 1 or not method.shares_prefix(T):
@@ -336,13 +337,13 @@ class Runner:
         if base is None:
             rewinds = {method.rewind_epoch(T, hp.retrain_epochs) for hp in hps} - {None}
             base = self.base(first.base, sorted(rewinds))
-        results: dict[RetrainHparams, dict[str, Any]] = {}
+        results: dict[RetrainHparams, CellRecord] = {}
         pending = []
         for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
             folder = self.store.retrain_dir(hp)
-            if (result := store.read_result(folder / store.RESULT)) is not None:
-                stored_weights(folder, result)  # "cached" only for a cell whose weights are intact
-                results[hp] = {**result, "cached": True}
+            if (record := store.read_record(folder / store.RESULT)) is not None:
+                stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
+                results[hp] = record
                 self._mirror_retrain(folder, task, hp)
             else:
                 pending.append(hp)
@@ -358,13 +359,14 @@ class Runner:
         if previous is None:
             model = task.make_model()
             return base.weights_at_epoch(task.epochs), masks.full_mask(model, task.prunable(model))
-        result = self.retrain(previous, base)
-        return stored_weights(self.store.retrain_dir(previous), result)
+        record = self.retrain(previous, base)
+        return stored_weights(self.store.retrain_dir(previous), record)
 
     def _run_pending(self, pending: list[RetrainHparams], task: Task, base: BaseRun) -> dict[RetrainHparams, Any]:
         longest = pending[-1]
         method = get_method(longest.method)
-        pruner = PRUNERS.get(longest.pruning)
+        strategy = get_pruning(longest.pruning)
+        pruning_params = dict(longest.pruning_params)
         params = method.resolve_params(dict(longest.method_params))
         T, t = task.epochs, longest.retrain_epochs
         trained, mask = self._pruning_input(longest, task, base)
@@ -374,14 +376,14 @@ class Runner:
         spe = data.steps_per_epoch
         start, epochs = method.start(T, t), method.epochs(T, t)
         first_step, last_step = to_step(start, spe), to_step(start + epochs, spe)
-        if longest.structured:
-            config = config_for_task(longest.structured, longest.base.task)
-            mask = l1_filter_mask(task.make_model(), trained, mask, config, longest.level)
-        elif method.during is not None:
+        architecture, seed = task.make_model(), longest.base.seed
+        if method.during is not None:
             mask_update = method.during.mask_update(
-                first_step, last_step, params, (masks.density(mask), longest.densities[-1]), pruner)
+                first_step, last_step, params, (masks.density(mask), longest.densities[-1]),
+                strategy.pruner(pruning_params, architecture, seed))
         else:
-            mask = pruner(trained, mask, longest.densities[-1])
+            target = longest.level if longest.structured else longest.densities[-1]
+            mask = strategy.prune(trained, mask, target, pruning_params, architecture, seed)
 
         model = task.make_model()
         effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
@@ -422,7 +424,7 @@ class Runner:
         return results
 
     def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
-                  history: list[dict[str, float]], seconds: float) -> dict[str, Any]:
+                  history: list[dict[str, float]], seconds: float) -> CellRecord:
         """Measure and store one finished cell; ``result.json`` is written last, so its presence
         means the cell is complete."""
         method = get_method(hp.method)
@@ -433,30 +435,32 @@ class Runner:
         weights = cpu_state(model)
         mask = {k: v.cpu() for k, v in mask.items()}
         final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
-        result = {
-            "kind": "retrain", **flatten(hp), "round": hp.round, "metric": task.metric,
-            "metric_definition": task.metric_definition, "run": folder.name,
-            "schedule": "iterative" if hp.round > 1 else "one-shot",
-            "params": method.resolve_params(dict(hp.method_params)),
-            "density": masks.density(mask), "compression_ratio": masks.compression_ratio(mask),
-            "remaining_weights": masks.remaining(mask), "prunable_weights": masks.total(mask),
-            "parameters": parameter_count(model) - masks.total(mask) + masks.remaining(mask),
-            "flops": sparse_flops, "dense_flops": dense_flops,
-            "retrain_fraction": t / T, "start_epoch": method.start(T, t), "epochs_trained": method.epochs(T, t),
-            "val": final["val"], "test": final["test"],
-            "base_val": base.result["val"], "base_test": base.result["test"],
-            "seconds": seconds, "device": str(self.device), "torch_threads": torch.get_num_threads(),
-            "weights_sha256": digest(weights), "mask_sha256": digest(mask),
-        }
-        if not distributed.all_same((result["weights_sha256"], result["mask_sha256"])):
+        record = CellRecord(
+            run=folder.name, task=hp.base.task, seed=hp.base.seed, epochs_scale=hp.base.epochs_scale,
+            batch_size=hp.base.batch_size, method=hp.method, variant=hp.variant,
+            method_params=dict(hp.method_params), pruning=hp.pruning, pruning_params=dict(hp.pruning_params),
+            schedule="iterative" if hp.round > 1 else "one-shot", round=hp.round,
+            target_density=hp.density, densities=hp.densities, level=hp.level if hp.structured else None,
+            density=masks.density(mask), compression_ratio=masks.compression_ratio(mask),
+            remaining_weights=masks.remaining(mask), prunable_weights=masks.total(mask),
+            parameters=parameter_count(model) - masks.total(mask) + masks.remaining(mask),
+            flops=sparse_flops, dense_flops=dense_flops,
+            retraining_epochs=t, T=T, start_epoch=method.start(T, t), epochs_trained=method.epochs(T, t),
+            val_acc=final["val"], test_acc=final["test"], metric=task.metric,
+            metric_definition=task.metric_definition,
+            unpruned_val_acc=base.result["val_acc"], unpruned_test_acc=base.result["test_acc"],
+            seconds=seconds, device=str(self.device), torch_threads=torch.get_num_threads(),
+            weights_sha256=digest(weights), mask_sha256=digest(mask),
+        )
+        if not distributed.all_same((record.weights_sha256, record.mask_sha256)):
             raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
         store.atomic_save(folder / store.WEIGHTS, weights)
         store.atomic_save(folder / store.MASK, mask)
         store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
         store.atomic_write_json(folder / store.HISTORY, history)
-        store.atomic_write_json(folder / store.RESULT, result)
+        store.atomic_write_json(folder / store.RESULT, record.to_json())
         self._mirror_retrain(folder, task, hp)
-        return {**result, "cached": False}
+        return record
 
     def measure_speed(self, hp: RetrainHparams) -> dict[str, float]:
         """Latency of the compacted network against the unpruned one, on this runner's device;

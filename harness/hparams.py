@@ -15,6 +15,8 @@ from typing import Any
 
 def canonical(value: Any) -> Any:
     """A JSON-ready form in which equal hyperparameters always serialize identically."""
+    if hasattr(value, "identity"):
+        return value.identity()
     if dataclasses.is_dataclass(value):
         out = {}
         for f in dataclasses.fields(value):
@@ -66,13 +68,24 @@ class BaseHparams:
     epochs_scale: float = 1.0
     batch_size: int | None = None  # None: the task's standard batch size
 
+    def identity(self) -> dict[str, Any]:
+        """What names the base run: these fields and what the task resolves to (``harness.identity``)."""
+        from harness.identity import base_identity
+
+        out = {f.name: canonical(getattr(self, f.name)) for f in dataclasses.fields(self)
+               if getattr(self, f.name) != f.default}
+        if (fingerprint := base_identity(self)) is not None:
+            out["task_fingerprint"] = fingerprint
+        return out
+
 
 @dataclass(frozen=True)
 class RetrainHparams:
     """One round of PRUNE + RETRAIN.
 
-    Unstructured: ``densities`` is the chain of target densities of the rounds that led here.
-    Structured: ``structured`` names a filter-pruning configuration applied one-shot at ``level``.
+    ``pruning`` names the strategy (``methods/pruning.py``). Its target is ``densities``, the chain of
+    target densities of the rounds that led here, or, for a structured configuration, ``level`` k
+    (and no densities).
     """
 
     base: BaseHparams
@@ -80,10 +93,25 @@ class RetrainHparams:
     retrain_epochs: float
     densities: tuple[float, ...] = ()
     pruning: str = "global-magnitude"
-    structured: str | None = None
     level: int = 1
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
     variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`
+    pruning_params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
+
+    def identity(self) -> dict[str, Any]:
+        """What names the cell. Cells of a structured configuration were stored, before every strategy
+        was one kind, with the configuration under ``structured``; they keep that name, and so their
+        folders."""
+        out = {f.name: canonical(getattr(self, f.name)) for f in dataclasses.fields(self)
+               if getattr(self, f.name) != f.default}
+        if self.structured:
+            out["structured"] = out.pop("pruning")
+        return out
+
+    @property
+    def structured(self) -> bool:
+        """Whether the target is a configuration's level rather than a density."""
+        return not self.densities
 
     @property
     def method_label(self) -> str:
@@ -96,11 +124,11 @@ class RetrainHparams:
 
     @property
     def round(self) -> int:
-        return 1 if self.structured else len(self.densities)
+        return len(self.densities) or 1
 
     @property
     def label(self) -> str:
-        return f"{self.structured} k={self.level}" if self.structured else f"density {self.densities[-1]:.3g}"
+        return f"{self.pruning} k={self.level}" if self.structured else f"density {self.densities[-1]:.3g}"
 
     def previous(self) -> RetrainHparams | None:
         if self.round == 1:

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
 from harness.store import RESULT, Store, intact_result
+from methods.pruning import get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
 
@@ -45,6 +46,14 @@ def epochs_of(hp: RetrainHparams, T: float) -> float:
     return get_method(hp.method).epochs(T, hp.retrain_epochs)
 
 
+def check_cell(hp: RetrainHparams) -> None:
+    """A cell's method, pruning strategy and target go together: a one-line error before any training."""
+    method = get_method(hp.method)
+    get_pruning(hp.pruning).check(
+        hp.base.task, iterative=hp.round > 1, during_training=method.name if method.during is not None else None,
+        density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
+
+
 def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
     """The cells and every earlier round their iterative chains pass through."""
     seen: dict[RetrainHparams, None] = {}
@@ -61,6 +70,8 @@ def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
 def plan(cells: list[RetrainHparams]) -> list[Job]:
     """Jobs in an order that respects their dependencies."""
     every = with_dependencies(cells)
+    for hp in every:
+        check_cell(hp)
     T_of = {b: get_task(b.task).resolved(b).epochs for b in {hp.base for hp in every}}
 
     rewinds: dict[BaseHparams, set[float]] = defaultdict(set)

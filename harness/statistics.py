@@ -16,8 +16,6 @@ absent), ``target_density`` (what was asked for; ``density`` is what pruning rea
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.errors import DamagedFile, HarnessError
+from harness.record import CellRecord
 
 COLUMNS = ("task", "pruning", "schedule", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc")
 OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpruned_test_acc", "flops",
@@ -39,52 +38,41 @@ METRICS = ("accuracy", "bleu")
 # -- reading results --------------------------------------------------------------------------
 
 
-def from_rows(rows: Iterable[dict[str, Any]], source: str = "store") -> pd.DataFrame:
-    """The store's result rows (``result.json``, or a sweep's ``results.csv``) as a statistics table."""
-    records = []
-    for r in rows:
-        chain = str(r.get("densities") or "").split(",")
-        records.append({
-            "task": task_label(r), "pruning": r.get("structured") or r.get("pruning") or "global-magnitude",
-            "schedule": r["schedule"], "method": method_label(r), "density": r["density"],
-            "retraining_epochs": r["retrain_epochs"], "seed": r["base.seed"],
-            "val_acc": r["val"], "test_acc": r["test"],
-            "T": r["retrain_epochs"] / r["retrain_fraction"] if r.get("retrain_fraction") else np.nan,
-            "target_density": float(chain[-1]) if chain[-1] else r["density"],
-            "unpruned_val_acc": r.get("base_val"), "unpruned_test_acc": r.get("base_test"),
-            "flops": r.get("flops"), "dense_flops": r.get("dense_flops"),
-            "epochs_scale": r.get("base.epochs_scale") or 1.0, "metric": r.get("metric") or "accuracy",
-            "source": source, "origin": r.get("run") or source,
+def from_records(records: Iterable[CellRecord], source: str = "store") -> pd.DataFrame:
+    """Cell records (the store's, or a sweep's ``results.csv``) as a statistics table: the record's
+    fields, with ``task`` and ``method`` the labels a comparison is made under."""
+    rows = []
+    for r in records:
+        rows.append({
+            "task": task_label(r.task, r.epochs_scale, r.batch_size), "pruning": r.pruning, "schedule": r.schedule,
+            "method": method_label(r.method, r.variant, r.method_params),
+            "density": r.density, "retraining_epochs": r.retraining_epochs, "seed": r.seed,
+            "val_acc": r.val_acc, "test_acc": r.test_acc, "T": r.T,
+            "target_density": r.target_density if r.target_density is not None else r.density,
+            "unpruned_val_acc": r.unpruned_val_acc, "unpruned_test_acc": r.unpruned_test_acc,
+            "flops": r.flops, "dense_flops": r.dense_flops, "epochs_scale": r.epochs_scale, "metric": r.metric,
+            "source": source, "origin": r.run or source,
         })
-    return normalize(pd.DataFrame.from_records(records, columns=[*COLUMNS, *OPTIONAL, "origin"]))
+    return normalize(pd.DataFrame.from_records(rows, columns=[*COLUMNS, *OPTIONAL, "origin"]))
 
 
-def method_label(row: dict[str, Any]) -> str:
+def method_label(method: str, variant: str | None, overrides: dict[str, float]) -> str:
     """A variant's name, or the method with the parameters it overrides: another setting is another
     method in every table."""
-    if not is_blank(row.get("variant")) and row.get("variant") != "None":
-        return str(row["variant"])
-    overrides = row.get("method_params")
-    if is_blank(overrides) or overrides in ("()", "None"):
-        return str(row["method"])
-    try:  # flatten() wrote a tuple of (name, value) pairs; literal_eval never runs code
-        pairs = ast.literal_eval(str(overrides))
-        if pairs and not isinstance(pairs[0], tuple):
-            pairs = (pairs,)
-        text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pairs)
-    except (ValueError, SyntaxError, TypeError):
-        text = str(overrides)
-    return f"{row['method']} ({text})"
+    if variant:
+        return variant
+    if not overrides:
+        return method
+    return f"{method} ({', '.join(f'{k}={v:g}' for k, v in sorted(overrides.items()))})"
 
 
-def task_label(row: dict[str, Any]) -> str:
+def task_label(task: str, epochs_scale: float, batch_size: int | None) -> str:
     """The task as a comparison unit: a shortened schedule or another batch size is another experiment."""
-    label = row["base.task"]
-    scale, batch = row.get("base.epochs_scale"), row.get("base.batch_size")
-    if not is_blank(scale) and float(scale) != 1.0:
-        label += f" (epochs x{float(scale):g})"
-    if not is_blank(batch) and str(batch) != "None":
-        label += f" (batch {int(float(batch))})"
+    label = task
+    if float(epochs_scale) != 1.0:
+        label += f" (epochs x{float(epochs_scale):g})"
+    if batch_size is not None:
+        label += f" (batch {int(batch_size)})"
     return label
 
 
@@ -93,19 +81,19 @@ def is_blank(value: Any) -> bool:
 
 
 def read_store(root: str | Path) -> pd.DataFrame:
-    from harness.store import Store
+    from harness.store import Store, read_record
 
     paths = Store(root).result_files()
     if not paths:
         raise HarnessError(f"no results in {root}: run `harness run` or `harness sweep` with --store {root}")
-    rows = []
+    records = []
     for p in paths:
         try:
-            rows.append(json.loads(p.read_text()))
-        except (OSError, ValueError) as e:
+            records.append(read_record(p))
+        except (OSError, DamagedFile) as e:
             raise HarnessError(f"{p}: not a readable result ({' '.join(str(e).split())[:120]}); delete its folder "
                                "to recompute the cell") from None
-    return from_rows(rows, source="store")
+    return from_records([r for r in records if r is not None], source="store")
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -117,8 +105,12 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise HarnessError(f"{path}: cannot read as CSV ({' '.join(str(e).split())[:200]})") from None
     lines = [f"{path.name}:{i + 2}" for i in range(len(df))]  # line 1 is the header
-    if {"base.task", "retrain_epochs", "val", "test"} <= set(df.columns):  # a sweep's results.csv
-        table = from_rows(df.replace({np.nan: None}).to_dict("records"), source=path.stem)
+    if {"run", "weights_sha256"} <= set(df.columns):  # a sweep's results.csv: cell records
+        try:
+            records = [CellRecord.from_json(row) for row in df.replace({np.nan: None}).to_dict("records")]
+        except (HarnessError, TypeError, ValueError) as e:
+            raise HarnessError(f"{path}: not a sweep's results ({' '.join(str(e).split())[:200]})") from None
+        table = from_records(records, source=path.stem)
         table["origin"] = lines
         return table
     missing = [c for c in COLUMNS if c not in df.columns]
@@ -143,28 +135,29 @@ def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments())
         raise HarnessError(f"no MLflow experiment {experiment!r} at {tracking_uri}; valid: {names}")
-    rows, seen = [], set()
+    records, seen = [], set()
     for run in client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'retrain'", max_results=50000):
         folder = run.data.tags.get("harness.folder")
         if folder in seen:  # one cell may be mirrored under several studies
             continue
         seen.add(folder)
-        p, m = run.data.params, run.data.metrics
-        metric = next((k[len("final_test_"):] for k in m if k.startswith("final_test_")), "accuracy")
-        rows.append({
-            "base.task": p["base.task"], "structured": p.get("structured") if p.get("structured") != "None" else None,
-            "pruning": p.get("pruning", "global-magnitude"),
-            "schedule": "iterative" if int(p.get("round", 1)) > 1 else "one-shot",
-            "method": p["method"] if p.get("variant") in (None, "None") else p["variant"],
-            "density": m["density"], "retrain_epochs": float(p["retrain_epochs"]), "base.seed": int(p["base.seed"]),
-            "val": m[f"final_val_{metric}"], "test": m[f"final_test_{metric}"],
-            "retrain_fraction": float(p["retrain_epochs"]) / float(p["task.epochs"]),
-            "flops": m.get("flops"), "dense_flops": m.get("dense_flops"),
-            "base.epochs_scale": float(p.get("base.epochs_scale", 1.0)), "base.batch_size": p.get("base.batch_size"),
-        })
-    if not rows:
+        metrics = dict(run.data.metrics)
+        for key, value in run.data.metrics.items():  # runs logged before the record: final_val_accuracy, ...
+            for split in ("val", "test"):
+                if key.startswith(f"final_{split}_"):
+                    metrics.setdefault(f"{split}_acc", value)
+        raw = {**run.data.params, **metrics, "run": Path(folder or run.info.run_id).name}
+        raw.setdefault("schedule", "iterative" if int(raw.get("round", 1)) > 1 else "one-shot")
+        if "T" not in raw and "task.epochs" in raw:
+            raw["T"] = raw["task.epochs"]
+        try:
+            records.append(CellRecord.from_json(raw))
+        except (HarnessError, TypeError, ValueError) as e:
+            raise HarnessError(f"MLflow run {run.info.run_id}: not a retraining run of this harness "
+                               f"({' '.join(str(e).split())[:160]})") from None
+    if not records:
         raise HarnessError(f"MLflow experiment {experiment!r} at {tracking_uri} has no retraining runs")
-    return from_rows(rows, source=f"mlflow {experiment}")
+    return from_records(records, source=f"mlflow {experiment}")
 
 
 def numeric_or_blank(value: Any) -> bool:

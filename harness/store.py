@@ -19,6 +19,7 @@ import torch
 from harness import distributed
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
+from harness.record import LEGACY_NAMES, CellRecord
 
 FILE_MODE = 0o644  # every file of the store, whatever the umask of the process that wrote it
 # The files of a run's folder; ``result.json`` is written last, so its presence means the run is done.
@@ -26,7 +27,7 @@ RESULT, HISTORY, HPARAMS = "result.json", "history.json", "hparams.json"
 WEIGHTS, MASK, RESUME = "weights.pt", "mask.pt", "resume.pt"
 CHECKPOINTS = "checkpoints"  # a base run's W_g, one file per step
 LOCK = ".lock"
-RESULT_KEYS = ("kind", "val", "test")  # what every result.json holds
+RESULT_KEYS = ("kind", "val_acc", "test_acc")  # what every result.json holds (under its current names)
 WRITTEN = ("base", "retrain", "studies", "tune", "variants")  # folders a store writes into, checked before work
 
 
@@ -126,10 +127,22 @@ def read_result(path: Path) -> dict[str, Any] | None:
         result = read_json(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not isinstance(result, dict) or not all(k in result for k in RESULT_KEYS):
-        raise DamagedFile(path, f"not a result: it lacks {', '.join(k for k in RESULT_KEYS if k not in result)}"
-                          if isinstance(result, dict) else "not a result: not a JSON object")
+    if not isinstance(result, dict):
+        raise DamagedFile(path, "not a result: not a JSON object")
+    result = {LEGACY_NAMES.get(k, k) if k in ("val", "test") else k: v for k, v in result.items()}
+    if not all(k in result for k in RESULT_KEYS):
+        raise DamagedFile(path, f"not a result: it lacks {', '.join(k for k in RESULT_KEYS if k not in result)}")
     return result
+
+
+def read_record(path: Path) -> CellRecord | None:
+    """A finished cell's record: None when absent, ``DamagedFile`` when it is not one."""
+    if (raw := read_result(path)) is None:
+        return None
+    try:
+        return CellRecord.from_json(raw)
+    except (HarnessError, TypeError, ValueError) as e:
+        raise DamagedFile(path, " ".join(str(e).split())[:120]) from None
 
 
 def intact_result(path: Path) -> dict[str, Any] | None:
@@ -233,9 +246,12 @@ class Store:
         folder = self.base_dir(hp)
         return read_result(folder / RESULT), missing_checkpoints(folder, steps)
 
-    def cell_result(self, hp: RetrainHparams) -> dict[str, Any] | None:
-        """A cell's result as planning sees it: None while absent or damaged."""
-        return intact_result(self.retrain_dir(hp) / RESULT)
+    def cell_result(self, hp: RetrainHparams) -> CellRecord | None:
+        """A cell's record as planning sees it: None while absent or damaged."""
+        try:
+            return read_record(self.retrain_dir(hp) / RESULT)
+        except DamagedFile:
+            return None
 
     @staticmethod
     def write_hparams(folder: Path, hp: Any) -> None:
@@ -245,8 +261,8 @@ class Store:
         """The ``result.json`` of every finished retraining round."""
         return sorted((self.root / "retrain").glob(f"*/{RESULT}"))
 
-    def results(self) -> Iterator[dict[str, Any]]:
-        """Every finished retraining round: the store's results table, one row a run."""
+    def results(self) -> Iterator[CellRecord]:
+        """Every finished retraining round: the store's results table, one record a run."""
         for path in self.result_files():
-            if (result := read_result(path)) is not None:
-                yield result
+            if (record := read_record(path)) is not None:
+                yield record

@@ -46,11 +46,17 @@ MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class PruningKind:
-    """Unstructured pruning by a registered strategy, or Li et al.'s filter pruning at levels k."""
+    """A registered pruning strategy with its parameters (a structured configuration: at levels k)."""
 
     strategy: str = UNSTRUCTURED
-    structured: str | None = None
     levels: tuple[int, ...] = (1,)
+    params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
+
+    @property
+    def spec(self) -> Any:
+        from methods.pruning import get_pruning
+
+        return get_pruning(self.strategy)
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,7 @@ class Study:
 
     def count(self) -> int:
         """How many cells ``cells()`` would build, computed without building them."""
-        shapes = sum(len(kind.levels) if kind.structured else len(self.schedules) * len(self.target_densities())
-                     for kind in self.pruning)
+        shapes = sum(len(list(self._shapes(kind, count_only=True))) for kind in self.pruning)
         times = len(self.retrain_epochs) or self.retrain_points
         return len(self.seeds) * shapes * len(self.methods) * times
 
@@ -117,14 +122,22 @@ class Study:
                                                       method_params=params, variant=variant))
         return out
 
-    def _shapes(self, kind: PruningKind) -> Iterator[dict[str, Any]]:
-        if kind.structured:
+    def _shapes(self, kind: PruningKind, count_only: bool = False) -> Iterator[dict[str, Any]]:
+        """What each cell of ``kind`` prunes to: a level k, or a chain of densities per schedule (the
+        study's densities, or the one the strategy's parameters fix)."""
+        from methods.pruning import Target
+
+        strategy = kind.spec
+        common = {"pruning": kind.strategy, "pruning_params": kind.params}
+        if strategy.target is Target.LEVEL:
             for level in kind.levels:
-                yield {"structured": kind.structured, "level": level}
+                yield {**common, "level": level}
             return
+        fixed = strategy.density_for(dict(kind.params), None)
         for schedule in self.schedules:
-            for d in self.target_densities():
-                yield {"densities": density_chain(d, iterative=schedule == "iterative"), "pruning": kind.strategy}
+            for d in [fixed] if fixed is not None else self.target_densities():
+                chain = None if count_only else density_chain(d, iterative=schedule == "iterative")
+                yield {**common, "densities": chain}
 
 
 # -- reading a study --------------------------------------------------------------------------
@@ -269,18 +282,26 @@ def parse_density_k(v: Any) -> tuple[int, ...]:
 
 
 def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
-    from methods.pruning import PRUNERS
-    from methods.structured import CONFIGS, LEVELS
+    """Entries: a strategy's name, ``{strategy: NAME, params: {n: 1, m: 4}}``, or a structured
+    configuration at levels, ``{structured: CONFIG, levels: [1, 2]}`` (``strategy`` works there too)."""
+    from methods.pruning import PRUNING, Target
 
     def one(entry: Any) -> PruningKind:
         if isinstance(entry, str):
-            return PruningKind(strategy=_choice(PRUNERS.names(), "pruning strategy")(entry))
-        if isinstance(entry, dict) and "structured" in entry and set(entry) <= {"structured", "levels"}:
-            config = _choice(CONFIGS.names(), "structured configuration")(entry["structured"])
-            levels = _list(entry.get("levels", [1]), _choice(LEVELS, "level"), "level")
-            return PruningKind(structured=config, levels=levels)
-        raise StudyError(f"an entry is a strategy ({', '.join(PRUNERS.names())}) or "
-                         f"{{structured: CONFIG, levels: [1, 2]}}, got {entry!r}")
+            entry = {"strategy": entry}
+        keys = {"strategy", "structured", "levels", "params"}
+        if not isinstance(entry, dict) or not set(entry) <= keys or len({"strategy", "structured"} & set(entry)) != 1:
+            raise StudyError(f"an entry is a strategy ({', '.join(PRUNING.names())}), {{strategy: NAME, params: "
+                             f"{{...}}}} or {{structured: CONFIG, levels: [1, 2]}}, got {entry!r}")
+        name = _choice(PRUNING.names(), "pruning strategy")(entry.get("strategy", entry.get("structured")))
+        strategy = PRUNING.get(name)
+        if "levels" in entry and strategy.target is not Target.LEVEL:
+            raise StudyError(f"levels are for structured configurations; {name} takes the study's densities")
+        levels = _list(entry.get("levels", [1]), _choice(list(strategy.levels) or [1], "level"), "level")
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            raise StudyError(f"{name}: params is a mapping {{parameter: value}}, got {params!r}")
+        return PruningKind(strategy=name, levels=levels, params=strategy.overrides(params))
 
     return _list(v, one, "pruning kind")
 
@@ -327,8 +348,8 @@ def _raise(message: str) -> Any:
 def check_against_task(study: Study) -> None:
     """What only the task can tell: retraining times within each method's range, structured
     configurations made for this task."""
+    from methods.pruning import Target
     from methods.spec import get_method
-    from methods.structured import config_for_task
 
     T = study.T
     for name in study.methods:
@@ -338,15 +359,17 @@ def check_against_task(study: Study) -> None:
             except HarnessError as e:
                 raise StudyError(f"retrain_epochs: {e}") from None
     for kind in study.pruning:
-        if kind.structured:
+        strategy = kind.spec
+        level = strategy.target is Target.LEVEL
+        for name in study.methods:
+            method = get_method(study.method_of(name)[0])
             try:
-                config_for_task(kind.structured, study.task)
+                strategy.check(study.task, iterative="iterative" in study.schedules and not level,
+                               during_training=name if method.during is not None else None,
+                               density=study.target_densities()[0] if strategy.target is Target.DENSITY else None,
+                               levels=kind.levels if level else (), params=dict(kind.params))
             except HarnessError as e:
                 raise StudyError(f"pruning: {e}") from None
-            during = [m for m in study.methods if get_method(study.method_of(m)[0]).during is not None]
-            if during:
-                raise StudyError(f"pruning: {', '.join(during)} prune(s) during training and cannot take the "
-                                 f"structured configuration {kind.structured}; list methods without it")
 
 
 def describe(study: Study) -> dict[str, Any]:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from harness.record import CellRecord
 
 
-def best_by_method(rows: list[dict[str, Any]]) -> list[tuple[str, list[list[str]]]]:
+def best_by_method(rows: list[CellRecord]) -> list[tuple[str, list[list[str]]]]:
     """Tables, one per (task, pruning, schedule): rows are methods, columns densities, each entry
     the median test score at the t with the best median validation score."""
     from harness import statistics
 
     if not rows:
         return []
-    df = statistics.from_rows(rows)
+    df = statistics.from_records(rows)
     best = statistics.best_validated(df)
     base = statistics.unpruned(df)
     tables = []

@@ -13,6 +13,7 @@ from typing import Any
 from harness.errors import StoreFault
 from harness.executors import Executor, Outcome, describe_error
 from harness.plan import Job
+from harness.record import CellRecord
 from harness.store import Store
 
 # -- the driver -------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class StudyReport:
     seconds: float
     counts: dict[str, int]  # cells done (trained now), cached, failed
     failures: list[tuple[str, str]]  # (job label, error)
-    rows: list[dict[str, Any]]
+    rows: list[CellRecord]
 
     @property
     def ratio(self) -> float | None:
@@ -189,11 +190,10 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
         sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows)
     if rows:
-        columns = sorted({k for r in rows for k in r if not isinstance(r[k], dict)})
         text = io.StringIO()
-        writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(text, list(rows[0].row()), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(r.row() for r in rows)
         st.atomic_write_bytes(folder / "results.csv", text.getvalue().encode())
     st.atomic_write_json(folder / "summary.json", {
         "cells": report.cells, "jobs": report.jobs, "counts": counts, "failures": failures,

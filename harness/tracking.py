@@ -113,17 +113,17 @@ class Tracker:
         return None
 
     def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
-             metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any],
+             metrics: dict[str, float], artifacts: dict[str, Any],
              key: str | None = None, terminate: bool = True) -> str | None:
         def log() -> str | None:
             with store.exclusive(folder, name=MIRROR_LOCK):  # one process at a time: one run per folder and key
-                return self._log_once(folder, experiment, name, params, tags, metrics, metric_key, artifacts,
+                return self._log_once(folder, experiment, name, params, tags, metrics, artifacts,
                                       key or self.uri, terminate)
 
         return self._guard(log)
 
     def _log_once(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
-                  metrics: dict[str, float], metric_key: str, artifacts: dict[str, Any], key: str,
+                  metrics: dict[str, float], artifacts: dict[str, Any], key: str,
                   terminate: bool) -> str | None:
         if (known := self.run_id(folder, key)) is not None:
             return known
@@ -138,13 +138,16 @@ class Tracker:
         rid = run.info.run_id
         now = int(time.time() * 1000)
         history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
+        # the scores over epochs under the record's names, so that the last step is the final score
         series = [
             Metric(series_key, float(rec[field]), now, round(rec["epoch"]))
             for rec in history
-            for series_key, field in ((f"val_{metric_key}", "val"), (f"test_{metric_key}", "test"),
-                                      ("train_loss", "train_loss"), ("lr", "lr"))
+            for series_key, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
+                                      ("lr", "lr"))
         ]
-        finals = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        logged = {m.key for m in series}
+        last = max((m.step for m in series), default=0)
+        finals = [Metric(k, float(v), now, last) for k, v in metrics.items() if k not in logged]
         client.log_batch(rid, params=[Param(k, str(v)) for k, v in params.items()])
         for i in range(0, len(series) + len(finals), 1000):
             client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
@@ -163,16 +166,16 @@ class Tracker:
         return self._log(
             folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder)},
-            metrics={f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],
+            metrics={"val_acc": result["val_acc"], "test_acc": result["test_acc"],
                      **({"model_parameters": result["model_parameters"]} if "model_parameters" in result else {})},
-            metric_key=task.metric, artifacts={},
+            artifacts={},
         )
 
     def start_study(self, folder: Path, task: Any, name: str, params: dict[str, Any]) -> str | None:
         """The study's parent run (one per study and tracking URI; a rerun reopens it)."""
         rid = self._log(folder, task.name, f"study {name}", params=params,
                         tags={"harness.kind": "study", "study": name, "harness.folder": str(folder)},
-                        metrics={}, metric_key=task.metric, artifacts={}, terminate=False)
+                        metrics={}, artifacts={}, terminate=False)
         if rid is not None:
             self._guard(lambda: self.client().update_run(rid, status="RUNNING"))
         return rid
@@ -212,12 +215,13 @@ class Tracker:
 
     def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                         study: tuple[str, str] | None) -> str | None:
-        result = store.read_json(folder / store.RESULT)
+        record = store.read_record(folder / store.RESULT)
         parent = self.mirror_base(base_folder, task, hp.base)
         tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method_label,
-                "density": f"{result['density']:.4g}", "retrain_epochs": f"{hp.retrain_epochs:g}",
-                "seed": str(hp.base.seed), "schedule": result["schedule"],
-                "pruning": hp.structured or hp.pruning}
+                "density": f"{record.density:.4g}", "retraining_epochs": f"{record.retraining_epochs:g}",
+                "seed": str(record.seed), "schedule": record.schedule, "pruning": record.pruning}
+        if record.target_density is not None:
+            tags["target_density"] = f"{record.target_density:g}"
         if parent is not None:
             tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
         key = None
@@ -226,15 +230,9 @@ class Tracker:
             key = f"{self.uri}#study:{study[0]}"
         return self._log(
             folder, task.name, f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
-            params=flatten(hp) | task_params(task) | {"round": hp.round, "formula": get_method(hp.method).formula},
+            params=record.identity() | task_params(task) | {"formula": get_method(hp.method).formula},
             tags=tags,
-            metrics={
-                f"final_val_{task.metric}": result["val"], f"final_test_{task.metric}": result["test"],
-                "density": result["density"], "compression_ratio": result["compression_ratio"],
-                "retrain_epochs": hp.retrain_epochs, "parameters": result["parameters"],
-                "flops": result["flops"], "dense_flops": result["dense_flops"],
-            },
-            metric_key=task.metric,
+            metrics=record.outcome(),
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
             key=key,
         )

@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.record import CellRecord
 from harness.store import HISTORY, give_file_mode
 from methods.spec import Param, Retraining
 
@@ -368,13 +369,13 @@ class Search:
         except BaseException:  # interrupted: no error of its own, so the next run queues it again
             self._end(run_id, "KILLED", "INTERRUPTED", {})
             raise
-        if result["cached"]:  # computed before (another trial, or a sweep): its epochs still inform the pruner
+        if result.cached:  # computed before (another trial, or a sweep): its epochs still inform the pruner
             reports.replay(self.runner.store.retrain_dir(hp) / HISTORY, first, spe)
-        self._end(run_id, "FINISHED", "COMPLETE", {"final_val": result["val"]})
-        return float(result["val"])
+        self._end(run_id, "FINISHED", "COMPLETE", {"val_acc": result.val_acc})
+        return float(result.val_acc)
 
     def evaluate(self, trial: FrozenTrial, seeds: Sequence[int], runner: Runner,
-                 variant: str | None = None) -> list[dict[str, Any]]:
+                 variant: str | None = None) -> list[CellRecord]:
         """The trial's configuration on each seed, test accuracy included: after the search only."""
         values = {n: trial.params[n] for n in self.searched}
         return [runner.retrain(self.cell(values, seed, variant)) for seed in seeds]
@@ -427,7 +428,7 @@ class TrialReports(Reporter):
     def report(self, step: int, val: float) -> None:
         self.trial.report(val, step)
         if self.tracker is not None:
-            self.tracker.log_metric(self.run_id, "val", val, step)
+            self.tracker.log_metric(self.run_id, "val_acc", val, step)
 
     def replay(self, history_path: Path, first_step: int, spe: int) -> None:
         """A cached cell's epochs, reported as steps since its first step."""

@@ -1,20 +1,146 @@
-"""Pruning strategies: given the trained weights and the current mask, the next mask."""
+"""Pruning strategies: given the trained weights and the current mask, the next mask.
+
+A strategy is a declaration, like a retraining method: what it removes (single weights, N of every M
+weights, whole filters), how its target is given (a density, a density fixed by its parameters, or a
+configuration's level), its parameters, and whether iterative rounds or gradual pruning can use it.
+What a cell may combine is decided from those declarations when the cells are planned.
+"""
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from torch import nn
 
 from harness.errors import HarnessError
 from harness.masks import Mask
 from harness.registry import Registry
+from methods.spec import Param, overrides, resolve_params
 
 ITERATIVE_RATE = 0.2  # each iterative round prunes 20% of the remaining weights
+DEFAULT = "global-magnitude"
 
-Pruner = Callable[[dict[str, torch.Tensor], Mask, float], Mask]
-PRUNERS: Registry[Pruner] = Registry("pruning strategy")
+
+class Prunes(enum.Enum):
+    WEIGHTS = "single weights"
+    GROUPS = "N of every M weights"
+    FILTERS = "whole filters"
+
+
+class Target(enum.Enum):
+    DENSITY = "a density"
+    FIXED = "a density fixed by its parameters"
+    LEVEL = "a configuration's level k"
+
+
+@dataclass(frozen=True)
+class PruningInput:
+    """What a strategy may look at."""
+
+    weights: dict[str, torch.Tensor]
+    mask: Mask  # what is still kept; a strategy keeps a subset of it
+    target: float  # the density to reach, or the level k
+    params: Mapping[str, float]
+    model: nn.Module  # the architecture (its own weights are not the ones pruned)
+    seed: int  # the cell's seed, for strategies that draw at random
+
+
+Pruner = Callable[[dict[str, torch.Tensor], Mask, float], Mask]  # (weights, mask, density) -> mask
+
+
+@dataclass(frozen=True)
+class PruningStrategy:
+    name: str
+    summary: str
+    prunes: Prunes
+    target: Target
+    select: Callable[[PruningInput], Mask]
+    params: Mapping[str, Param] = field(default_factory=dict)
+    iterative: bool = True  # can prune again what a previous round kept
+    gradual: bool = True  # can tighten the mask step by step inside TRAIN
+    fixed_density: Callable[[Mapping[str, float]], float] | None = None  # Target.FIXED: params -> density
+    levels: tuple[int, ...] = ()  # Target.LEVEL: the valid k
+    task: str | None = None  # made for this task only
+    cite: str = ""
+
+    def resolve_params(self, given: Mapping[str, Any]) -> dict[str, float]:
+        return resolve_params(f"pruning strategy {self.name}", self.params, given)
+
+    def overrides(self, given: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+        return overrides(f"pruning strategy {self.name}", self.params, given)
+
+    def prune(self, weights: dict[str, torch.Tensor], mask: Mask, target: float, params: Mapping[str, float],
+              model: nn.Module, seed: int) -> Mask:
+        return self.select(PruningInput(weights, mask, target, self.resolve_params(params), model, seed))
+
+    def pruner(self, params: Mapping[str, float], model: nn.Module, seed: int) -> Pruner:
+        """The strategy as gradual pruning calls it, once per mask update."""
+        return lambda weights, mask, density: self.prune(weights, mask, density, params, model, seed)
+
+    def check(self, task: str, *, iterative: bool = False, during_training: str | None = None,
+              density: float | None = None, levels: tuple[int, ...] = (),
+              params: Mapping[str, Any] | None = None) -> None:
+        """Refuse, in one line, a combination this strategy cannot run: before any training."""
+        resolved = self.resolve_params(params or {})
+        if self.task is not None and self.task != task:
+            same = [n for n in PRUNING.names() if PRUNING.get(n).task in (None, task)]
+            raise HarnessError(f"pruning strategy {self.name} is for {self.task}, not {task}; valid for {task}: "
+                               f"{', '.join(same)}")
+        if during_training is not None and not self.gradual:
+            raise HarnessError(f"{during_training} prunes during training, which pruning strategy {self.name} "
+                               f"({self.prunes.value}) cannot; valid: {', '.join(strategies_where(gradual=True))}")
+        if iterative and not self.iterative:
+            raise HarnessError(f"pruning strategy {self.name} prunes one-shot only; drop --iterative/--rounds, or "
+                               f"use one of {', '.join(strategies_where(iterative=True))}")
+        if self.target is Target.LEVEL:
+            if density is not None:
+                raise HarnessError(f"pruning strategy {self.name} takes a level k (--level), not a density")
+            for k in levels:
+                if k not in self.levels:
+                    raise HarnessError(f"--level must be one of {', '.join(map(str, self.levels))} for {self.name}, "
+                                       f"got {k}")
+        elif levels:
+            raise HarnessError(f"--level is for structured configurations; pruning strategy {self.name} takes "
+                               "a density")
+        elif density is None and self.fixed_density is None:
+            raise HarnessError(f"pruning strategy {self.name} needs a target density (--density)")
+        if self.fixed_density is not None and density is not None:
+            fixed = self.fixed_density(resolved)
+            if not math.isclose(density, fixed, rel_tol=1e-6):
+                raise HarnessError(f"pruning strategy {self.name} with {fmt_params(resolved)} keeps density "
+                                   f"{fixed:g}, not {density:g}; drop --density or change its parameters")
+
+    def density_for(self, params: Mapping[str, Any], asked: float | None) -> float | None:
+        """The density a cell prunes to: the one asked for, or the one the parameters fix."""
+        if self.fixed_density is not None:
+            return self.fixed_density(self.resolve_params(params))
+        return asked
+
+
+def fmt_params(params: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "no parameters"
+
+
+PRUNING: Registry[PruningStrategy] = Registry("pruning strategy")
+
+
+def register_pruning(strategy: PruningStrategy) -> PruningStrategy:
+    return PRUNING.register(strategy.name)(strategy)
+
+
+def get_pruning(name: str) -> PruningStrategy:
+    import methods  # noqa: F401  (registers every strategy module)
+
+    return PRUNING.get(name)
+
+
+def strategies_where(**declared: bool) -> list[str]:
+    return [n for n in PRUNING.names() if all(getattr(PRUNING.get(n), k) == v for k, v in declared.items())]
 
 
 def largest(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -43,25 +169,63 @@ def largest(scores: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
-@PRUNERS.register("global-magnitude")
-def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
-    """Keep the ``density`` fraction of all prunable weights with the largest |w|, across layers."""
+def masked_scores(scores: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+    """Scores (>= 0) with every weight the mask already removed at -1, below all of them."""
+    return {n: torch.where(mask[n], scores[n].float(), torch.full_like(scores[n], -1.0, dtype=torch.float))
+            for n in mask}
+
+
+def keep_largest_across(scores: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    """Keep the ``density`` fraction of all the mask's weights with the largest scores, across layers."""
     names = list(mask)
-    scores = torch.cat([
-        torch.where(mask[n], weights[n].abs().float(), torch.full_like(weights[n], -1.0, dtype=torch.float))
-        .flatten() for n in names
-    ])
-    keep_count = round(density * scores.numel())
+    flat = torch.cat([s.flatten() for s in masked_scores(scores, mask).values()])
+    keep_count = round(density * flat.numel())
     alive = int(sum(mask[n].sum().item() for n in names))
     if keep_count > alive:
-        raise HarnessError(f"cannot prune to density {density:g}: only {alive / scores.numel():g} remains")
-    keep = largest(scores, keep_count)
+        raise HarnessError(f"cannot prune to density {density:g}: only {alive / flat.numel():g} remains")
+    keep = largest(flat, keep_count)
     out, offset = {}, 0
     for n in names:
         size = mask[n].numel()
         out[n] = keep[offset : offset + size].view_as(mask[n])
         offset += size
     return out
+
+
+def keep_largest_per_layer(scores: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    """Keep the ``density`` fraction of each layer's weights with the largest scores."""
+    out = {}
+    for n, s in masked_scores(scores, mask).items():
+        keep_count = round(density * s.numel())
+        if keep_count > int(mask[n].sum()):
+            raise HarnessError(f"cannot prune {n} to density {density:g}: only "
+                               f"{float(mask[n].float().mean()):g} of it remains")
+        out[n] = largest(s.flatten(), keep_count).view_as(mask[n])
+    return out
+
+
+def magnitudes(weights: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+    return {n: weights[n].detach().abs() for n in mask}
+
+
+def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    """Keep the ``density`` fraction of all prunable weights with the largest |w|, across layers."""
+    return keep_largest_across(magnitudes(weights, mask), mask, density)
+
+
+register_pruning(PruningStrategy(
+    name=DEFAULT, summary="the largest |w| across all layers (the paper's)",
+    prunes=Prunes.WEIGHTS, target=Target.DENSITY,
+    select=lambda p: global_magnitude(p.weights, p.mask, p.target),
+    cite="Han et al., Learning both weights and connections for efficient neural networks, 2015",
+))
+
+register_pruning(PruningStrategy(
+    name="layerwise-magnitude", summary="the largest |w| of each layer, every layer to the same density",
+    prunes=Prunes.WEIGHTS, target=Target.DENSITY,
+    select=lambda p: keep_largest_per_layer(magnitudes(p.weights, p.mask), p.mask, p.target),
+    cite="Zhu & Gupta, To prune, or not to prune, 2018",
+))
 
 
 def density_chain(
@@ -87,11 +251,12 @@ def density_chain(
     return (*tuple(keep ** r for r in range(1, n)), density)
 
 
-def keeping_dense(is_dense: Callable[[str], bool]) -> Pruner:
+def keeping_dense(is_dense: Callable[[str], bool]) -> Callable[[PruningInput], Mask]:
     """Global magnitude pruning that leaves the tensors ``is_dense`` names whole; the others are pruned
-    harder so that ``density`` stays the kept fraction of all prunable weights."""
+    harder so that the density stays the kept fraction of all prunable weights."""
 
-    def prune(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
+    def select(p: PruningInput) -> Mask:
+        mask, density = p.mask, p.target
         dense = [n for n in mask if is_dense(n)]
         rest = {n: m for n, m in mask.items() if not is_dense(n)}
         total = sum(m.numel() for m in mask.values())
@@ -101,11 +266,14 @@ def keeping_dense(is_dense: Callable[[str], bool]) -> Pruner:
         if not rest or target <= 0:
             raise HarnessError(f"cannot prune to density {density:g} with {', '.join(dense)} kept dense: "
                                f"they alone hold {kept / total:.3g} of the prunable weights")
-        pruned = global_magnitude(weights, rest, min(target, 1.0))
-        return {n: mask[n] if n in mask and is_dense(n) else pruned[n] for n in mask}
+        pruned = global_magnitude(p.weights, rest, min(target, 1.0))
+        return {n: mask[n] if is_dense(n) else pruned[n] for n in mask}
 
-    return prune
+    return select
 
 
 # Zhu & Gupta (2018) kept GNMT's attention dense; the paper pruned every weight matrix globally.
-PRUNERS.register("global-magnitude-no-attention")(keeping_dense(lambda name: ".attention." in name))
+register_pruning(PruningStrategy(
+    name="global-magnitude-no-attention", summary="global magnitude, attention left dense (Zhu & Gupta's GNMT)",
+    prunes=Prunes.WEIGHTS, target=Target.DENSITY, select=keeping_dense(lambda name: ".attention." in name),
+))

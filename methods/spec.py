@@ -24,7 +24,8 @@ from harness.masks import Mask
 from harness.registry import Registry
 from methods.lr import LR_SCALE, LearningRate, Replay
 
-__all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "register_method"]
+__all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "overrides",
+           "register_method", "resolve_params"]
 
 
 class Weights(enum.Enum):
@@ -91,7 +92,7 @@ class Param:
         kind = "integer" if self.integer else "real"
         return f"{kind} in [{self.low:g}, {self.high:g}]" + (", log scale" if self.log else "")
 
-    def check(self, method: str, name: str, value: Any) -> float:
+    def check(self, owner: str, name: str, value: Any) -> float:
         kind = "an integer" if self.integer else "a number"
         valid = f"{kind} in [{self.low:g}, {self.high:g}]" if self.low is not None else kind
         ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
@@ -100,8 +101,23 @@ class Param:
         if ok and self.choices and value not in self.choices:
             ok, valid = False, "one of " + ", ".join(f"{c:g}" for c in self.choices)
         if not ok:
-            raise HarnessError(f"{method} parameter {name} must be {valid}, got {value!r}")
+            raise HarnessError(f"{owner} parameter {name} must be {valid}, got {value!r}")
         return int(value) if self.integer else float(value)
+
+
+def resolve_params(owner: str, declared: Mapping[str, Param], given: Mapping[str, Any]) -> dict[str, float]:
+    """What ``owner`` declares, its defaults overridden by ``given``, checked."""
+    for name in given:
+        if name not in declared:
+            raise HarnessError(f"{owner} has no parameter {name!r}; valid: {', '.join(declared) or 'none'}")
+    return {n: p.check(owner, n, given.get(n, p.default)) for n, p in declared.items()}
+
+
+def overrides(owner: str, declared: Mapping[str, Param], given: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """``given`` checked, without the values equal to their defaults: the form cells are hashed in,
+    so spelling out a default never makes another cell."""
+    resolved = resolve_params(owner, declared, given)
+    return tuple(sorted((n, v) for n, v in resolved.items() if n in given and v != declared[n].default))
 
 
 class DuringTraining(Protocol):
@@ -146,18 +162,10 @@ class Retraining:
             raise HarnessError(f"retraining epochs t = {t:g} is out of range for {self.name}; valid: {limit}")
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, float]:
-        """The method's hyperparameters: its declared defaults overridden by ``given``, checked."""
-        for name in given:
-            if name not in self.params:
-                valid = ", ".join(self.params) or "none"
-                raise HarnessError(f"{self.name} has no parameter {name!r}; valid: {valid}")
-        return {n: p.check(self.name, n, given.get(n, p.default)) for n, p in self.params.items()}
+        return resolve_params(self.name, self.params, given)
 
     def overrides(self, given: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
-        """``given`` checked, without the values equal to their defaults: the form cells are hashed in,
-        so spelling out a default never makes another cell."""
-        resolved = self.resolve_params(given)
-        return tuple(sorted((n, v) for n, v in resolved.items() if n in given and v != self.params[n].default))
+        return overrides(self.name, self.params, given)
 
     def shares_prefix(self, T: float) -> bool:
         """Whether the run for t is a prefix of the run for every t' > t, so one run serves all t.

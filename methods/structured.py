@@ -17,9 +17,10 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.masks import Mask
-from harness.registry import Registry
+from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, register_pruning
 
-LEVELS = range(1, 6)
+LEVELS = (1, 2, 3, 4, 5)
+LI_ET_AL = "Li et al., Pruning filters for efficient ConvNets, 2017"
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,15 @@ class FilterConfig:
         return (1.0 - self.prune_per_stage[stage]) ** k
 
 
-CONFIGS: Registry[FilterConfig] = Registry("structured configuration")
-
-
-def register_config(config: FilterConfig) -> FilterConfig:
-    return CONFIGS.register(config.name)(config)
+def register_config(config: FilterConfig) -> PruningStrategy:
+    """A configuration is a pruning strategy of its own, made for its task, its target the level k."""
+    share = " / ".join(f"{p:.0%}" for p in config.prune_per_stage)
+    return register_pruning(PruningStrategy(
+        name=config.name, summary=f"L1 filter pruning of {config.task}: {share} of the filters per stage at k=1, "
+                                  f"layers {', '.join(map(str, config.skip))} kept",
+        prunes=Prunes.FILTERS, target=Target.LEVEL, select=lambda p: select_filters(p, config),
+        iterative=False, gradual=False, levels=LEVELS, task=config.task, cite=LI_ET_AL,
+    ))
 
 
 register_config(FilterConfig("resnet56-A", "cifar10-resnet56", (0.1, 0.1, 0.1), (16, 20, 38, 54)))
@@ -48,18 +53,8 @@ register_config(FilterConfig("resnet34-A", "imagenet-resnet34", (0.3, 0.3, 0.3, 
 register_config(FilterConfig("resnet34-B", "imagenet-resnet34", (0.5, 0.6, 0.4, 0.0), (2, 8, 14, 16, 26, 28, 30, 32)))
 
 
-def configs_for(task: str) -> list[str]:
-    return [name for name in CONFIGS.names() if CONFIGS.get(name).task == task]
-
-
-def config_for_task(name: str, task: str) -> FilterConfig:
-    """The configuration ``name``, refused unless it was made for ``task``."""
-    config = CONFIGS.get(name)
-    if config.task != task:
-        valid = ", ".join(configs_for(task)) or "none"
-        raise HarnessError(
-            f"structured configuration {name} is for {config.task}, not {task}; valid for {task}: {valid}")
-    return config
+def select_filters(p: PruningInput, config: FilterConfig) -> Mask:
+    return l1_filter_mask(p.model, p.weights, p.mask, config, int(p.target))
 
 
 @dataclass(frozen=True)

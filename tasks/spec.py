@@ -89,6 +89,9 @@ class Task:
     criterion: Callable[[Callable[..., torch.Tensor], Any], torch.Tensor] | None = None  # None: classification
     grad_clip: float | None = None  # clip the gradients' global norm to this before each step
     count_flops: Callable[[nn.Module, Any], tuple[int, int]] | None = None  # None: traced from input_shape
+    # what ``load_data`` yields beyond its name (its split, augmentation, version): part of a base
+    # network's identity (``harness.identity``), so edit it whenever the data changes
+    data_definition: str = ""
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""

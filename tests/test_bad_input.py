@@ -87,9 +87,9 @@ CASES = {
     "run structured for another task": (["run", "lr-rewinding", "mnist1d", "--structured", "resnet56-A"],
                                         "resnet56-A", 2),
     "run structured with density": (["run", "lr-rewinding", "cifar10-resnet56", "--structured", "resnet56-A",
-                                     "--density", "0.5"], "takes no --density", 2),
+                                     "--density", "0.5"], "takes a level k (--level), not a density", 2),
     "run speed without structured": (["run", "lr-rewinding", "mnist1d", "--measure-speed"],
-                                     "--measure-speed needs --structured", 2),
+                                     "--measure-speed needs filter pruning (--structured)", 2),
     "run structured level": (["run", "lr-rewinding", "cifar10-resnet56", "--structured", "resnet56-A",
                               "--level", "9"], "--level must be one of 1, 2, 3, 4, 5", 2),
     # -- sweep

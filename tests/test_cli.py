@@ -29,7 +29,7 @@ def test_run_each_method_end_to_end(shared_store, method):
                 if json.loads((p / "hparams.json").read_text()).get("densities") == [0.2]]
     row = json.loads((folder / "result.json").read_text())
     assert row["method"] == method and row["density"] == pytest.approx(0.2, abs=1e-4)
-    assert 10 < row["test"] <= 100 and 10 < row["val"] <= 100
+    assert 10 < row["test_acc"] <= 100 and 10 < row["val_acc"] <= 100
     assert json.loads((folder / "mask_densities.json").read_text())
 
 

@@ -5,7 +5,8 @@ import torch
 
 from harness.masks import apply_mask, full_mask
 from methods.compaction import compact
-from methods.structured import CONFIGS, l1_filter_mask, residual_blocks
+from methods.pruning import get_pruning
+from methods.structured import residual_blocks
 from tasks.spec import get_task
 
 
@@ -23,12 +24,12 @@ def randomize_batchnorm(model):
     ("resnet56-A", 1, 32), ("resnet56-B", 3, 32), ("resnet110-B", 5, 32), ("resnet34-A", 2, 64), ("resnet34-B", 5, 64),
 ])
 def test_compacted_network_equals_the_masked_one(config, k, size):
-    cfg = CONFIGS.get(config)
-    task = get_task(cfg.task)
+    strategy = get_pruning(config)
+    task = get_task(strategy.task)
     torch.manual_seed(0)
     model = task.make_model().eval()
     randomize_batchnorm(model)
-    mask = l1_filter_mask(model, dict(model.named_parameters()), full_mask(model, task.prunable(model)), cfg, k)
+    mask = strategy.prune(dict(model.named_parameters()), full_mask(model, task.prunable(model)), k, {}, model, 0)
     apply_mask(model, mask)
     thin = compact(model, mask).eval()
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(2))

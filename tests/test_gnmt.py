@@ -20,7 +20,7 @@ from fairseq.models import ARCH_MODEL_REGISTRY
 
 from harness import store
 from harness.cli import app
-from methods.pruning import PRUNERS
+from methods.pruning import get_pruning
 from tasks.nmt.gnmt import build_gnmt
 from tasks.spec import DataOptions, get_task
 from tasks.wmt16 import VOCAB, gnmt_flops, gnmt_schedule, weight_matrices
@@ -163,10 +163,10 @@ def test_pruning_covers_embeddings_lstm_and_attention_and_can_keep_attention_den
     weights = dict(model.named_parameters())
     mask = {n: torch.ones_like(weights[n], dtype=torch.bool) for n in names}
     total = sum(m.numel() for m in mask.values())
-    pruned = PRUNERS.get("global-magnitude")(weights, mask, 0.2)
+    pruned = get_pruning("global-magnitude").prune(weights, mask, 0.2, {}, model, 0)
     assert sum(int(m.sum()) for m in pruned.values()) == round(0.2 * total)
     assert not pruned["decoder.attention.linear_q.weight"].all()
-    kept = PRUNERS.get("global-magnitude-no-attention")(weights, mask, 0.2)
+    kept = get_pruning("global-magnitude-no-attention").prune(weights, mask, 0.2, {}, model, 0)
     assert kept["decoder.attention.linear_q.weight"].all() and kept["decoder.attention.linear_k.weight"].all()
     assert abs(sum(int(m.sum()) for m in kept.values()) - 0.2 * total) <= 1
     sparse, dense = gnmt_flops(model, pruned)
@@ -191,7 +191,7 @@ def test_two_methods_run_end_to_end_and_report_bleu(runs):
     rows = {r["method"]: r for r in (json.loads(p.read_text()) for p in root.glob("retrain/*/result.json"))}
     assert set(rows) == {"weight-rewinding", "lr-rewinding"}
     for row in rows.values():
-        assert row["metric"] == "bleu" and 0.0 <= row["val"] <= 100.0 and 0.0 <= row["test"] <= 100.0
+        assert row["metric"] == "bleu" and 0.0 <= row["val_acc"] <= 100.0 and 0.0 <= row["test_acc"] <= 100.0
         assert row["density"] == pytest.approx(0.5, abs=1e-4)
         assert row["start_epoch"] == 2.5  # T - t on the fractional schedule
     for output in outputs.values():

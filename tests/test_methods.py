@@ -47,7 +47,7 @@ def test_lr_sequence_follows_S_from_the_start_epoch(quick, name):
     _, g, epochs = TABLE[name]
     start, end = g(T, t), g(T, t) + epochs(T, t)
     assert history[-1]["epoch"] == pytest.approx(end)
-    assert result["epochs_trained"] == pytest.approx(epochs(T, t))
+    assert result.epochs_trained == pytest.approx(epochs(T, t))
     # the rate of each epoch's last step is S at that step's position
     for rec in history:
         last_step = round(rec["epoch"] * spe) - 1
@@ -91,7 +91,7 @@ def test_iterative_weight_rewinding_rewinds_to_the_original_run(quick):
     T, t = task.epochs, 1.5
     hp = RetrainHparams(base_hp, "weight-rewinding", t, (0.8, 0.64))
     result = runner.retrain(hp)
-    assert result["round"] == 2 and result["density"] == pytest.approx(0.64, abs=1e-4)
+    assert result.round == 2 and result.density == pytest.approx(0.64, abs=1e-4)
     base = runner.base(base_hp)
     previous = load(runner.store.retrain_dir(hp.previous()) / "weights.pt")
     got = starting_weights(hp, task, previous, base)

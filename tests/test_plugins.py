@@ -39,7 +39,7 @@ def harness(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
 def test_the_plugin_appears_in_list(installed, tmp_path):
     done = harness(installed, tmp_path, "list")
     assert done.returncode == 0, done.stderr
-    for name in ("half-peak-linear", "blobs", "random-keep"):
+    for name in ("half-peak-linear", "blobs", "smallest-magnitude"):
         assert name in done.stdout, name
     plain = harness({**os.environ, "PYTHONPATH": str(ROOT)}, tmp_path, "list")
     assert "half-peak-linear" not in plain.stdout  # only where it is installed
@@ -47,14 +47,14 @@ def test_the_plugin_appears_in_list(installed, tmp_path):
 
 def test_the_plugin_runs_in_run_sweep_and_tune(installed, tmp_path):
     store = tmp_path / "store"
-    done = harness(installed, tmp_path, "run", "half-peak-linear", "blobs", "--pruning", "random-keep",
+    done = harness(installed, tmp_path, "run", "half-peak-linear", "blobs", "--pruning", "smallest-magnitude",
                    "--density", "0.5", "-t", "2", "--store", str(store), "--no-tracking")
     assert done.returncode == 0, done.stderr
     [result] = [json.loads(p.read_text()) for p in (store / "retrain").glob("blobs-half-peak-linear-*/result.json")]
-    assert result["pruning"] == "random-keep" and result["density"] == pytest.approx(0.5, abs=0.01)
+    assert result["pruning"] == "smallest-magnitude" and result["density"] == pytest.approx(0.5, abs=0.01)
 
     study = tmp_path / "study.yaml"
-    study.write_text("task: blobs\nmethods: [half-peak-linear, lr-rewinding]\npruning: [random-keep]\n"
+    study.write_text("task: blobs\nmethods: [half-peak-linear, lr-rewinding]\npruning: [smallest-magnitude]\n"
                      "retrain_epochs: [2, 4]\ndensities: [0.5]\nseeds: 1\n")
     done = harness(installed, tmp_path, "sweep", str(study), "--store", str(store), "--workers", "2", "--no-tracking")
     assert done.returncode == 0, done.stderr

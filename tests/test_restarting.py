@@ -81,7 +81,7 @@ def test_every_step_follows_the_papers_schedule_from_W_T(quick, name):
     T, t, density = task.epochs, 1.5, 0.5
     hp = RetrainHparams(base, name, t, (density,))
     result = runner.retrain(hp)
-    assert not result["cached"]
+    assert not result.cached
     S, top = task.schedule, task.schedule.lr  # MNIST-1D's S starts at its peak
     W_T = runner.base(base).weights_at_epoch(T)
     if name == "allr":
@@ -157,7 +157,8 @@ def test_wherever_the_plan_shares_a_prefix_the_bits_equal_a_cell_run_alone(tmp_p
         short = job.cells[0]
         a = alone.retrain(short)
         b = json.loads((shared.store.retrain_dir(short) / "result.json").read_text())
-        assert (a["weights_sha256"], a["val"], a["test"]) == (b["weights_sha256"], b["val"], b["test"]), short.method
+        assert (a.weights_sha256, a.val_acc, a.test_acc) == (b["weights_sha256"], b["val_acc"], b["test_acc"]), \
+            short.method
 
 
 # -- everywhere: searches and plots ---------------------------------------------------------------

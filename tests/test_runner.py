@@ -29,17 +29,17 @@ def test_second_method_reuses_base_network_and_rewind_checkpoints(tmp_path):
     assert not base.trained_now
     second = again.retrain(RetrainHparams(BASE, "lr-rewinding", 1.5, (0.3,)), base)
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == stamps
-    assert first["base_test"] == second["base_test"]
-    assert not second["cached"]
+    assert first.unpruned_test_acc == second.unpruned_test_acc
+    assert not second.cached
     # the very same cell again is not recomputed
-    assert again.retrain(RetrainHparams(BASE, "lr-rewinding", 1.5, (0.3,)))["cached"]
+    assert again.retrain(RetrainHparams(BASE, "lr-rewinding", 1.5, (0.3,))).cached
 
 
 def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     hp = RetrainHparams(BASE, "lr-rewinding", 1.0, (0.2,))
     a = Runner(Store(tmp_path / "a")).retrain(hp)
     b = Runner(Store(tmp_path / "b")).retrain(hp)
-    assert (a["val"], a["test"], a["base_test"]) == (b["val"], b["test"], b["base_test"])
+    assert (a.val_acc, a.test_acc, a.unpruned_test_acc) == (b.val_acc, b.test_acc, b.unpruned_test_acc)
     wa = load(Store(tmp_path / "a").retrain_dir(hp) / "weights.pt")
     wb = load(Store(tmp_path / "b").retrain_dir(hp) / "weights.pt")
     assert same_weights(wa, wb)
@@ -74,7 +74,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path, label, step):
     assert (folder / "resume.pt").exists(), "the last finished epoch was saved"
     resumed = Runner(Store(tmp_path / "killed")).retrain(hp)
     clean = Runner(Store(tmp_path / "clean")).retrain(hp)
-    assert (resumed["val"], resumed["test"]) == (clean["val"], clean["test"])
+    assert (resumed.val_acc, resumed.test_acc) == (clean.val_acc, clean.test_acc)
     assert same_weights(load(Store(tmp_path / "killed").retrain_dir(hp) / "weights.pt"),
                         load(Store(tmp_path / "clean").retrain_dir(hp) / "weights.pt"))
 
@@ -93,6 +93,6 @@ def test_an_unforeseen_rewind_point_is_replayed_exactly(tmp_path):
 def test_results_table_lists_every_finished_round(shared_store):
     runner = Runner(Store(shared_store))
     runner.retrain(RetrainHparams(BASE, "fine-tuning", 1.0, (0.8, 0.64)))
-    rows = [r for r in runner.store.results() if r["method"] == "fine-tuning" and r["retrain_epochs"] == 1.0]
-    assert {r["round"] for r in rows} >= {1, 2}
-    assert all(0 < r["density"] <= 1 and r["compression_ratio"] >= 1 for r in rows)
+    rows = [r for r in runner.store.results() if r.method == "fine-tuning" and r.retraining_epochs == 1.0]
+    assert {r.round for r in rows} >= {1, 2}
+    assert all(0 < r.density <= 1 and r.compression_ratio >= 1 for r in rows)

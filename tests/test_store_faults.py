@@ -98,8 +98,8 @@ def test_a_damaged_file_is_named_set_aside_and_recomputed(case, reference, tmp_p
     assert "Traceback" not in captured.err
     assert list(path.parent.glob(f"{path.name}.damaged-*")), "the damaged file is kept aside"
     result = json.loads((cell_folder(root) / "result.json").read_text())
-    assert (result["weights_sha256"], result["val"], result["test"]) == (
-        expected["weights_sha256"], expected["val"], expected["test"])
+    assert (result["weights_sha256"], result["val_acc"], result["test_acc"]) == (
+        expected["weights_sha256"], expected["val_acc"], expected["test_acc"])
     assert ("cach" not in captured.out) == recomputed, captured.out  # the table may shorten it to "cach…"
     # and the store is whole again: a second run finds everything intact
     assert main([*RUN, "--store", str(root), "--no-tracking"]) == 0
@@ -215,7 +215,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(reference, tmp_path):
     assert "checkpoints/step_00000000.pt" in read("kept1"), "what was written before the disk filled up is kept"
     assert read("rc2").strip() == "0", read("err2")
     result = json.loads(read("result.json"))
-    assert (result["weights_sha256"], result["test"]) == (reference[1]["weights_sha256"], reference[1]["test"])
+    assert (result["weights_sha256"], result["test_acc"]) == (reference[1]["weights_sha256"], reference[1]["test_acc"])
 
 
 def test_a_lock_left_by_a_killed_process_is_recovered(tmp_path):

@@ -10,7 +10,8 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.flops import flops
 from harness.masks import density, full_mask
-from methods.structured import CONFIGS, LEVELS, l1_filter_mask, residual_blocks
+from methods.pruning import get_pruning
+from methods.structured import LEVELS, residual_blocks
 from tasks.spec import get_task
 
 # Li et al. (2017), written out: (stage sizes in blocks, prune fraction per stage, skipped layers)
@@ -26,12 +27,12 @@ LI = {
 
 @pytest.fixture(scope="module", params=sorted(LI))
 def configured(request):
-    config = CONFIGS.get(request.param)
+    config = get_pruning(request.param)
     torch.manual_seed(0)
     model = get_task(config.task).make_model()
     weights = {k: v.detach() for k, v in model.named_parameters()}
     prunable = get_task(config.task).prunable(model)
-    masks = {k: l1_filter_mask(model, weights, full_mask(model, prunable), config, k) for k in LEVELS}
+    masks = {k: config.prune(weights, full_mask(model, prunable), k, {}, model, 0) for k in LEVELS}
     return request.param, config, model, weights, masks
 
 
@@ -83,9 +84,9 @@ def test_a_configuration_for_another_network_is_refused():
     weights = dict(model.named_parameters())
     mask = full_mask(model, get_task("cifar10-resnet20").prunable(model))
     with pytest.raises(HarnessError, match=r"does not fit this network .* it is for cifar10-resnet110"):
-        l1_filter_mask(model, weights, mask, CONFIGS.get("resnet110-B"), 1)
+        get_pruning("resnet110-B").prune(weights, mask, 1, {}, model, 0)
     with pytest.raises(HarnessError, match=r"level k must be one of 1, 2, 3, 4, 5"):
-        l1_filter_mask(model, weights, mask, CONFIGS.get("resnet56-A"), 6)
+        get_pruning("resnet56-A").prune(weights, mask, 6, {}, model, 0)
 
 
 def test_flops_of_a_small_network_by_hand():

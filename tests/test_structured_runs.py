@@ -36,7 +36,7 @@ def test_every_method_retrains_under_a_structured_mask(cifar, method):
     result = run(cifar, method, "--level", "2")
     assert result.exit_code == 0, result.output
     row = stored(cifar, method, "result.json")
-    assert row["structured"] == "resnet56-B" and row["level"] == 2
+    assert row["pruning"] == "resnet56-B" and row["level"] == 2
     assert row["flops"] < row["dense_flops"] and row["compression_ratio"] > 1
     mask, weights = stored(cifar, method, "mask.pt"), stored(cifar, method, "weights.pt")
     assert all((weights[n][~keep] == 0).all() for n, keep in mask.items())
@@ -60,7 +60,7 @@ def test_measure_speed_reports_compacted_latency(cifar):
     assert result.exit_code == 0, result.output
     assert "measured latency on cpu" in result.stdout
     [folder] = [p for p in (store / "retrain").glob("cifar10-resnet56-lr-rewinding-r1-*")
-                if json.loads((p / "result.json").read_text())["structured"] == "resnet56-A"]
+                if json.loads((p / "result.json").read_text())["pruning"] == "resnet56-A"]
     speed = json.loads((folder / "speed.json").read_text())
     assert speed["compact_parameters"] < speed["dense_parameters"]
     assert speed["speedup_b1"] > 0 and speed["speedup_b128"] > 0
@@ -68,12 +68,13 @@ def test_measure_speed_reports_compacted_latency(cifar):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--structured", "resnet34-A"],
-     "structured configuration resnet34-A is for imagenet-resnet34, not cifar10-resnet56; "
-     "valid for cifar10-resnet56: resnet56-A, resnet56-B"),
-    (["--structured", "resnet57-A"], "unknown structured configuration 'resnet57-A'; valid: resnet110-A"),
-    (["--structured", "resnet56-A", "--level", "6"], "--level must be one of 1, 2, 3, 4, 5, got 6"),
-    (["--structured", "resnet56-A", "--density", "0.5"], "--structured prunes one-shot at --level k"),
-    (["--measure-speed"], "--measure-speed needs --structured"),
+     "pruning strategy resnet34-A is for imagenet-resnet34, not cifar10-resnet56; "
+     "valid for cifar10-resnet56: global-magnitude, global-magnitude-no-attention, layerwise-magnitude, "
+     "nm-magnitude, random, resnet56-A, resnet56-B"),
+    (["--structured", "resnet57-A"], "unknown pruning strategy 'resnet57-A'; valid: global-magnitude"),
+    (["--structured", "resnet56-A", "--level", "6"], "--level must be one of 1, 2, 3, 4, 5 for resnet56-A, got 6"),
+    (["--structured", "resnet56-A", "--density", "0.5"], "pruning strategy resnet56-A takes a level k"),
+    (["--measure-speed"], "--measure-speed needs filter pruning (--structured)"),
 ])
 def test_bad_structured_input(tmp_path, args, message):
     result = CliRunner().invoke(app, ["run", "lr-rewinding", "cifar10-resnet56", *args, "--store", str(tmp_path)])

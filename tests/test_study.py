@@ -110,7 +110,7 @@ BAD = {
     "structured for another task": ("task: mnist1d\npruning: [{structured: resnet56-A}]\n",
                                     "study.yaml: pruning:"),
     "structured gradual": ("task: cifar10-resnet56\nmethods: [gradual]\npruning: [{structured: resnet56-A}]\n",
-                           "study.yaml: pruning: gradual prune(s) during training and cannot take"),
+                           "study.yaml: pruning: gradual prunes during training, which pruning strategy resnet56-A"),
 }
 
 

@@ -35,7 +35,7 @@ def results(store: Path) -> dict[str, tuple]:
     out = {}
     for path in (store / "retrain").glob("*/result.json"):
         r = json.loads(path.read_text())
-        out[path.parent.name] = (r["weights_sha256"], r["mask_sha256"], r["val"], r["test"])
+        out[path.parent.name] = (r["weights_sha256"], r["mask_sha256"], r["val_acc"], r["test_acc"])
     return out
 
 
@@ -108,7 +108,7 @@ def test_shared_prefix_cells_equal_cells_run_alone(study_file, tmp_path):
         assert short.retrain_epochs == 1.5
         a = alone.retrain(short)
         b = json.loads((shared.store.retrain_dir(short) / "result.json").read_text())
-        assert (a["weights_sha256"], a["val"], a["test"]) == (b["weights_sha256"], b["val"], b["test"])
+        assert (a.weights_sha256, a.val_acc, a.test_acc) == (b["weights_sha256"], b["val_acc"], b["test_acc"])
         history = json.loads((shared.store.retrain_dir(short) / "history.json").read_text())
         assert history == json.loads((alone.store.retrain_dir(short) / "history.json").read_text())
     # one run per group: the base once, then 3 epochs of fine-tuning and 3 + 3 of reinitialization
@@ -223,14 +223,14 @@ def test_mlflow_has_a_parent_run_for_the_study_and_a_tagged_child_per_cell(refer
     assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "small"
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == CELLS
-    query = "tags.study = 'small' and tags.method = 'fine-tuning' and tags.retrain_epochs = '3'"
+    query = "tags.study = 'small' and tags.method = 'fine-tuning' and tags.retraining_epochs = '3'"
     fine_tuning = client.search_runs([experiment.experiment_id], query)
     assert len(fine_tuning) == 1
     assert fine_tuning[0].data.tags["density"] == "0.3"
-    assert fine_tuning[0].data.metrics["final_test_accuracy"] == pytest.approx(
+    assert fine_tuning[0].data.metrics["test_acc"] == pytest.approx(
         json.loads((Store(root).retrain_dir(
             next(c for c in load_study(str(study_file)).cells()
-                 if c.method == "fine-tuning" and c.retrain_epochs == 3)) / "result.json").read_text())["test"])
+                 if c.method == "fine-tuning" and c.retrain_epochs == 3)) / "result.json").read_text())["test_acc"])
 
 
 def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_path):

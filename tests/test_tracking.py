@@ -38,17 +38,17 @@ def check_mirrored(client: MlflowClient, store: Path) -> None:
     [retrain] = retrains
     assert retrain.data.tags["mlflow.parentRunId"] == base.info.run_id
     assert retrain.data.params["method"] == "lr-rewinding"
-    assert retrain.data.params["base.task"] == "mnist1d"
-    assert retrain.data.params["retrain_epochs"] == "1.5"
+    assert retrain.data.params["task"] == "mnist1d"
+    assert retrain.data.params["retraining_epochs"] == "1.5"
     assert retrain.data.params["formula"] == "TRAIN^t(W_T, m, T-t)"
     assert retrain.data.params["task.epochs"] == "3.0"
-    history = client.get_metric_history(retrain.info.run_id, "val_accuracy")
+    history = client.get_metric_history(retrain.info.run_id, "val_acc")
     assert [m.step for m in history] == [2, 3]
     folder = Path(retrain.data.tags["harness.folder"])
     result = json.loads((folder / "result.json").read_text())
-    assert retrain.data.metrics["final_test_accuracy"] == pytest.approx(result["test"])
+    assert retrain.data.metrics["test_acc"] == pytest.approx(result["test_acc"])
     assert retrain.data.metrics["compression_ratio"] == pytest.approx(result["compression_ratio"])
-    assert len(client.get_metric_history(base.info.run_id, "test_accuracy")) == 3
+    assert len(client.get_metric_history(base.info.run_id, "test_acc")) == 3
     local = client.download_artifacts(retrain.info.run_id, "mask_densities.json", str(store / "dl"))
     assert json.loads(Path(local).read_text()) == json.loads((folder / "mask_densities.json").read_text())
 

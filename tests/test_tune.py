@@ -139,7 +139,7 @@ def test_a_search_finds_a_learning_rate_at_least_as_good_as_the_default(searched
     default = harness("run", "fine-tuning", "mnist1d", *QUICK_ARGS, "-t", "1.5", "--store", str(tmp_path),
                       "--no-tracking")
     assert default.exit_code == 0, default.output
-    default_val = json.loads(next((tmp_path / "retrain").glob("*/result.json")).read_text())["val"]
+    default_val = json.loads(next((tmp_path / "retrain").glob("*/result.json")).read_text())["val_acc"]
     assert study.best_value >= default_val
     assert study.trials[0].params == {"lr_scale": 1.0, "t": 1.5}  # the defaults go first
     assert study.trials[0].value == default_val  # and give the very cell `harness run` gives
@@ -177,7 +177,7 @@ def test_every_trial_is_an_mlflow_run_and_the_best_is_marked(searched):
         expected = ("FINISHED", "COMPLETE") if t.state == TrialState.COMPLETE else ("KILLED", "PRUNED")
         assert states[t.number] == expected
     # per-epoch validation accuracy is the trial's history in MLflow and in Optuna alike
-    history = client.get_metric_history(best[0].info.run_id, "val")
+    history = client.get_metric_history(best[0].info.run_id, "val_acc")
     assert {m.step: m.value for m in history} == study.best_trial.intermediate_values
 
 
@@ -194,7 +194,7 @@ def test_the_saved_variant_runs_in_run_and_studies(searched, tmp_path):
     assert result.exit_code == 0, result.output
     assert "ft-tuned on mnist1d" in result.output
     rows = [json.loads(p.read_text()) for p in (store / "retrain").glob("*/result.json")]  # no new cell
-    assert [(r["variant"], r["method"], r["val"]) for r in rows] == [("ft-tuned", "fine-tuning", study.best_value)]
+    assert [(r["variant"], r["method"], r["val_acc"]) for r in rows] == [("ft-tuned", "fine-tuning", study.best_value)]
     # a study may list it next to the registered methods
     spec = tmp_path / "study.yaml"
     spec.write_text(f"task: mnist1d\nmethods: [ft-tuned, fine-tuning]\nretrain_epochs: [{T * 0.5:g}]\n"

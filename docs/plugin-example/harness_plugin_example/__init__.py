@@ -13,7 +13,7 @@ from harness.data import TensorData
 from harness.masks import Mask
 from harness.schedule import Schedule
 from methods.lr import WARMUP, LinearDecay
-from methods.pruning import PRUNERS
+from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, keep_largest_across, register_pruning
 from methods.spec import LR_SCALE, Length, Param, Retraining, Start, Weights, register_method
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
@@ -29,22 +29,18 @@ register_method(Retraining(
 ))
 
 
-# A pruning strategy: keep a random `density` share of the weights the mask still keeps.
-@PRUNERS.register("random-keep")
-def random_keep(weights: dict[str, torch.Tensor], mask: Mask, density: float) -> Mask:
-    names = list(mask)
-    generator = torch.Generator().manual_seed(0)  # the same mask for the same network shape
-    scores = torch.cat([torch.rand(mask[n].numel(), generator=generator) for n in names])
-    alive = torch.cat([mask[n].flatten() for n in names])
-    keep = round(density * alive.numel())
-    scores[~alive] = -1.0
-    chosen = torch.zeros_like(alive)
-    chosen[scores.topk(keep).indices] = True
-    out, offset = {}, 0
-    for n in names:
-        out[n] = chosen[offset:offset + mask[n].numel()].view_as(mask[n])
-        offset += mask[n].numel()
-    return out
+# A pruning strategy: keep the weights of smallest |w|, the opposite of magnitude pruning (a sanity check
+# that the criterion matters). One declaration: what it removes, how its target is given, where it applies.
+def smallest_magnitude(p: PruningInput) -> Mask:
+    magnitudes = {n: p.weights[n].detach().abs() for n in p.mask}
+    top = max(float(m.max()) for m in magnitudes.values())
+    return keep_largest_across({n: top - m for n, m in magnitudes.items()}, p.mask, p.target)
+
+
+register_pruning(PruningStrategy(
+    name="smallest-magnitude", summary="the smallest |w| across layers (a sanity check)",
+    prunes=Prunes.WEIGHTS, target=Target.DENSITY, select=smallest_magnitude,
+))
 
 
 # A task: two Gaussian blobs in 16 dimensions, a small 1-D CNN, a CIFAR-shaped schedule over 8 epochs.
