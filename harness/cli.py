@@ -495,8 +495,9 @@ class TuneDisplay:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
-def show_space(method_name: str, task: str | None) -> None:
+def show_space(method_name: str, task: str | None, pruning: str) -> None:
     from harness.tune import declared_space, describe_space, distribution
+    from methods.pruning import get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
 
@@ -505,7 +506,7 @@ def show_space(method_name: str, task: str | None) -> None:
     table = Table(title=f"search space of {method_name}" + (f" on {task} (T = {T:g})" if task else ""))
     for col in ("parameter", "default", "searched over", "description"):
         table.add_column(col)
-    for name, param in declared_space(method, T).items():
+    for name, param in declared_space(method, T, get_pruning(pruning)).items():
         if name == "t" and not task:
             table.add_row(name, "the time closest to T/2", "one of the paper's 10 times k T/10, k = 1..10",
                           "retraining epochs t (name a task to see them)")
@@ -523,6 +524,8 @@ def tune(
     task: Annotated[str | None, typer.Argument(help="task (see `harness list`)")] = None,
     trials: Annotated[int, typer.Option(help="the study's total number of trials (finished or pruned)")] = 20,
     density: Annotated[float, typer.Option(help="the density the method is tuned at, in (0, 1]")] = 0.2,
+    pruning: Annotated[
+        str, typer.Option(help="pruning strategy; its parameters are searched as pruning.NAME")] = "global-magnitude",
     space: Annotated[
         list[str] | None, typer.Option(help="narrow the search: NAME=LOW:HIGH, NAME=A,B,C or NAME=VALUE; repeatable")
     ] = None,
@@ -567,6 +570,7 @@ def tune(
     import optuna
 
     from harness import tune as search
+    from methods.pruning import Target, get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
 
@@ -578,7 +582,7 @@ def tune(
                 task = method  # `harness tune TASK --list-space METHOD`
             if task is not None:
                 get_task(task)
-            show_space(list_space, task)
+            show_space(list_space, task, pruning)
             return
         if method is None or task is None:
             raise HarnessError("give METHOD and TASK (or --list-space METHOD)")
@@ -595,9 +599,15 @@ def tune(
         check_device(device)
         base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size)
         resolved = get_task(task).resolved(base)
-        searched, fixed = search.parse_space(spec, resolved.epochs, space or [])
+        strategy = get_pruning(pruning)
+        if strategy.target is Target.LEVEL:
+            raise HarnessError(f"tune searches at a density; {pruning} is a structured configuration pruned at a level")
+        strategy.check(task, during_training=method if spec.during is not None else None,
+                       density=None if strategy.fixed_density is not None else density)
+        searched, fixed = search.parse_space(spec, resolved.epochs, space or [], strategy)
         config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
-                               tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())))
+                               tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),
+                               pruning)
         name = study_name or config.default_name()
         results_store = Store(store)
         results_store.check_writable()
@@ -618,7 +628,7 @@ def tune(
         spe = runner.data(resolved).steps_per_epoch
         study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed)
         display = TuneDisplay()
-        s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, display)
+        s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, display, strategy)
         out.print(f"study {name} in {storage_label}: {len(study.trials)} trials so far, searching "
                   + ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
                   + "".join(f", {k} = {v:g}" for k, v in fixed.items()), highlight=False, soft_wrap=True)
@@ -645,7 +655,7 @@ def tune(
 
 def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_label: str, save_as: str | None,
               results_store: Store, tracker: Tracker | None, seconds: float) -> None:
-    from harness.tune import T_NAME, default_trial, trial_counts
+    from harness.tune import default_trial, split_values, trial_counts
 
     c = trial_counts(s.study)
     say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
@@ -667,11 +677,13 @@ def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_labe
         f"(unpruned {statistics.median(r.unpruned_test_acc for r in rows):.2f})")
     if save_as is not None:
         T = s.runner.task(s.base).epochs
-        v = variants.Variant(save_as, s.method.name, s.method.overrides({k: x for k, x in values.items()
-                                                                         if k != T_NAME}),
-                             values[T_NAME] / T,
+        method_values, pruning_values, t = split_values(values)
+        # a variant is a method: the strategy's parameters found with it are kept in its origin
+        v = variants.Variant(save_as, s.method.name, s.method.overrides(method_values), t / T,
                              origin={"study": name, "storage": storage_label, "trial": best.number,
                                      "task": s.base.task, "density": s.density, "val_acc": best.value,
+                                     "pruning": s.pruning.name if s.pruning else "global-magnitude",
+                                     "pruning_params": pruning_values,
                                      "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
         path = variants.save(results_store.root, v)
         say(f"saved variant {save_as} ({path}): `harness run {save_as} {s.base.task}`, or list it in a study's methods")

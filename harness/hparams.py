@@ -105,7 +105,8 @@ class RetrainHparams:
         out = {f.name: canonical(getattr(self, f.name)) for f in dataclasses.fields(self)
                if getattr(self, f.name) != f.default}
         if self.structured:
-            out["structured"] = out.pop("pruning")
+            out.pop("pruning", None)
+            out["structured"] = self.pruning
         return out
 
     @property

@@ -12,9 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
 from harness.store import RESULT, Store, intact_result
-from methods.pruning import get_pruning
+from methods.pruning import Target, get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
 
@@ -49,7 +50,10 @@ def epochs_of(hp: RetrainHparams, T: float) -> float:
 def check_cell(hp: RetrainHparams) -> None:
     """A cell's method, pruning strategy and target go together: a one-line error before any training."""
     method = get_method(hp.method)
-    get_pruning(hp.pruning).check(
+    strategy = get_pruning(hp.pruning)
+    if hp.structured and strategy.target is not Target.LEVEL:
+        raise HarnessError(f"pruning strategy {hp.pruning} needs a target density; the cell has none")
+    strategy.check(
         hp.base.task, iterative=hp.round > 1, during_training=method.name if method.during is not None else None,
         density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
 

@@ -110,8 +110,7 @@ class CellRecord:
             data["pruning"] = raw["structured"]
         if "T" not in data and raw.get("retrain_fraction"):
             data["T"] = data["retraining_epochs"] / raw["retrain_fraction"]
-        chain = data.get("densities") or ()
-        data["densities"] = tuple(float(d) for d in (chain.split(",") if isinstance(chain, str) else chain) if d != "")
+        data["densities"] = chain_of(data.get("densities"))
         if "target_density" not in data:
             data["target_density"] = data["densities"][-1] if data["densities"] else None
         if "level" in data and data["densities"]:
@@ -156,3 +155,13 @@ def typed(value: Any, annotation: str) -> Any:
     if annotation.startswith("str"):
         return str(value)
     return value
+
+
+def chain_of(value: Any) -> tuple[float, ...]:
+    """The densities of a chain from a list, a ``results.csv`` cell (``0.8,0.64``) or a lone number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return ()
+    if isinstance(value, (int, float)):
+        return (float(value),)
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(float(d) for d in items if str(d).strip())

@@ -139,12 +139,11 @@ class Tracker:
         now = int(time.time() * 1000)
         history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
-        series = [
-            Metric(series_key, float(rec[field]), now, round(rec["epoch"]))
-            for rec in history
-            for series_key, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
-                                      ("lr", "lr"))
-        ]
+        # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
+        by_step = {(key, round(rec["epoch"])): float(rec[field]) for rec in history
+                   for key, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
+                                      ("lr", "lr"))}
+        series = [Metric(key, value, now, step) for (key, step), value in by_step.items()]
         logged = {m.key for m in series}
         last = max((m.step for m in series), default=0)
         finals = [Metric(k, float(v), now, last) for k, v in metrics.items() if k not in logged]

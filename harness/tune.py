@@ -36,9 +36,11 @@ from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
 from harness.record import CellRecord
 from harness.store import HISTORY, give_file_mode
+from methods.pruning import PruningStrategy
 from methods.spec import Param, Retraining
 
 T_NAME = "t"  # the retraining time, searched next to the method's own parameters
+PRUNING_PREFIX = "pruning."  # the pruning strategy's parameters, searched under pruning.NAME
 STORAGE_ATTEMPTS = 3
 HEARTBEAT_S = 30  # RDB storages: a trial silent for 2x this is failed, and run again by the next process
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
@@ -65,10 +67,20 @@ def retrain_time_param(method: Retraining, T: float) -> Param:
     return Param(default, help="retraining epochs", choices=times)
 
 
-def declared_space(method: Retraining, T: float) -> dict[str, Param]:
-    """What a search over ``method`` explores unless told otherwise: its searchable parameters and t."""
+def declared_space(method: Retraining, T: float, pruning: PruningStrategy | None = None) -> dict[str, Param]:
+    """What a search over ``method`` explores unless told otherwise: its searchable parameters, those of
+    the pruning strategy (``pruning.NAME``), and t."""
     space = {n: p for n, p in method.params.items() if p.searchable}
+    if pruning is not None:
+        space |= {PRUNING_PREFIX + n: p for n, p in pruning.params.items() if p.searchable}
     return {**space, T_NAME: retrain_time_param(method, T)}
+
+
+def split_values(values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], float]:
+    """A trial's values as (the method's parameters, the strategy's parameters, t)."""
+    method = {k: v for k, v in values.items() if k != T_NAME and not k.startswith(PRUNING_PREFIX)}
+    pruning = {k[len(PRUNING_PREFIX):]: v for k, v in values.items() if k.startswith(PRUNING_PREFIX)}
+    return method, pruning, float(values[T_NAME])
 
 
 def _number(text: str, what: str) -> float:
@@ -95,11 +107,11 @@ def _within(method: Retraining, T: float, name: str, param: Param, entry: str, v
 
 
 def parse_space(
-    method: Retraining, T: float, entries: Sequence[str]
+    method: Retraining, T: float, entries: Sequence[str], pruning: PruningStrategy | None = None
 ) -> tuple[dict[str, BaseDistribution], dict[str, float]]:
     """The declared space narrowed by ``--space`` entries: NAME=LOW:HIGH (a range inside the declared
     one), NAME=A,B,C (choices) or NAME=VALUE (fixed). Returns (searched dimensions, fixed values)."""
-    declared = declared_space(method, T)
+    declared = declared_space(method, T, pruning)
     searched: dict[str, BaseDistribution] = {n: distribution(p) for n, p in declared.items()}
     fixed: dict[str, float] = {}
     valid = ", ".join(declared)
@@ -252,12 +264,14 @@ class Config:
     batch_size: int | None
     space: tuple[tuple[str, str], ...]
     fixed: tuple[tuple[str, float], ...]
+    pruning: str = "global-magnitude"
 
     def default_name(self) -> str:
         return f"{self.method}-{self.task}-d{self.density:g}-{content_hash(self)[:8]}"
 
     def as_json(self) -> str:
-        return json.dumps({**self.__dict__, "space": dict(self.space), "fixed": dict(self.fixed)}, sort_keys=True)
+        fields = {k: v for k, v in self.__dict__.items() if not (k == "pruning" and v == "global-magnitude")}
+        return json.dumps({**fields, "space": dict(self.space), "fixed": dict(self.fixed)}, sort_keys=True)
 
 
 class Surplus(Exception):
@@ -276,6 +290,7 @@ class Search:
     trials: int
     tracker: Any = None
     listener: Listener = field(default_factory=Listener)
+    pruning: PruningStrategy | None = None  # None: global magnitude pruning, nothing of it searched
     failures_in_a_row: int = 0
     surplus: bool = False  # this process asked for a trial the study did not need: stop
 
@@ -285,16 +300,20 @@ class Search:
 
     def cell(self, values: Mapping[str, float], seed: int | None = None, variant: str | None = None) -> RetrainHparams:
         """The cell a trial's values stand for (on the search seed, or another for the evaluation)."""
-        values = {**self.fixed, **values}
-        t = float(values.pop(T_NAME))
+        method_values, pruning_values, t = split_values({**self.fixed, **values})
         base = self.base if seed is None else BaseHparams(self.base.task, seed, self.base.epochs_scale,
                                                           self.base.batch_size)
-        return RetrainHparams(base, self.method.name, t, densities=(self.density,),
-                              method_params=self.method.overrides(values), variant=variant)
+        pruning = {}
+        density = self.density
+        if self.pruning is not None:
+            pruning = {"pruning": self.pruning.name, "pruning_params": self.pruning.overrides(pruning_values)}
+            density = self.pruning.density_for(pruning_values, density)
+        return RetrainHparams(base, self.method.name, t, densities=(density,),
+                              method_params=self.method.overrides(method_values), variant=variant, **pruning)
 
     def defaults(self) -> dict[str, float]:
         """The method's defaults, where the searched space holds them (the sampler picks the rest)."""
-        declared = declared_space(self.method, self.runner.task(self.base).epochs)
+        declared = declared_space(self.method, self.runner.task(self.base).epochs, self.pruning)
         return {n: declared[n].default for n, d in self.searched.items() if holds(d, declared[n].default)}
 
     # -- counting: --trials is the study's total, whoever runs them --------------------------------
@@ -371,7 +390,7 @@ class Search:
             raise
         if result.cached:  # computed before (another trial, or a sweep): its epochs still inform the pruner
             reports.replay(self.runner.store.retrain_dir(hp) / HISTORY, first, spe)
-        self._end(run_id, "FINISHED", "COMPLETE", {"val_acc": result.val_acc})
+        self._end(run_id, "FINISHED", "COMPLETE", {})  # its last val_acc step is the final score
         return float(result.val_acc)
 
     def evaluate(self, trial: FrozenTrial, seeds: Sequence[int], runner: Runner,

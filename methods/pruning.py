@@ -107,8 +107,6 @@ class PruningStrategy:
         elif levels:
             raise HarnessError(f"--level is for structured configurations; pruning strategy {self.name} takes "
                                "a density")
-        elif density is None and self.fixed_density is None:
-            raise HarnessError(f"pruning strategy {self.name} needs a target density (--density)")
         if self.fixed_density is not None and density is not None:
             fixed = self.fixed_density(resolved)
             if not math.isclose(density, fixed, rel_tol=1e-6):

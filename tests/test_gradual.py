@@ -58,4 +58,4 @@ def test_gradual_run_reaches_the_target_density_and_prunes_along_the_way(tmp_pat
     # a one-shot prune to the same density from the same W_T keeps a different set of weights:
     # the gradual mask was chosen step by step during training
     one_shot = runner.retrain(RetrainHparams(base, "lr-rewinding", 2.0, (0.1,)))
-    assert one_shot["mask_sha256"] != result["mask_sha256"]
+    assert one_shot.mask_sha256 != result.mask_sha256
