@@ -44,8 +44,8 @@ def from_records(records: Iterable[CellRecord], source: str = "store") -> pd.Dat
     rows = []
     for r in records:
         rows.append({
-            "task": task_label(r.task, r.epochs_scale, r.batch_size), "pruning": r.pruning, "schedule": r.schedule,
-            "method": method_label(r.method, r.variant, r.method_params),
+            "task": task_label(r.task, r.epochs_scale, r.batch_size), "pruning": label(r.pruning, r.pruning_params),
+            "schedule": r.schedule, "method": r.variant or label(r.method, r.method_params),
             "density": r.density, "retraining_epochs": r.retraining_epochs, "seed": r.seed,
             "val_acc": r.val_acc, "test_acc": r.test_acc, "T": r.T,
             "target_density": r.target_density if r.target_density is not None else r.density,
@@ -56,14 +56,12 @@ def from_records(records: Iterable[CellRecord], source: str = "store") -> pd.Dat
     return normalize(pd.DataFrame.from_records(rows, columns=[*COLUMNS, *OPTIONAL, "origin"]))
 
 
-def method_label(method: str, variant: str | None, overrides: dict[str, float]) -> str:
-    """A variant's name, or the method with the parameters it overrides: another setting is another
-    method in every table."""
-    if variant:
-        return variant
+def label(name: str, overrides: dict[str, float]) -> str:
+    """A method or pruning strategy with the parameters it overrides: another setting is another method,
+    or another pruning, in every table (a variant goes by its own name)."""
     if not overrides:
-        return method
-    return f"{method} ({', '.join(f'{k}={v:g}' for k, v in sorted(overrides.items()))})"
+        return name
+    return f"{name} ({', '.join(f'{k}={v:g}' for k, v in sorted(overrides.items()))})"
 
 
 def task_label(task: str, epochs_scale: float, batch_size: int | None) -> str:
