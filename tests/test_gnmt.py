@@ -238,4 +238,4 @@ def test_checkpoints_round_trip(runs, corpus):
     model = task.make_model()
     model.load_state_dict(store.load(folder / "weights.pt"))
     data = task.load_data(DataOptions(data_dir=corpus, batch_size=32))
-    assert data.evaluate(model, "test") == json.loads((folder / "result.json").read_text())["test"]
+    assert data.evaluate(model, "test") == json.loads((folder / "result.json").read_text())["test_acc"]

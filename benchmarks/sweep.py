@@ -1,0 +1,142 @@
+"""CPU-seconds per executed training epoch of a sweep, against a bare PyTorch loop, in one run.
+
+    python benchmarks/sweep.py [--workers 2] [--preset PRESET] [--profile]
+
+The sweep is a fixed small study on MNIST-1D (or --preset), run by `harness sweep` in a fresh store
+as a subprocess: its CPU-seconds are those of the process and all its workers (user + system), from
+process start to exit, and its executed epochs are what its summary reports. The bare loop trains the
+same network on the same data with the task's optimizer and batch size, evaluating validation and test
+at each epoch's end as TRAIN does, in one thread, in this process. With --profile the same study is
+run again in-process on one worker under cProfile, and the functions holding most of its time are
+listed, each phase (training steps, evaluation, checkpoint writes, data, tracking, planning) with its share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+STUDY = """\
+task: mnist1d
+methods: [fine-tuning, lr-rewinding, weight-rewinding]
+epochs_scale: 0.2
+retrain_epochs: [3, 6]
+densities: [0.2]
+seeds: 2
+"""
+# where a sweep's time goes, by the functions that spend it (cumulative time, nested phases excluded)
+PHASES = {
+    "training steps": ("harness/train.py", "run_epochs"),
+    "evaluation": ("harness/data.py", "evaluate"),
+    "checkpoint and result writes": ("harness/store.py", "atomic_write_bytes"),
+    "data generation": ("tasks/mnist1d.py", "generate"),
+    "planning": ("harness/plan.py", "plan"),
+    "MLflow mirroring": ("harness/tracking.py", "_log_once"),
+    "FLOPs counting": ("harness/flops.py", "flops"),
+}
+
+
+def bare_loop(epochs: int) -> float:
+    """CPU-seconds per epoch of a plain loop: MNIST-1D, the task's network, optimizer and batch size."""
+    from tasks.mnist1d import generate
+    from tasks.spec import get_task
+
+    task = get_task("mnist1d")
+    data = generate()
+    x, y = data["x"], data["y"]
+    x_val, y_val = x[-500:], y[-500:]
+    x_train, y_train = x[:-500], y[:-500]
+    torch.manual_seed(0)
+    model = task.make_model()
+    opt = task.optimizer.build(model.parameters(), task.schedule.lr)
+    generator = torch.Generator().manual_seed(0)
+    start = time.process_time()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for i in range(0, len(order), task.batch_size):
+            batch = order[i : i + task.batch_size]
+            loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for xs, ys in ((x_val, y_val), (data["x_test"], data["y_test"])):
+                (model(xs).argmax(1) == ys).float().mean().item()
+    return (time.process_time() - start) / epochs
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_sweep(study: str, workers: int, store: Path) -> tuple[float, float, float]:
+    """(CPU-seconds, executed epochs, wall seconds) of `harness sweep` as a subprocess."""
+    before, started = children_cpu(), time.time()
+    subprocess.run([sys.executable, "-m", "harness", "sweep", study, "--store", str(store), "--workers",
+                    str(workers), "--no-tracking"], check=True, capture_output=True, text=True)
+    wall, cpu = time.time() - started, children_cpu() - before
+    [summary] = store.glob("studies/*/summary.json")
+    return cpu, json.loads(summary.read_text())["executed_epochs"], wall
+
+
+def profile(study: str, store: Path, top: int) -> None:
+    from harness.cli import main
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    main(["sweep", study, "--store", str(store), "--workers", "1", "--no-tracking"])
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = max(stat[3] for stat in stats.stats.values())  # cumulative time of the outermost call
+    print(f"\nprofile of the same study in one process ({total:.1f} s):")
+    for phase, (path, name) in PHASES.items():
+        spent = sum(stat[3] for (file, _, func), stat in stats.stats.items() if file.endswith(path) and func == name)
+        print(f"  {phase:<30} {spent:7.2f} s  {spent / total:6.1%}")
+    print(f"\ntop {top} functions by own time:")
+    ranked = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    for (file, line, func), stat in ranked:
+        print(f"  {stat[2]:7.2f} s  {func} ({Path(file).name}:{line})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--preset", help="a study preset instead of the fixed small study")
+    parser.add_argument("--bare-epochs", type=int, default=10)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = args.preset or str(Path(tmp) / "small.yaml")
+        if args.preset is None:
+            Path(study).write_text(STUDY)
+        bare = bare_loop(args.bare_epochs)
+        cpu, epochs, wall = timed_sweep(study, args.workers, Path(tmp) / "store")
+        per_epoch = cpu / epochs
+        print(f"{args.preset or 'small study'}: {epochs:g} epochs executed in {wall:.1f} s wall on "
+              f"{args.workers} worker(s), {os.cpu_count()} cores")
+        print(f"  sweep      {per_epoch:.3f} CPU-s per executed epoch")
+        print(f"  bare loop  {bare:.3f} CPU-s per epoch (1 thread, the same evaluation)")
+        print(f"  ratio      {per_epoch / bare:.2f}x")
+        if args.profile:
+            profile(study, Path(tmp) / "profiled", args.top)
+
+
+if __name__ == "__main__":
+    main()
