@@ -46,17 +46,18 @@ def qualified_name(fn: Any) -> str | None:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-@lru_cache(maxsize=64)
-def _architecture(key: str, make_model: Callable[[], torch.nn.Module]) -> str:
-    with torch.device("meta"):  # the structure and shapes, without allocating or initializing weights
-        model = make_model()
-    shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in model.state_dict().items()]
-    return digest({"modules": repr(model), "tensors": shapes})
+_ARCHITECTURES: dict[str, str] = {}  # by task and model factory: a factory call per content hash is too slow
 
 
 def architecture(task: Task) -> str:
     """The model's module tree (types and their arguments) and every tensor's name, shape and dtype."""
-    return _architecture(f"{task.name}:{qualified_name(task.make_model)}", task.make_model)
+    key = f"{task.name}:{qualified_name(task.make_model)}"
+    if key not in _ARCHITECTURES:
+        with torch.device("meta"):  # the structure and shapes, without allocating or initializing weights
+            model = task.make_model()
+        shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in model.state_dict().items()]
+        _ARCHITECTURES[key] = digest({"modules": repr(model), "tensors": shapes})
+    return _ARCHITECTURES[key]
 
 
 def definition(task: Task) -> dict[str, Any]:
@@ -88,9 +89,14 @@ def task_fingerprint(task: Task) -> str:
 def base_identity(hp: BaseHparams) -> str | None:
     """What a base run's name adds to its hyperparameters: the resolved task's fingerprint, or None for a
     task whose definition is the one its stored base networks were trained under (``STORED_BEFORE``)."""
-    from tasks.spec import get_task
+    from tasks.spec import TASKS
 
-    task = get_task(hp.task)
+    return _identity(hp, TASKS.get(hp.task))
+
+
+@lru_cache(maxsize=4096)  # by the task's registered factory too: a task registered anew is fingerprinted anew
+def _identity(hp: BaseHparams, factory: Callable[[], Task]) -> str | None:
+    task = factory()
     if STORED_BEFORE.get(hp.task) == task_fingerprint(task):
         return None
     return task_fingerprint(task.resolved(hp))
