@@ -14,6 +14,7 @@ listed, each phase (training steps, evaluation, checkpoint writes, data, trackin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -38,7 +39,7 @@ seeds: 2
 """
 # where a sweep's time goes, by the functions that spend it (cumulative time, nested phases excluded)
 PHASES = {
-    "training steps": ("harness/train.py", "run_epochs"),
+    "TRAIN (its evaluation included)": ("harness/train.py", "train"),
     "evaluation": ("harness/data.py", "evaluate"),
     "checkpoint and result writes": ("harness/store.py", "atomic_write_bytes"),
     "data generation": ("tasks/mnist1d.py", "generate"),
@@ -98,15 +99,16 @@ def profile(study: str, store: Path, top: int) -> None:
     from harness.cli import main
 
     profiler = cProfile.Profile()
-    profiler.enable()
-    main(["sweep", study, "--store", str(store), "--workers", "1", "--no-tracking"])
-    profiler.disable()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        profiler.enable()
+        main(["sweep", study, "--store", str(store), "--workers", "1", "--no-tracking"])
+        profiler.disable()
     stats = pstats.Stats(profiler)
     total = max(stat[3] for stat in stats.stats.values())  # cumulative time of the outermost call
     print(f"\nprofile of the same study in one process ({total:.1f} s):")
     for phase, (path, name) in PHASES.items():
         spent = sum(stat[3] for (file, _, func), stat in stats.stats.items() if file.endswith(path) and func == name)
-        print(f"  {phase:<30} {spent:7.2f} s  {spent / total:6.1%}")
+        print(f"  {phase:<32} {spent:7.2f} s  {spent / total:6.1%}")
     print(f"\ntop {top} functions by own time:")
     ranked = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
     for (file, line, func), stat in ranked:
