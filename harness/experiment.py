@@ -376,16 +376,15 @@ class Runner:
         spe = data.steps_per_epoch
         start, epochs = method.start(T, t), method.epochs(T, t)
         first_step, last_step = to_step(start, spe), to_step(start + epochs, spe)
-        architecture, seed = task.make_model(), longest.base.seed
+        model, seed = task.make_model(), longest.base.seed  # the network trained, and the architecture pruned
         if method.during is not None:
             mask_update = method.during.mask_update(
                 first_step, last_step, params, (masks.density(mask), longest.densities[-1]),
-                strategy.pruner(pruning_params, architecture, seed))
+                strategy.pruner(pruning_params, model, seed))
         else:
             target = longest.level if longest.structured else longest.densities[-1]
-            mask = strategy.prune(trained, mask, target, pruning_params, architecture, seed)
+            mask = strategy.prune(trained, mask, target, pruning_params, model, seed)
 
-        model = task.make_model()
         effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
         window = Window(task.schedule, T, t, start, epochs, effect)
         model.load_state_dict(starting_weights(longest, task, trained, base))

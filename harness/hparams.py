@@ -18,13 +18,7 @@ def canonical(value: Any) -> Any:
     if hasattr(value, "identity"):
         return value.identity()
     if dataclasses.is_dataclass(value):
-        out = {}
-        for f in dataclasses.fields(value):
-            v = getattr(value, f.name)
-            if f.default is not dataclasses.MISSING and v == f.default:
-                continue
-            out[f.name] = canonical(v)
-        return out
+        return non_defaults(value)
     if isinstance(value, float):
         return float(f"{value:.10g}")
     if isinstance(value, (list, tuple)):
@@ -32,6 +26,12 @@ def canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): canonical(v) for k, v in sorted(value.items())}
     return value
+
+
+def non_defaults(value: Any) -> dict[str, Any]:
+    """A dataclass's fields that differ from their defaults, canonical."""
+    return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)
+            if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default}
 
 
 def content_hash(value: Any) -> str:
@@ -72,8 +72,7 @@ class BaseHparams:
         """What names the base run: these fields and what the task resolves to (``harness.identity``)."""
         from harness.identity import base_identity
 
-        out = {f.name: canonical(getattr(self, f.name)) for f in dataclasses.fields(self)
-               if getattr(self, f.name) != f.default}
+        out = non_defaults(self)
         if (fingerprint := base_identity(self)) is not None:
             out["task_fingerprint"] = fingerprint
         return out
@@ -102,8 +101,7 @@ class RetrainHparams:
         """What names the cell. Cells of a structured configuration were stored, before every strategy
         was one kind, with the configuration under ``structured``; they keep that name, and so their
         folders."""
-        out = {f.name: canonical(getattr(self, f.name)) for f in dataclasses.fields(self)
-               if getattr(self, f.name) != f.default}
+        out = non_defaults(self)
         if self.structured:
             out.pop("pruning", None)
             out["structured"] = self.pruning

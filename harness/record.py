@@ -73,7 +73,7 @@ class CellRecord:
     mask_sha256: str = ""
     cached: bool = field(default=False, compare=False)  # read back from the store rather than computed now
 
-    def identity(self) -> dict[str, Any]:
+    def run_params(self) -> dict[str, Any]:
         """What was run, as MLflow params: the row's fields that name the cell."""
         row = self.row()
         return {k: row[k] for k in IDENTITY}
@@ -81,10 +81,6 @@ class CellRecord:
     def outcome(self) -> dict[str, float]:
         """What it reached, as MLflow metrics."""
         return {k: float(getattr(self, k)) for k in OUTCOME if getattr(self, k) is not None}
-
-    @property
-    def retrain_fraction(self) -> float:
-        return self.retraining_epochs / self.T if self.T else math.nan
 
     def to_json(self) -> dict[str, Any]:
         """``result.json``: every field but ``cached``, and the kind of run."""

@@ -129,7 +129,7 @@ def read_result(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(result, dict):
         raise DamagedFile(path, "not a result: not a JSON object")
-    result = {LEGACY_NAMES.get(k, k) if k in ("val", "test") else k: v for k, v in result.items()}
+    result = {LEGACY_NAMES.get(k, k): v for k, v in result.items()}  # results stored before the record
     if not all(k in result for k in RESULT_KEYS):
         raise DamagedFile(path, f"not a result: it lacks {', '.join(k for k in RESULT_KEYS if k not in result)}")
     return result

@@ -104,7 +104,7 @@ class Study:
 
     def count(self) -> int:
         """How many cells ``cells()`` would build, computed without building them."""
-        shapes = sum(len(list(self._shapes(kind, count_only=True))) for kind in self.pruning)
+        shapes = sum(len(list(self._shapes(kind))) for kind in self.pruning)
         times = len(self.retrain_epochs) or self.retrain_points
         return len(self.seeds) * shapes * len(self.methods) * times
 
@@ -122,7 +122,7 @@ class Study:
                                                       method_params=params, variant=variant))
         return out
 
-    def _shapes(self, kind: PruningKind, count_only: bool = False) -> Iterator[dict[str, Any]]:
+    def _shapes(self, kind: PruningKind) -> Iterator[dict[str, Any]]:
         """What each cell of ``kind`` prunes to: a level k, or a chain of densities per schedule (the
         study's densities, or the one the strategy's parameters fix)."""
         from methods.pruning import Target
@@ -136,8 +136,7 @@ class Study:
         fixed = strategy.density_for(dict(kind.params), None)
         for schedule in self.schedules:
             for d in [fixed] if fixed is not None else self.target_densities():
-                chain = None if count_only else density_chain(d, iterative=schedule == "iterative")
-                yield {**common, "densities": chain}
+                yield {**common, "densities": density_chain(d, iterative=schedule == "iterative")}
 
 
 # -- reading a study --------------------------------------------------------------------------

@@ -229,7 +229,7 @@ class Tracker:
             key = f"{self.uri}#study:{study[0]}"
         return self._log(
             folder, task.name, f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
-            params=record.identity() | task_params(task) | {"formula": get_method(hp.method).formula},
+            params=record.run_params() | task_params(task) | {"formula": get_method(hp.method).formula},
             tags=tags,
             metrics=record.outcome(),
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},

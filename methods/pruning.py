@@ -79,8 +79,9 @@ class PruningStrategy:
         return self.select(PruningInput(weights, mask, target, self.resolve_params(params), model, seed))
 
     def pruner(self, params: Mapping[str, float], model: nn.Module, seed: int) -> Pruner:
-        """The strategy as gradual pruning calls it, once per mask update."""
-        return lambda weights, mask, density: self.prune(weights, mask, density, params, model, seed)
+        """The strategy as gradual pruning calls it, once per mask update (its parameters checked once)."""
+        resolved = self.resolve_params(params)
+        return lambda weights, mask, density: self.select(PruningInput(weights, mask, density, resolved, model, seed))
 
     def check(self, task: str, *, iterative: bool = False, during_training: str | None = None,
               density: float | None = None, levels: tuple[int, ...] = (),
