@@ -1,6 +1,6 @@
 """CPU-seconds per executed training epoch of a sweep, against a bare PyTorch loop, in one run.
 
-    python benchmarks/sweep.py [--workers 2] [--preset PRESET] [--profile]
+    python benchmarks/sweep.py [--jobs 2] [--preset PRESET] [--profile]
 
 The sweep is a fixed small study on MNIST-1D (or --preset), run by `harness sweep` in a fresh store
 as a subprocess: its CPU-seconds are those of the process and all its workers (user + system), from
@@ -88,7 +88,7 @@ def children_cpu() -> float:
 def timed_sweep(study: str, workers: int, store: Path) -> tuple[float, float, float]:
     """(CPU-seconds, executed epochs, wall seconds) of `harness sweep` as a subprocess."""
     before, started = children_cpu(), time.time()
-    subprocess.run([sys.executable, "-m", "harness", "sweep", study, "--store", str(store), "--workers",
+    subprocess.run([sys.executable, "-m", "harness", "sweep", study, "--store", str(store), "--jobs",
                     str(workers), "--no-tracking"], check=True, capture_output=True, text=True)
     wall, cpu = time.time() - started, children_cpu() - before
     [summary] = store.glob("studies/*/summary.json")
@@ -101,7 +101,7 @@ def profile(study: str, store: Path, top: int) -> None:
     profiler = cProfile.Profile()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         profiler.enable()
-        main(["sweep", study, "--store", str(store), "--workers", "1", "--no-tracking"])
+        main(["sweep", study, "--store", str(store), "--jobs", "1", "--no-tracking"])
         profiler.disable()
     stats = pstats.Stats(profiler)
     total = max(stat[3] for stat in stats.stats.values())  # cumulative time of the outermost call
@@ -117,7 +117,7 @@ def profile(study: str, store: Path, top: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--preset", help="a study preset instead of the fixed small study")
     parser.add_argument("--bare-epochs", type=int, default=10)
     parser.add_argument("--profile", action="store_true")
@@ -129,10 +129,10 @@ def main() -> None:
         if args.preset is None:
             Path(study).write_text(STUDY)
         bare = bare_loop(args.bare_epochs)
-        cpu, epochs, wall = timed_sweep(study, args.workers, Path(tmp) / "store")
+        cpu, epochs, wall = timed_sweep(study, args.jobs, Path(tmp) / "store")
         per_epoch = cpu / epochs
         print(f"{args.preset or 'small study'}: {epochs:g} epochs executed in {wall:.1f} s wall on "
-              f"{args.workers} worker(s), {os.cpu_count()} cores")
+              f"{args.jobs} worker(s), {os.cpu_count()} cores")
         print(f"  sweep      {per_epoch:.3f} CPU-s per executed epoch")
         print(f"  bare loop  {bare:.3f} CPU-s per epoch (1 thread, the same evaluation)")
         print(f"  ratio      {per_epoch / bare:.2f}x")

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness import distributed, variants
+from harness import distributed, undertrained, variants
+from harness.checks import check_batch_size, check_device, check_epochs_scale
+from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
-from harness.hparams import EPOCHS_SCALE, BaseHparams, RetrainHparams
+from harness.hparams import BaseHparams
 from harness.record import CellRecord
 from harness.selection import best_validated
 from harness.store import Store
@@ -30,9 +31,30 @@ from tasks.spec import DataOptions
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="A benchmark harness for retraining methods after pruning (Renda et al. 2020).")
-out = Console()
-err = Console(stderr=True)
 
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def of(package: str) -> str:
+            try:
+                return version(package)
+            except PackageNotFoundError:
+                return "not installed"
+
+        out.print(f"harness {of('pruning-harness')} (torch {of('torch')}, mlflow {of('mlflow')}, "
+                  f"optuna {of('optuna')})", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def harness_options(
+    version: Annotated[bool | None, typer.Option("--version", callback=show_version, is_eager=True,
+                                                 help="print the version and exit")] = None,
+) -> None:
+    """A benchmark harness for retraining methods after pruning (Renda et al. 2020)."""
 
 # Options shared by several commands
 EpochsScale = Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")]
@@ -95,17 +117,6 @@ def parse_assignments(values: list[str], flag: str) -> dict[str, float]:
     return out
 
 
-def check_device(device: str) -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise HarnessError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(f"device {device!r} is not available here; valid: cpu")
-
-
 def warn(message: str) -> None:
     err.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
@@ -116,25 +127,6 @@ def check_finite(arguments: dict[str, Any]) -> None:
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, float) and not math.isfinite(v):
                 raise HarnessError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
-
-
-def check_epochs_scale(scale: float) -> None:
-    low, high = EPOCHS_SCALE
-    if not low <= scale <= high:
-        raise HarnessError(f"--epochs-scale must be in [{low:g}, {high:g}], got {scale:g}")
-
-
-def check_keeps_weights(task: Any, density: float, flag: str) -> None:
-    """A target density that keeps less than one prunable weight of the task's network is refused."""
-    import torch
-
-    with torch.device("meta"):  # counted without allocating
-        model = task.make_model()
-    params = dict(model.named_parameters())
-    total = sum(params[name].numel() for name in task.prunable(model))
-    if density * total < 1:
-        raise HarnessError(f"{flag} asks for density {density:.3g}, which keeps less than one of the "
-                           f"{total:,} prunable weights of {task.name}; valid: density >= {1 / total:.3g}")
 
 
 def fmt(x: float, digits: int = 2) -> str:
@@ -179,53 +171,24 @@ def run(
     no_tracking: NoTracking = False,
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
+    from harness.api import plan_run
     from methods.pruning import DEFAULT as DEFAULT_PRUNING
-    from methods.pruning import Prunes, Target, density_chain, get_pruning
-    from methods.spec import get_method
-    from tasks.spec import get_task
 
     with user_errors():
         check_finite(locals())
-        choice = variants.resolve(method, Store(store).root)
-        method_name = choice.method
-        if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
-            kind, flag = ("iterative", "--one-shot") if choice.iterative else ("one-shot", "--iterative")
-            raise HarnessError(f"{method} is {kind} by definition; drop {flag}")
-        iterative = bool(choice.iterative if choice.iterative is not None else iterative)
-        check_epochs_scale(epochs_scale)
-        seeds = seed or [0]
-        if batch_size is not None and batch_size < 1:
-            raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
         check_device(device)
         device = distributed.init_from_env(device)
-        probe = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
-        T = probe.epochs
-        times = retrain_epochs or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2]
-        for t in times:
-            get_method(method_name).validate(T, t)
         if structured is not None:
             if pruning != DEFAULT_PRUNING:
                 raise HarnessError("--structured NAME is shorthand for --pruning NAME; give one of them")
             pruning = structured
-        strategy = get_pruning(pruning)
-        given = parse_assignments(pruning_param or [], "--pruning-param")
-        method_spec = get_method(method_name)
-        strategy.check(task, iterative=iterative,
-                       during_training=method_name if method_spec.during is not None else None,
-                       density=density, levels=tuple(level or ()), params=given)
-        if measure_speed and strategy.prunes is not Prunes.FILTERS:
+        planned = plan_run(method, task, density=density, rounds=rounds, iterative=iterative, pruning=pruning,
+                           pruning_params=parse_assignments(pruning_param or [], "--pruning-param"),
+                           level=level or (), retrain_epochs=retrain_epochs or (), seeds=seed or [0],
+                           epochs_scale=epochs_scale, batch_size=batch_size, store=store)
+        if measure_speed and not planned.measures_filters:
             raise HarnessError("--measure-speed needs filter pruning (--structured): only it yields a smaller "
                                "dense network")
-        params = strategy.overrides(given)
-        if strategy.target is Target.LEVEL:
-            if rounds is not None:
-                raise HarnessError(f"{pruning} prunes one-shot at --level k; it takes no --rounds")
-            cells = [{"pruning": pruning, "level": k, "pruning_params": params} for k in (level or [1])]
-        else:
-            chain = density_chain(strategy.density_for(given, density), rounds, iterative)
-            check_keeps_weights(probe, chain[-1], "--rounds" if rounds is not None else "--density")
-            cells = [{"densities": chain[:r], "pruning": pruning, "pruning_params": params}
-                     for r in range(1, len(chain) + 1)]
         results_store = Store(store)
         results_store.check_writable()
 
@@ -238,11 +201,7 @@ def run(
     runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
     rows, started = [], time.time()
     with user_errors():
-        hps = [
-            RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size),
-                           method_name, t, **cell, method_params=choice.params, variant=choice.variant)
-            for s in seeds for t in times for cell in cells
-        ]
+        hps = planned.cells
         for hp in hps:
             rows.append(runner.retrain(hp))
         speeds = [runner.measure_speed(hp) for hp in hps] if measure_speed and distributed.is_main() else []
@@ -252,7 +211,7 @@ def run(
                       f"weights {row.weights_sha256} mask {row.mask_sha256}", highlight=False)
         if not distributed.is_main():
             return
-    show_results(rows, speeds, probe.metric, results_store, tracker, time.time() - started)
+    show_results(rows, speeds, planned.task.metric, results_store, tracker, time.time() - started)
 
 
 def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: str, results_store: Store,
@@ -268,7 +227,7 @@ def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: s
         table.add_row(str(r.seed), round_, f"{r.density:.4f}", fmt(r.compression_ratio) + "x",
                       f"{r.flops / r.dense_flops:.1%}", f"{r.retraining_epochs:g}", fmt(r.val_acc),
                       fmt(r.test_acc), fmt(r.unpruned_test_acc), "cached" if r.cached else f"{r.seconds:.0f}s")
-    out.print(table)
+    show_table(table)
     if speeds:
         speed = Table(title=f"measured latency on {speeds[0]['device']}: compacted vs unpruned")
         for col in ("seed", "k", "parameters", "FLOPs", "batch 1 (ms)", "speed-up", "batch 128 (ms)", "speed-up"):
@@ -277,7 +236,7 @@ def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: s
             speed.add_row(str(r.seed), str(r.level), f"{s['compact_parameters']:,}",
                           f"{s['compact_flops'] / s['dense_flops']:.1%}", f"{1e3 * s['compact_s_b1']:.1f}",
                           f"{s['speedup_b1']:.2f}x", f"{1e3 * s['compact_s_b128']:.0f}", f"{s['speedup_b128']:.2f}x")
-        out.print(speed)
+        show_table(speed)
     last = max(r.round for r in rows)
     finals = [r for r in rows if r.round == last]
     if len({r.retraining_epochs for r in finals}) > 1:
@@ -292,7 +251,12 @@ def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: s
                       f"min {min(values):.2f}, max {max(values):.2f} over {len(values)} seeds")
     out.print("FLOPs: theoretical inference FLOPs counting only non-zero weights, as % of the dense network "
               "(a multiply-add is 2 FLOPs)")
-    out.print(f"results: {results_store.root}   wall time: {seconds:.0f}s")
+    for r in rows:
+        out.print(f"seed {r.seed} round {r.round} t={r.retraining_epochs:g}: {results_store.cell_dir(r.run)}",
+                  highlight=False, markup=False)
+    for line in undertrained.of_records(rows):
+        warn(line)
+    out.print(f"results: {results_store.root}   wall time: {seconds:.0f}s", highlight=False, markup=False)
     if tracker is not None:
         state = "FAILED (results kept locally)" if tracker.failure else "ok"
         out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False)
@@ -359,9 +323,14 @@ class SweepDisplay(Listener):
 def sweep(
     study: Annotated[str, typer.Argument(help="study YAML file, or a preset (see `harness list`)")],
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
-    workers: Annotated[
+    jobs: Annotated[
         int | None, typer.Option(help="local: worker processes, 1 runs in this process [CPU: cores / threads]")
     ] = None,
+    epochs_scale: Annotated[float | None, typer.Option(help="replace the study's epochs_scale")] = None,
+    seed: Annotated[list[int] | None, typer.Option(
+        min=0, max=MAX_SEED, help="replace the study's seeds; repeat for several")] = None,
+    methods: Annotated[list[str] | None, typer.Option(
+        help="replace the study's methods: NAME or NAME,NAME; repeatable")] = None,
     threads_per_job: Annotated[
         int, typer.Option(help="intra-op threads of each job (CPU numbers are identical for equal counts)")
     ] = 1,
@@ -371,25 +340,28 @@ def sweep(
     gpus_per_job: Annotated[
         float | None, typer.Option(min=0.0, help="ray: GPUs each job asks for [1 with --device cuda, else 0]")
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="print the plan (cells, jobs, epochs) and stop")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the plan (jobs, epochs, what is cached) and stop")] = False,
     store: StoreDir = Path("results"),
     data_dir: DataDir = None,
     download: Download = False,
     device: Device = "cpu",
     bf16: Bf16 = False,
+    workers: LoaderWorkers = 4,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume."""
+    from harness.api import narrow
     from harness.executors import WorkerContext, make_executor
-    from harness.plan import is_done, plan
     from harness.study import load_study
     from harness.sweep import run_study
 
     with user_errors():
         check_finite(locals())
-        spec = load_study(study, variants.load_all(Store(store).root))
+        names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]
+        spec = load_study(study, variants.load_all(Store(store).root),
+                          narrow(epochs_scale=epochs_scale, seeds=seed, methods=names))
         if retries < 0:
             raise HarnessError(f"--retries must be >= 0, got {retries}")
         check_device(device)
@@ -397,12 +369,7 @@ def sweep(
         if (count := spec.count()) > 10_000:  # planning takes about a second per 3,000 cells
             err.print(f"planning {count:,} cells ...", highlight=False)
         if dry_run:
-            cells = spec.cells()
-            jobs = plan(cells)
-            left = [j for j in jobs if not is_done(j, results_store)]
-            out.print(f"study {spec.name} ({spec.hash}): {len(cells)} cells in {len(jobs)} jobs, "
-                      f"{sum(j.epochs for j in jobs):g} training epochs at least; "
-                      f"{len(left)} jobs not in {results_store.root}", highlight=False, soft_wrap=True)
+            show_plan(spec, results_store)
             return
         results_store.check_writable()
     tracker = None
@@ -410,15 +377,36 @@ def sweep(
         tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
                           warn=warn)
     context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
-                                                                 download=download), bf16, threads_per_job)
+                                                                 download=download, workers=workers),
+                            bf16, threads_per_job)
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
     display = SweepDisplay()
     with user_errors(), make_executor(
-            executor, context, workers, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
+            executor, context, jobs, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
         report = run_study(spec, results_store, ex, display, retries=retries, tracker=tracker)
     show_study(spec, report, tracker)
     if report.failures:
         raise typer.Exit(1)
+
+
+def show_plan(spec: Any, results_store: Store) -> None:
+    from harness.plan import plan, summary
+
+    cells = spec.cells()
+    jobs = plan(cells)
+    groups = summary(jobs, results_store)
+    table = Table(title=f"plan of study {spec.name} ({spec.hash}) on {spec.task}, T = {spec.T:g}")
+    for col in ("jobs of", "jobs", "cells", "training epochs", "cached jobs", "epochs to train"):
+        table.add_column(col, justify="left" if col == "jobs of" else "right", no_wrap=col == "jobs of")
+    for g in groups:
+        table.add_row(g["group"], str(g["jobs"]), str(g["cells"]), f"{g['epochs']:g}", str(g["cached_jobs"]),
+                      f"{g['epochs_to_train']:g}")
+    show_table(table)
+    left = sum(g["epochs_to_train"] for g in groups)
+    cached = sum(g["cached_jobs"] for g in groups)
+    out.print(f"{len(cells)} cells in {len(jobs)} jobs, {sum(j.epochs for j in jobs):g} training epochs at least; "
+              f"{cached} jobs cached in {results_store.root}, {len(jobs) - cached} to run ({left:g} epochs)",
+              highlight=False, markup=False)
 
 
 def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
@@ -439,8 +427,12 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
             t.add_column(str(col), justify="right")
         for row in table[1:]:
             t.add_row(*map(str, row))
-        out.print(t)
+        show_table(t)
+    for line in undertrained.of_records(report.rows):
+        warn(line)
     out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False, soft_wrap=True)
+    for path in report.figures:
+        out.print(f"accuracy against compression: {path}", highlight=False, markup=False)
     if tracker is not None:
         state = "FAILED (results kept locally)" if tracker.failure else "ok"
         out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False, soft_wrap=True)
@@ -495,15 +487,16 @@ class TuneDisplay:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
-def show_space(method_name: str, task: str | None, pruning: str) -> None:
+def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
     from harness.tune import declared_space, describe_space, distribution
     from methods.pruning import get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
 
     method = get_method(method_name)
-    T = get_task(task).epochs if task else 1.0
-    table = Table(title=f"search space of {method_name}" + (f" on {task} (T = {T:g})" if task else ""))
+    T = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale)).epochs if task else 1.0
+    scaled = f", --epochs-scale {epochs_scale:g}" if epochs_scale != 1.0 else ""
+    table = Table(title=f"search space of {method_name}" + (f" on {task} (T = {T:g}{scaled})" if task else ""))
     for col in ("parameter", "default", "searched over", "description"):
         table.add_column(col)
     for name, param in declared_space(method, T, get_pruning(pruning)).items():
@@ -513,7 +506,7 @@ def show_space(method_name: str, task: str | None, pruning: str) -> None:
             continue
         values = describe_space({name: distribution(param)})[name]
         table.add_row(name, f"{param.default:g}", values, param.help)
-    out.print(table)
+    show_table(table)
     out.print("narrow it with --space NAME=LOW:HIGH (a range inside the declared one), NAME=A,B,C or NAME=VALUE",
               highlight=False)
 
@@ -582,7 +575,8 @@ def tune(
                 task = method  # `harness tune TASK --list-space METHOD`
             if task is not None:
                 get_task(task)
-            show_space(list_space, task, pruning)
+            check_epochs_scale(epochs_scale)
+            show_space(list_space, task, pruning, epochs_scale)
             return
         if method is None or task is None:
             raise HarnessError("give METHOD and TASK (or --list-space METHOD)")
@@ -592,8 +586,7 @@ def tune(
         if not 0.0 < density <= 1.0:
             raise HarnessError(f"--density must be in (0, 1], got {density:g}")
         check_epochs_scale(epochs_scale)
-        if batch_size is not None and batch_size < 1:
-            raise HarnessError(f"--batch-size must be a positive integer, got {batch_size}")
+        check_batch_size(batch_size)
         if save_as is not None:
             variants.check_name(save_as)
         check_device(device)
@@ -668,7 +661,7 @@ def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_labe
         if trial is not None:
             table.add_row(f"{label} ({trial.number})", *(f"{trial.params[k]:.4g}" for k in s.searched),
                           f"{trial.value:.2f}")
-    out.print(table)
+    show_table(table)
     tests = [r.test_acc for r in rows]
     values = {**s.fixed, **{k: best.params[k] for k in s.searched}}
     say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
@@ -742,6 +735,8 @@ def leaderboard(
         built = build(df, target, sources=sources, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
     out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
               highlight=False, soft_wrap=True)
+    for line in built["warnings"]:
+        warn(line)
     zones = built["zones"]
     across = [("across networks", zones["across"])] if zones["across"] else []
     for name, zone in [*zones["networks"].items(), *across]:
@@ -883,7 +878,7 @@ def show_registered() -> None:
         for pname, p in declared.items():
             params.add_row(owner, pname, f"{p.default:g}", p.describe(), p.help)
     for table in (tasks, methods, rates, recipes, strategies, params, studies):
-        out.print(table)
+        show_table(table)
 
 
 def main(argv: list[str] | None = None) -> int:

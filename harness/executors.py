@@ -3,7 +3,7 @@
 A job is ``Runner.base`` or ``Runner.retrain_group`` on the shared results store, so a cell
 computed by any executor, by ``harness run`` or on another machine is the same folder.
 
-- ``local``, in process (``workers=1``) or a pool of worker processes;
+- ``local``, in process (``jobs=1``) or a pool of worker processes;
 - ``ray``: every job a Ray task with its CPU/GPU needs, its dependencies passed as object refs so
   that Ray itself runs base training before cells and round r before round r + 1.
 """
@@ -213,17 +213,17 @@ def check_reachable(address: str) -> None:
 
 
 @contextlib.contextmanager
-def make_executor(kind: str, context: WorkerContext, workers: int | None = None, address: str | None = None,
+def make_executor(kind: str, context: WorkerContext, jobs: int | None = None, address: str | None = None,
                   retries: int = 0, cpus_per_job: float = 1, gpus_per_job: float = 0,
                   reporter_for: Callable[[Job], Reporter] | None = None) -> Iterator[Executor]:
     if context.threads < 1:
         raise HarnessError(f"--threads-per-job must be a positive integer, got {context.threads}")
     if kind == "local":
-        if workers is None:  # on CPU, one single-threaded worker per core; a GPU is shared by none
-            workers = 1 if context.data_options.device != "cpu" else max(1, (os.cpu_count() or 1) // context.threads)
-        if workers < 1:
-            raise HarnessError(f"--workers must be a positive integer, got {workers}")
-        yield InProcess(context, reporter_for) if workers == 1 else LocalPool(context, workers)
+        if jobs is None:  # on CPU, one single-threaded worker process per core; a GPU is shared by none
+            jobs = 1 if context.data_options.device != "cpu" else max(1, (os.cpu_count() or 1) // context.threads)
+        if jobs < 1:
+            raise HarnessError(f"--jobs must be a positive integer, got {jobs}")
+        yield InProcess(context, reporter_for) if jobs == 1 else LocalPool(context, jobs)
     elif kind == "ray":
         if cpus_per_job < context.threads:
             raise HarnessError(f"--cpus-per-job ({cpus_per_job:g}) must be at least --threads-per-job "

@@ -282,18 +282,23 @@ class Runner:
             )
         run.trained_now = True
         self.executed_epochs += outcome.executed_steps / spe
+        self._say_resumed(run.folder, outcome, spe)
         if fresh:
             final = outcome.history[-1]
             run.result = {
                 "kind": "base", **flatten(hp), "metric": task.metric, "metric_definition": task.metric_definition,
                 "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
                 "task_fingerprint": task_fingerprint(task), "val_acc": final["val"], "test_acc": final["test"],
-                "seconds": time.time() - started,
+                "seconds": time.time() - started, "finished_at": time.time(),
             }
             store.atomic_write_json(run.folder / store.HISTORY, outcome.history)
             store.atomic_write_json(run.folder / store.RESULT, run.result)
         else:
             run.result = store.read_result(run.folder / store.RESULT) or {}
+
+    def _say_resumed(self, folder: Path, outcome: TrainOutcome, spe: int) -> None:
+        if outcome.resumed_step is not None:
+            self.reporter.note(f"{folder}: resumed from epoch {outcome.resumed_step / spe:g}")
 
     def _mirror_base(self, run: BaseRun, task: Task) -> None:
         if self.tracker is not None:
@@ -417,6 +422,7 @@ class Runner:
                 mask_update=mask_update, resume_path=folder / store.RESUME, progress=progress,
             )
         self.executed_epochs += outcome.executed_steps / spe
+        self._say_resumed(folder, outcome, spe)
         final_mask = outcome.mask if outcome.mask is not None else mask
         results[longest] = self._finalize(longest, task, base, model, final_mask,
                                           own_history(outcome.history, last_step, spe), time.time() - started)
@@ -448,7 +454,7 @@ class Runner:
             val_acc=final["val"], test_acc=final["test"], metric=task.metric,
             metric_definition=task.metric_definition,
             unpruned_val_acc=base.result["val_acc"], unpruned_test_acc=base.result["test_acc"],
-            seconds=seconds, device=str(self.device), torch_threads=torch.get_num_threads(),
+            seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=torch.get_num_threads(),
             weights_sha256=digest(weights), mask_sha256=digest(mask),
         )
         if not distributed.all_same((record.weights_sha256, record.mask_sha256)):

@@ -122,3 +122,20 @@ def pending_epochs(job: Job, store: Store) -> float:
     cells the longest of its cells without a result."""
     todo = [hp for hp in job.cells if store.cell_result(hp) is None]
     return epochs_of(todo[-1], job.T) if todo else job.epochs if job.kind == "base" else 0.0
+
+
+def summary(jobs: list[Job], store: Store) -> list[dict[str, Any]]:
+    """What a plan holds, by the base networks and by method: jobs, cells, training epochs, and how
+    much of it the store already holds."""
+    groups: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        name = "base networks" if job.kind == "base" else job.cells[-1].method_label
+        done = is_done(job, store)
+        group = groups.setdefault(name, {"group": name, "jobs": 0, "cells": 0, "epochs": 0.0, "cached_jobs": 0,
+                                         "epochs_to_train": 0.0})
+        group["jobs"] += 1
+        group["cells"] += len(job.cells)
+        group["epochs"] += job.epochs
+        group["cached_jobs"] += done
+        group["epochs_to_train"] += 0.0 if done else pending_epochs(job, store)
+    return list(groups.values())

@@ -66,7 +66,8 @@ class CellRecord:
     dense_flops: int = 0
     start_epoch: float = 0.0
     epochs_trained: float = 0.0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the cell's own training and measurement
+    finished_at: float = 0.0  # when it finished, seconds since the epoch (0: stored before this was kept)
     device: str = "cpu"
     torch_threads: int = 0
     weights_sha256: str = ""

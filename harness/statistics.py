@@ -254,6 +254,17 @@ def unpruned(df: pd.DataFrame) -> pd.Series:
     return per_seed.groupby("task").median()
 
 
+def unpruned_bases(df: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """(registered task, epochs_scale, median unpruned test score) of each task of the table, as
+    ``harness.undertrained`` checks them (a task label is the task's name, then its schedule)."""
+    out = []
+    for label, score in unpruned(df).items():
+        rows = df[df["task"] == label]
+        scale = rows["epochs_scale"].dropna() if "epochs_scale" in rows else pd.Series(dtype=float)
+        out.append((str(label).split(" (")[0], float(scale.iloc[0]) if len(scale) else 1.0, float(score)))
+    return out
+
+
 # -- Pareto frontiers ---------------------------------------------------------------------------
 
 

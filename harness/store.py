@@ -195,6 +195,11 @@ def exclusive(folder: Path, waiting: Callable[[Path], None] | None = None, name:
         lock.release()
 
 
+def glob_escape(text: str) -> str:
+    """``text`` matched literally by ``Path.glob``."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 def give_file_mode(path: Path) -> None:
     """A file another library created in the store (a sqlite database) gets the store's one mode."""
     with contextlib.suppress(OSError):  # another user's file keeps its mode
@@ -239,6 +244,23 @@ class Store:
     def retrain_dir(self, hp: RetrainHparams) -> Path:
         name = f"{hp.base.task}-{hp.method_label}-r{hp.round}-{content_hash(hp)}"
         return self.root / "retrain" / name
+
+    def cell_dir(self, cell: str | os.PathLike) -> Path:
+        """A retraining cell's folder from its name (a record's ``run``, ``results.csv``'s column), a
+        unique beginning of it, or its path."""
+        path = Path(cell)
+        if path.is_dir() and (path / RESULT).exists():
+            return path.resolve()
+        folder = self.root / "retrain"
+        named = sorted(p for p in folder.glob(f"{glob_escape(str(cell))}*") if p.is_dir()) if str(cell) else []
+        exact = [p for p in named if p.name == str(cell)]
+        if len(exact) == 1 or len(named) == 1:
+            return (exact or named)[0]
+        if not named:
+            raise HarnessError(f"no cell {str(cell)!r} in {folder}; valid: a folder name from results.csv's "
+                               "'run' column, or a unique beginning of one")
+        raise HarnessError(f"{str(cell)!r} names {len(named)} cells in {folder} ({named[0].name}, "
+                           f"{named[1].name}, ...); give more of the name")
 
     def base_progress(self, hp: BaseHparams, steps: set[int]) -> tuple[dict[str, Any] | None, set[int]]:
         """How far a base run is: its result (None while it has none, ``DamagedFile`` when damaged)

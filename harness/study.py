@@ -151,9 +151,10 @@ def presets() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
-def load_study(spec: str, variants: Mapping[str, Variant] | None = None) -> Study:
+def load_study(spec: str, variants: Mapping[str, Variant] | None = None,
+               narrowed: Mapping[str, Any] | None = None) -> Study:
     """A study from a YAML file, or a preset by name; ``variants`` are the names its methods may use
-    besides the registered methods."""
+    besides the registered methods; ``narrowed`` keys replace the file's own (checked as its keys are)."""
     path = Path(spec)
     if not path.exists():
         known = presets()
@@ -172,6 +173,8 @@ def load_study(spec: str, variants: Mapping[str, Variant] | None = None) -> Stud
         raise StudyError(f"{spec}: cannot read ({e.strerror})") from None
     if not isinstance(raw, dict):
         raise StudyError(f"{path.name}: a study is a mapping of keys (task, methods, ...), got {type(raw).__name__}")
+    if narrowed:
+        raw = {**raw, **narrowed}
     return parse_study(raw, path.name, default_name=path.stem, variants=variants)
 
 

@@ -121,6 +121,7 @@ class StudyReport:
     counts: dict[str, int]  # cells done (trained now), cached, failed
     failures: list[tuple[str, str]]  # (job label, error)
     rows: list[CellRecord]
+    figures: list[Path]  # accuracy against compression, next to results.csv
 
     @property
     def ratio(self) -> float | None:
@@ -139,7 +140,9 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
 
     from harness import store as st
     from harness.plan import is_done, pending_epochs, plan
+    from harness.statistics import from_records
     from harness.study import describe
+    from leaderboard.plots import study_compression_pngs
 
     started = time.time()
     cells = study.cells()
@@ -186,9 +189,10 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         if o.error:
             failures.append((job.label, o.error))
     rows = [r for hp in cells if (r := store.cell_result(hp)) is not None]
+    figures = study_compression_pngs(from_records(rows), folder) if rows else []
     report = StudyReport(
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
-        sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows)
+        sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows, figures)
     if rows:
         text = io.StringIO()
         writer = csv.DictWriter(text, list(rows[0].row()), lineterminator="\n")

@@ -29,6 +29,7 @@ class TrainOutcome:
     final_step: int = 0
     executed_steps: int = 0  # steps run by this call (a resumed run skips what it had done)
     mask: Mask | None = None  # the final mask (it changes during training under gradual pruning)
+    resumed_step: int | None = None  # the step a killed run was continued from, if it was
 
 
 def to_step(epoch: float, steps_per_epoch: int) -> int:
@@ -83,6 +84,7 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         outcome.history, step = state["history"], state["step"]
+        outcome.resumed_step = step
         if "mask" in state:
             mask = state["mask"]
     if mask is not None:

@@ -46,6 +46,7 @@ HEARTBEAT_S = 30  # RDB storages: a trial silent for 2x this is failed, and run 
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 OPTUNA_PRUNERS = ("median", "hyperband", "none")
+OBJECTIVE = "val_acc"  # the record's name for validation accuracy, in Optuna as in MLflow
 
 
 # -- the search space -------------------------------------------------------------------------------
@@ -447,7 +448,7 @@ class TrialReports(Reporter):
     def report(self, step: int, val: float) -> None:
         self.trial.report(val, step)
         if self.tracker is not None:
-            self.tracker.log_metric(self.run_id, "val_acc", val, step)
+            self.tracker.log_metric(self.run_id, OBJECTIVE, val, step)
 
     def replay(self, history_path: Path, first_step: int, spe: int) -> None:
         """A cached cell's epochs, reported as steps since its first step."""
@@ -489,6 +490,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, 
     """Create the study, or load it; a study of that name made for another search is an error."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=pruner, sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+    study.set_metric_names([OBJECTIVE])  # dashboards name the objective, not "Objective 0"
     made_for = study.user_attrs.get("harness.config")
     if made_for is None:
         study.set_user_attr("harness.config", config.as_json())

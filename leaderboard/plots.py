@@ -4,6 +4,8 @@ as SVG (for the page and for papers) and PNG."""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.safe_zone import Zone
+from harness.store import atomic_write_bytes
 
 if TYPE_CHECKING:
     from methods.spec import Retraining
@@ -89,6 +92,35 @@ def compression_figure(best: pd.DataFrame, unpruned: float | None, title: str, m
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+def slug(*parts: object) -> str:
+    """A file name safe in URLs and Markdown links."""
+    return "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", str(p)).strip("_") for p in parts)
+
+
+def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
+    """A study's accuracy against compression, one PNG per (task, pruning, schedule) of its
+    statistics table: ``accuracy_vs_compression.png``, suffixed by the group where there are several."""
+    from harness import statistics as st
+    from harness.safe_zone import GROUP
+
+    best, base = st.best_validated(df), st.unpruned(df)
+    groups = list(best.groupby(GROUP))
+    paths = []
+    for (task, pruning, schedule), group in groups:
+        name = "accuracy_vs_compression"
+        if len(groups) > 1:
+            name += "-" + slug(task, pruning, schedule)
+        metric = df.loc[df["task"] == task, "metric"].iloc[0]
+        fig = compression_figure(group, float(base[task]) if task in base.index else None,
+                                 f"{task}, {pruning}, {schedule}", metric)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=150)
+        plt.close(fig)
+        paths.append(folder / f"{name}.png")
+        atomic_write_bytes(paths[-1], png.getvalue())
+    return paths
 
 
 def accuracy_vs_retraining(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str,

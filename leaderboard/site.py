@@ -7,7 +7,6 @@ import html
 import json
 import multiprocessing
 import os
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from harness import statistics as st
 from harness.errors import HarnessError
 from harness.safe_zone import ALPHA, ANCHOR, GROUP, safe_zones
 from harness.store import atomic_write_bytes, probe_writable
+from harness.undertrained import undertrained
 from leaderboard import plots
+from leaderboard.plots import slug
 from leaderboard.tables import (
     Table,
     across_table,
@@ -71,11 +72,6 @@ class Section:
     text: list[str] = field(default_factory=list)
 
 
-def slug(*parts: object) -> str:
-    """A file name safe in URLs and Markdown links."""
-    return "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", str(p)).strip("_") for p in parts)
-
-
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
           sources: list[str] | None = None, alpha: float = ALPHA, anchor: float = ANCHOR,
           bootstrap: int = 200) -> dict[str, object]:
@@ -91,6 +87,8 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     base = st.unpruned(df)
     found = safe_zones(df, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
     overview = Section("Overview", "overview")
+    warnings = undertrained(st.unpruned_bases(df))
+    overview.text += warnings
     overview.tables.append(verdicts_table(found.networks, found.across))
     if found.across is not None:
         overview.text.append("Across networks: " + found.across.describe() + ".")
@@ -148,7 +146,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     except OSError as e:
         raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror}); choose another folder with "
                            "--out") from None
-    return {"sections": len(sections), "zones": zones, "rows": len(df)}
+    return {"sections": len(sections), "zones": zones, "rows": len(df), "warnings": warnings}
 
 
 def draw(figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:

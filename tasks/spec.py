@@ -92,6 +92,9 @@ class Task:
     # what ``load_data`` yields beyond its name (its split, augmentation, version): part of a base
     # network's identity (``harness.identity``), so edit it whenever the data changes
     data_definition: str = ""
+    # the unpruned network's score under the full schedule, as documented (the paper's tables 1 and 2;
+    # the README for MNIST-1D): a base network far under it is under-trained (``harness.undertrained``)
+    documented_unpruned: float | None = None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""

@@ -96,7 +96,7 @@ CASES = {
     "sweep no such file": (["sweep", "nowhere.yaml"], "no such study file or preset", 2),
     "sweep retries negative": (["sweep", "mnist1d-paper", "--retries", "-1"], "--retries must be >= 0", 2),
     "sweep unknown executor": (["sweep", "mnist1d-paper", "--executor", "slurm"], "unknown executor 'slurm'", 2),
-    "sweep workers 0": (["sweep", "mnist1d-paper", "--workers", "0"], "--workers must be a positive integer", 2),
+    "sweep jobs 0": (["sweep", "mnist1d-paper", "--jobs", "0"], "--jobs must be a positive integer", 2),
     "sweep threads 0": (["sweep", "mnist1d-paper", "--threads-per-job", "0"], "--threads-per-job must be", 2),
     "sweep cpus nan": (["sweep", "mnist1d-paper", "--cpus-per-job", "nan"], "'--cpus-per-job'", 2),
     "sweep cpus negative": (["sweep", "mnist1d-paper", "--cpus-per-job", "-1"], "'--cpus-per-job'", 2),

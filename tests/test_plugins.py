@@ -56,7 +56,7 @@ def test_the_plugin_runs_in_run_sweep_and_tune(installed, tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("task: blobs\nmethods: [half-peak-linear, lr-rewinding]\npruning: [smallest-magnitude]\n"
                      "retrain_epochs: [2, 4]\ndensities: [0.5]\nseeds: 1\n")
-    done = harness(installed, tmp_path, "sweep", str(study), "--store", str(store), "--workers", "2", "--no-tracking")
+    done = harness(installed, tmp_path, "sweep", str(study), "--store", str(store), "--jobs", "2", "--no-tracking")
     assert done.returncode == 0, done.stderr
     assert "4 cells (3 trained now, 1 cached, 0 failed)" in done.stdout, done.stdout
 

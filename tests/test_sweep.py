@@ -60,7 +60,7 @@ def reference(study_file, tmp_path_factory):
     """The study run once, uninterrupted, in a process of its own (CPU numbers depend on the thread
     count a process starts with), mirrored to the store's sqlite MLflow database."""
     root = tmp_path_factory.mktemp("reference")
-    done = subprocess.run(sweep_command(study_file, root, "--workers", "1"), capture_output=True, text=True,
+    done = subprocess.run(sweep_command(study_file, root, "--jobs", "1"), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
     return root, done.stdout
@@ -127,7 +127,7 @@ def test_two_sweeps_at_once_on_one_store_compute_each_cell_once(reference, study
     the cells the first is computing and reuses them; both keep tracking; MLflow gets one run a cell."""
     root, _ = reference
     store = tmp_path / "shared"
-    procs = [subprocess.Popen(sweep_command(study_file, store, "--workers", "1"), stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(sweep_command(study_file, store, "--jobs", "1"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [proc.communicate(timeout=600) for proc in procs]
     for proc, (stdout, stderr) in zip(procs, outputs, strict=True):

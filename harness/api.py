@@ -1,0 +1,168 @@
+"""The harness from Python (a notebook): run a method, run a study, read results, load a pruned model.
+
+    from harness import api
+
+    records = api.run("lr-rewinding", "mnist1d", density=0.2, epochs_scale=0.5, store="results")
+    api.results("results")                  # every finished cell of the store, a pandas DataFrame
+    model = api.load_model("results", records[0])   # the pruned nn.Module (compacted if structured)
+
+The command line calls the same functions; arguments carry the names of its options.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import variants
+from harness.checks import check_batch_size, check_device, check_epochs_scale, check_keeps_weights
+from harness.errors import HarnessError
+from harness.experiment import Reporter, Runner
+from harness.hparams import BaseHparams, RetrainHparams
+from harness.record import CellRecord
+from harness.store import Store
+from tasks.spec import DataOptions
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    cells: list[RetrainHparams]  # in the order they run: seed, then t, then the rounds of the chain
+    task: Any  # the task resolved with the run's schedule and batch size
+    measures_filters: bool  # whether the pruning removes whole filters (a compactable network)
+
+
+def plan_run(method: str, task: str, *, density: float | None = None, rounds: int | None = None,
+             iterative: bool | None = None, pruning: str = "global-magnitude",
+             pruning_params: dict[str, float] | None = None, level: Sequence[int] = (),
+             retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
+             batch_size: int | None = None, store: PathLike = "results") -> RunPlan:
+    """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK."""
+    from methods.pruning import Prunes, Target, density_chain, get_pruning
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    choice = variants.resolve(method, Store(store).root)
+    if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
+        kind, flag = ("iterative", "--one-shot") if choice.iterative else ("one-shot", "--iterative")
+        raise HarnessError(f"{method} is {kind} by definition; drop {flag}")
+    iterative = bool(choice.iterative if choice.iterative is not None else iterative)
+    check_epochs_scale(epochs_scale)
+    check_batch_size(batch_size)
+    resolved = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
+    T = resolved.epochs
+    times = list(retrain_epochs) or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2]
+    spec = get_method(choice.method)
+    for t in times:
+        spec.validate(T, t)
+    strategy = get_pruning(pruning)
+    given = dict(pruning_params or {})
+    strategy.check(task, iterative=iterative, during_training=choice.method if spec.during is not None else None,
+                   density=density, levels=tuple(level), params=given)
+    params = strategy.overrides(given)
+    if strategy.target is Target.LEVEL:
+        if rounds is not None:
+            raise HarnessError(f"{pruning} prunes one-shot at --level k; it takes no --rounds")
+        shapes = [{"level": k} for k in (level or [1])]
+    else:
+        chain = density_chain(strategy.density_for(given, density), rounds, iterative)
+        check_keeps_weights(resolved, chain[-1], "--rounds" if rounds is not None else "--density")
+        shapes = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
+    cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size),
+                            choice.method, t, **shape, pruning=pruning, pruning_params=params,
+                            method_params=choice.params, variant=choice.variant)
+             for s in seeds for t in times for shape in shapes]
+    return RunPlan(cells, resolved, strategy.prunes is Prunes.FILTERS)
+
+
+def tracker_for(store: Store, tracking: bool, tracking_uri: str | None, warn: Any = print) -> Any:
+    """The MLflow mirror of ``store`` (sqlite in the store unless ``tracking_uri`` or
+    ``$MLFLOW_TRACKING_URI`` says otherwise), or None without tracking."""
+    from harness.tracking import Tracker, default_uri
+
+    return Tracker(tracking_uri or default_uri(store.root), store.root, warn=warn) if tracking else None
+
+
+def run(method: str, task: str, *, store: PathLike = "results", device: str = "cpu", data_dir: PathLike | None = None,
+        download: bool = False, workers: int = 0, bf16: bool = False, tracking: bool = True,
+        tracking_uri: str | None = None, reporter: Reporter | None = None, **cells: Any) -> list[CellRecord]:
+    """Train the base network (once per seed, reused thereafter), prune, retrain with ``method``; one
+    record per cell. ``cells`` are ``plan_run``'s: density, rounds, iterative, pruning, pruning_params,
+    level, retrain_epochs, seeds, epochs_scale, batch_size."""
+    planned = plan_run(method, task, store=store, **cells)
+    check_device(device)
+    results = Store(store)
+    results.check_writable()
+    options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
+                          workers=workers)
+    runner = Runner(results, options, tracker_for(results, tracking, tracking_uri), reporter or Reporter(),
+                    bf16=bf16)
+    return [runner.retrain(hp) for hp in planned.cells]
+
+
+def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = None, epochs_scale: float | None = None,
+          seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
+          data_dir: PathLike | None = None, tracking: bool = True, tracking_uri: str | None = None) -> list[CellRecord]:
+    """Run a study (a YAML file or a preset's name), narrowed by ``epochs_scale``, ``seeds`` and
+    ``methods`` where given, on ``jobs`` local worker processes; the records of its cells."""
+    from harness.executors import WorkerContext, make_executor
+    from harness.study import load_study
+    from harness.sweep import Listener, run_study
+
+    results = Store(store)
+    spec = load_study(str(study), variants.load_all(results.root),
+                      narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods))
+    check_device(device)
+    results.check_writable()
+    context = WorkerContext(str(results.root), DataOptions(data_dir=Path(data_dir) if data_dir else None,
+                                                           device=device))
+    with make_executor("local", context, jobs) as executor:
+        report = run_study(spec, results, executor, Listener(), tracker=tracker_for(results, tracking, tracking_uri))
+    if report.failures:
+        label, error = report.failures[0]
+        raise HarnessError(f"{len(report.failures)} job(s) of study {spec.name} failed, first {label}: {error}; "
+                           "rerun to retry them (finished cells are kept)")
+    return report.rows
+
+
+def narrow(epochs_scale: float | None = None, seeds: Sequence[int] | None = None,
+           methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """Study keys that replace a study file's own: what ``sweep --epochs-scale/--seed/--methods`` set."""
+    keys: dict[str, Any] = {}
+    if epochs_scale is not None:
+        keys["epochs_scale"] = epochs_scale
+    if seeds:
+        keys["seeds"] = list(seeds)
+    if methods:
+        keys["methods"] = list(methods)
+    return keys
+
+
+def results(store: PathLike = "results") -> Any:
+    """Every finished cell of the store as a pandas DataFrame, one row per record, columns named as
+    ``results.csv``'s."""
+    import pandas as pd
+
+    rows = [record.row() for record in Store(store).results()]
+    if not rows:
+        raise HarnessError(f"no results in {Store(store).root}: run `harness run` or `harness sweep` with --store")
+    return pd.DataFrame(rows)
+
+
+def load_model(store: PathLike, cell: CellRecord | str) -> Any:
+    """The pruned ``nn.Module`` of a finished cell (a record, or its ``run`` name): in eval mode on the
+    CPU, its pruned weights zero; a network whose filters were removed comes compacted."""
+    from harness.export import pruned_model
+
+    return pruned_model(Store(store), cell.run if isinstance(cell, CellRecord) else cell).model
+
+
+def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "safetensors") -> Path:
+    """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
+    from harness.export import export as write
+
+    return write(Store(store), cell.run if isinstance(cell, CellRecord) else cell, Path(out), fmt)

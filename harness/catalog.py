@@ -1,0 +1,92 @@
+"""What is registered, as plain data: tasks, methods (and recipes), pruning strategies, study presets.
+
+``harness list`` draws its tables from these entries, and ``harness list --json`` prints them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import HarnessError
+
+KINDS = ("tasks", "methods", "pruning", "presets")
+
+
+def parameters(declared: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": name, "default": p.default, "range": p.describe(), "description": p.help}
+            for name, p in declared.items()]
+
+
+def tasks() -> list[dict[str, Any]]:
+    import torch
+
+    from tasks.spec import TASKS, get_task
+
+    entries = []
+    for name in TASKS.names():
+        t = get_task(name)
+        try:
+            with torch.device("meta"):  # counted without allocating (the full GNMT has 160M)
+                count: int | None = sum(p.numel() for p in t.make_model().parameters())
+            missing = None
+        except HarnessError as e:  # a task of an extra that is not installed
+            count, missing = None, str(e).split(":")[0]
+        entries.append({"name": name, "parameters": count, "unavailable": missing, "T": t.epochs,
+                        "batch_size": t.batch_size, "optimizer": t.optimizer.describe(),
+                        "schedule": t.schedule.describe(), "metric": t.metric,
+                        "documented_unpruned": t.documented_unpruned, "description": t.description})
+    return entries
+
+
+def methods() -> list[dict[str, Any]]:
+    from methods.recipes import RECIPES
+    from methods.spec import METHODS, get_method
+
+    entries = []
+    for name in METHODS.names():
+        m = get_method(name)
+        entries.append({"name": name, "kind": "method", "runs": m.formula,
+                        "t": "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", "learning_rate": m.lr.describe(),
+                        "paper": m.cite.split(",")[0], "description": m.summary, "parameters": parameters(m.params)})
+    for name in RECIPES.names():
+        r = RECIPES.get(name)
+        entries.append({"name": name, "kind": "recipe", "method": r.method,
+                        "pruning": "iterative 20%" if r.iterative else "one-shot", "description": r.summary})
+    return entries
+
+
+def pruning() -> list[dict[str, Any]]:
+    from methods.pruning import PRUNING, Target, get_pruning
+
+    entries = []
+    for name in PRUNING.names():
+        g = get_pruning(name)
+        target = f"level k in {g.levels[0]}..{g.levels[-1]}" if g.target is Target.LEVEL else g.target.value
+        entries.append({"name": name, "removes": g.prunes.value, "target": target, "iterative": g.iterative,
+                        "gradual": g.gradual, "task": g.task, "description": g.summary,
+                        "parameters": parameters(g.params)})
+    return entries
+
+
+def presets() -> list[dict[str, Any]]:
+    from harness.study import load_study
+    from harness.study import presets as files
+
+    entries = []
+    for name, path in sorted(files().items()):
+        spec = load_study(name)
+        comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
+        entries.append({"name": name, "task": spec.task, "cells": len(spec.cells()), "description": comment})
+    return entries
+
+
+def catalog(kinds: tuple[str, ...] = KINDS) -> dict[str, list[dict[str, Any]]]:
+    """The entries of each kind asked for."""
+    from harness.registry import load_plugins
+
+    load_plugins()
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise HarnessError(f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}")
+    makers = {"tasks": tasks, "methods": methods, "pruning": pruning, "presets": presets}
+    return {kind: makers[kind]() for kind in kinds}
