@@ -165,4 +165,5 @@ def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "s
     """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
     from harness.export import export as write
 
-    return write(Store(store), cell.run if isinstance(cell, CellRecord) else cell, Path(out), fmt)
+    write(Store(store), cell.run if isinstance(cell, CellRecord) else cell, Path(out), fmt)
+    return Path(out)

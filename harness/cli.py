@@ -641,7 +641,7 @@ def tune(
         if tracker is not None:
             tests = [r.test_acc for r in rows]
             tracker.mark_best(s.experiment, name, best.number, {
-                "test_median": statistics.median(tests), "test_min": min(tests), "test_max": max(tests),
+                "test_acc_median": statistics.median(tests), "test_acc_min": min(tests), "test_acc_max": max(tests),
                 **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
     show_tune(s, best, rows, name, storage_label, save_as, results_store, tracker, time.time() - started)
 
@@ -745,6 +745,30 @@ def leaderboard(
 
 
 @app.command()
+def export(
+    cell: Annotated[str, typer.Argument(help="a finished cell: its folder name (results.csv's run), a unique "
+                                             "beginning of it, or its folder")],
+    format: Annotated[str, typer.Option("--format", help="torch or safetensors")] = "safetensors",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="folder to write [default: exported/CELL]")] = None,
+    store: StoreDir = Path("results"),
+) -> None:
+    """Write a cell's pruned network (weights, mask, model.json naming its task and method); a network
+    whose filters were removed is written compacted. Loads back with harness.export.load_exported."""
+    from harness.export import FORMATS, export
+
+    with user_errors():
+        if format not in FORMATS:
+            raise HarnessError(f"--format {format!r} is not valid; valid: {', '.join(FORMATS)}")
+        results_store = Store(store)
+        folder = out_dir or Path("exported") / results_store.cell_dir(cell).name
+        written = export(results_store, cell, folder, format)
+    record = written.record
+    compacted = " (compacted)" if written.compacted else ""
+    out.print(f"{record.variant or record.method} on {record.task}, density {record.density:.4g}, seed {record.seed}"
+              f"{compacted}: {folder}", highlight=False, markup=False)
+
+
+@app.command()
 def ui(
     store: StoreDir = Path("results"),
     tracking_uri: TrackingUri = None,
@@ -806,79 +830,84 @@ def ui(
 
 
 @app.command("list")
-def list_registered() -> None:
-    """Tasks, retraining methods, recipes and pruning strategies with their hyperparameters."""
-    from harness.registry import load_plugins
+def list_registered(
+    kinds: Annotated[list[str] | None, typer.Argument(
+        metavar="[tasks|methods|pruning|presets]...", help="what to list [all of them]")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Tasks, retraining methods and recipes, pruning strategies and study presets, with their parameters."""
+    import json
+
+    from harness.catalog import KINDS, catalog
 
     with user_errors():
-        load_plugins()
-    show_registered()
+        entries = catalog(tuple(kinds or KINDS))
+    if json_output:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return
+    for kind, items in entries.items():
+        for table in TABLES_OF[kind](items):
+            show_table(table)
 
 
-def show_registered() -> None:
-    import torch
+def task_tables(items: list[dict[str, Any]]) -> list[Table]:
+    table = Table(title="tasks")
+    for col in ("name", "parameters", "T", "batch", "optimizer", "schedule S", "documented unpruned", "description"):
+        table.add_column(col, no_wrap=col == "name")
+    for t in items:
+        table.add_row(t["name"], f"{t['parameters']:,}" if t["parameters"] is not None else t["unavailable"],
+                      f"{t['T']:g}", str(t["batch_size"]), t["optimizer"], t["schedule"],
+                      "" if t["documented_unpruned"] is None else f"{t['documented_unpruned']:g} ({t['metric']})",
+                      t["description"])
+    return [table]
 
-    from methods.pruning import PRUNING, Target, get_pruning
-    from methods.recipes import RECIPES
-    from methods.spec import METHODS, get_method
-    from tasks.spec import TASKS, get_task
 
-    tasks = Table(title="tasks")
-    for col in ("name", "parameters", "T", "batch", "optimizer", "schedule S", "description"):
-        tasks.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
-    for name in TASKS.names():
-        t = get_task(name)
-        try:
-            with torch.device("meta"):  # counted without allocating (the full GNMT has 160M)
-                params = f"{sum(p.numel() for p in t.make_model().parameters()):,}"
-        except HarnessError as e:  # a task of an extra that is not installed
-            params = str(e).split(":")[0]
-        tasks.add_row(name, params, f"{t.epochs:g}", str(t.batch_size), t.optimizer.describe(),
-                      t.schedule.describe(), t.description)
+def parameter_table(title: str, items: list[dict[str, Any]]) -> list[Table]:
+    table = Table(title=title)
+    for col in ("of", "parameter", "default", "range", "description"):
+        table.add_column(col, no_wrap=col in ("of", "parameter"))
+    for item in items:
+        for p in item.get("parameters", []):
+            table.add_row(item["name"], p["name"], f"{p['default']:g}", p["range"], p["description"])
+    return [table] if table.row_count else []
+
+
+def method_tables(items: list[dict[str, Any]]) -> list[Table]:
     methods = Table(title="retraining methods")
-    for col in ("name", "runs", "t", "description"):
-        methods.add_column(col, no_wrap=col == 'name')
-    rates = Table(title="learning rate of each method over its t epochs")
-    for col in ("method", "learning rate", "paper"):
-        rates.add_column(col, no_wrap=col == "method")
-    for name in METHODS.names():
-        m = get_method(name)
-        methods.add_row(name, m.formula, "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", m.summary)
-        rates.add_row(name, m.lr.describe(), m.cite.split(",")[0])
+    for col in ("name", "runs", "t", "learning rate over the t epochs", "paper", "description"):
+        methods.add_column(col, no_wrap=col == "name")
     recipes = Table(title="recipes")
     for col in ("name", "method", "pruning", "description"):
-        recipes.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
-    for name in RECIPES.names():
-        r = RECIPES.get(name)
-        recipes.add_row(name, r.method, "iterative 20%" if r.iterative else "one-shot", r.summary)
-    strategies = Table(title="pruning strategies (--pruning NAME; L1 filter configurations also --structured)")
-    for col in ("name", "removes", "target", "iterative", "gradual", "task", "description"):
-        strategies.add_column(col, no_wrap=col == "name")
-    for name in PRUNING.names():
-        g = get_pruning(name)
-        target = f"level k in {g.levels[0]}..{g.levels[-1]}" if g.target is Target.LEVEL else g.target.value
-        strategies.add_row(name, g.prunes.value, target, "yes" if g.iterative else "no",
-                           "yes" if g.gradual else "no", g.task or "any", g.summary)
-    from harness.study import load_study, presets
+        recipes.add_column(col, no_wrap=col in ("name", "method"))
+    for m in items:
+        if m["kind"] == "method":
+            methods.add_row(m["name"], m["runs"], m["t"], m["learning_rate"], m["paper"], m["description"])
+        else:
+            recipes.add_row(m["name"], m["method"], m["pruning"], m["description"])
+    return [methods, recipes, *parameter_table("parameters of methods (study key method_params)", items)]
 
-    studies = Table(title="study presets (harness sweep NAME)")
+
+def pruning_tables(items: list[dict[str, Any]]) -> list[Table]:
+    table = Table(title="pruning strategies (--pruning NAME; L1 filter configurations also --structured)")
+    for col in ("name", "removes", "target", "iterative", "gradual", "task", "description"):
+        table.add_column(col, no_wrap=col == "name")
+    for g in items:
+        table.add_row(g["name"], g["removes"], g["target"], "yes" if g["iterative"] else "no",
+                      "yes" if g["gradual"] else "no", g["task"] or "any", g["description"])
+    return [table, *parameter_table("parameters of pruning strategies (--pruning-param, study key pruning_params)",
+                                    items)]
+
+
+def preset_tables(items: list[dict[str, Any]]) -> list[Table]:
+    table = Table(title="study presets (harness sweep NAME)")
     for col in ("name", "task", "cells", "first line of its description"):
-        studies.add_column(col, no_wrap=col in ('name', 'method', 'parameter'))
-    for name, path in sorted(presets().items()):
-        spec = load_study(name)
-        comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
-        studies.add_row(name, spec.task, f"{len(spec.cells()):,}", comment)
-    params = Table(title="parameters of methods (study key method_params) and of pruning strategies "
-                         "(--pruning-param, study key pruning_params)")
-    for col in ("of", "parameter", "default", "range", "description"):
-        params.add_column(col, no_wrap=col in ('of', 'parameter'))
-    owners = [(n, get_method(n).params) for n in METHODS.names()]
-    owners += [(n, get_pruning(n).params) for n in PRUNING.names()]
-    for owner, declared in owners:
-        for pname, p in declared.items():
-            params.add_row(owner, pname, f"{p.default:g}", p.describe(), p.help)
-    for table in (tasks, methods, rates, recipes, strategies, params, studies):
-        show_table(table)
+        table.add_column(col, no_wrap=col in ("name", "task"))
+    for p in items:
+        table.add_row(p["name"], p["task"], f"{p['cells']:,}", p["description"])
+    return [table]
+
+
+TABLES_OF = {"tasks": task_tables, "methods": method_tables, "pruning": pruning_tables, "presets": preset_tables}
 
 
 def main(argv: list[str] | None = None) -> int:

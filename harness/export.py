@@ -69,7 +69,7 @@ def pruned_model(results: Store, cell: str | os.PathLike) -> PrunedModel:
     return PrunedModel(model.eval(), mask, record, compacted)
 
 
-def export(results: Store, cell: str | os.PathLike, out: Path, fmt: str = "safetensors") -> Path:
+def export(results: Store, cell: str | os.PathLike, out: Path, fmt: str = "safetensors") -> PrunedModel:
     """Write a cell's pruned network to the folder ``out``: weights, mask and ``model.json``."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
@@ -86,7 +86,7 @@ def export(results: Store, cell: str | os.PathLike, out: Path, fmt: str = "safet
                        "(methods.compaction.compact) when compacted, then load_state_dict(weights)",
         "record": record.to_json(),
     })
-    return out
+    return pruned
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], fmt: str) -> None:

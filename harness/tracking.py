@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness import store
 from harness.errors import DamagedFile
 from harness.hparams import BaseHparams, RetrainHparams, flatten
+from harness.store import Store
 from methods.spec import get_method
 
 MARKER = "mlflow.json"
 MIRROR_LOCK = ".mlflow.lock"
+# MLflow 3 opens an experiment without this tag on its GenAI pages; model training opens on the runs list
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+MODEL_ARTIFACTS = "model"  # a retraining run's pruned network, as `harness export` writes it
 
 
 def default_uri(store_root: Path) -> str:
@@ -31,6 +37,23 @@ def task_params(task: Any) -> dict[str, Any]:
         "task.epochs": task.epochs, "task.batch_size": task.batch_size, "task.metric": task.metric_definition,
         "task.optimizer": task.optimizer.describe(), "task.schedule": task.schedule.describe(),
     }
+
+
+def run_name(label: str, hp: BaseHparams) -> str:
+    """A run's name: its label and seed, and the schedule and batch size where they are not the task's."""
+    name = f"{label} s{hp.seed}"
+    if hp.epochs_scale != 1.0:
+        name += f" epochs_scale={hp.epochs_scale:g}"
+    if hp.batch_size is not None:
+        name += f" batch_size={hp.batch_size}"
+    return name
+
+
+def span(result_path: Path, seconds: float, finished_at: float) -> tuple[float, float]:
+    """(start, end) of the work a result records, in seconds since the epoch; results stored before
+    their end was kept end when their file was written."""
+    end = finished_at or result_path.stat().st_mtime
+    return end - seconds, end
 
 
 class Tracker:
@@ -73,9 +96,13 @@ class Tracker:
             if exp is None:
                 local = not self.uri.startswith(("http://", "https://", "databricks"))
                 location = (self.artifact_root / "mlartifacts" / name).as_uri() if local else None
-                self._experiments[name] = client.create_experiment(name, artifact_location=location)
+                self._experiments[name] = client.create_experiment(name, artifact_location=location,
+                                                                   tags=EXPERIMENT_KIND)
             else:
                 self._experiments[name] = exp.experiment_id
+                for key, value in EXPERIMENT_KIND.items():  # an experiment made before the kind was set
+                    if exp.tags.get(key) != value:
+                        client.set_experiment_tag(exp.experiment_id, key, value)
         return self._experiments[name]
 
     def _markers(self, folder: Path) -> dict[str, str]:
@@ -113,18 +140,21 @@ class Tracker:
         return None
 
     def _log(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
-             metrics: dict[str, float], artifacts: dict[str, Any],
-             key: str | None = None, terminate: bool = True) -> str | None:
+             metrics: dict[str, float], artifacts: dict[str, Any], key: str | None = None, terminate: bool = True,
+             span: tuple[float, float] | None = None, files: Callable[[Path], None] | None = None) -> str | None:
+        """One MLflow run for ``folder`` and ``key``: made once, found again after. ``span`` is the (start,
+        end) of the work it mirrors, in seconds since the epoch; ``files`` writes the files to log as
+        ``MODEL_ARTIFACTS`` into the folder it is given."""
         def log() -> str | None:
             with store.exclusive(folder, name=MIRROR_LOCK):  # one process at a time: one run per folder and key
                 return self._log_once(folder, experiment, name, params, tags, metrics, artifacts,
-                                      key or self.uri, terminate)
+                                      key or self.uri, terminate, span, files)
 
         return self._guard(log)
 
     def _log_once(self, folder: Path, experiment: str, name: str, params: dict[str, Any], tags: dict[str, str],
-                  metrics: dict[str, float], artifacts: dict[str, Any], key: str,
-                  terminate: bool) -> str | None:
+                  metrics: dict[str, float], artifacts: dict[str, Any], key: str, terminate: bool,
+                  span: tuple[float, float] | None, files: Callable[[Path], None] | None) -> str | None:
         if (known := self.run_id(folder, key)) is not None:
             return known
         experiment_id = self.experiment_id(experiment)
@@ -134,9 +164,10 @@ class Tracker:
         from mlflow.entities import Metric, Param
 
         client = self.client()
-        run = client.create_run(experiment_id, run_name=name, tags={**tags, "harness.key": key})
+        start_ms = int(span[0] * 1000) if span else None
+        run = client.create_run(experiment_id, start_time=start_ms, run_name=name, tags={**tags, "harness.key": key})
         rid = run.info.run_id
-        now = int(time.time() * 1000)
+        now = int((span[1] if span else time.time()) * 1000)
         history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
         # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
@@ -152,8 +183,12 @@ class Tracker:
             client.log_batch(rid, metrics=(series + finals)[i : i + 1000])
         for path, obj in artifacts.items():
             client.log_dict(rid, obj, path)
+        if files is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                files(Path(tmp))
+                client.log_artifacts(rid, tmp, MODEL_ARTIFACTS)
         if terminate:
-            client.set_terminated(rid)
+            client.set_terminated(rid, end_time=now if span else None)
         self._remember(folder, rid, key)
         return rid
 
@@ -161,13 +196,15 @@ class Tracker:
         return self._guard(lambda: self._mirror_base(folder, task, hp))
 
     def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
-        result = store.read_json(folder / store.RESULT)
+        path = folder / store.RESULT
+        result = store.read_result(path) or {}
+        seconds = float(result.get("seconds", 0.0))
         return self._log(
-            folder, task.name, f"base s{hp.seed}", params=flatten(hp) | task_params(task),
-            tags={"harness.kind": "base", "harness.folder": str(folder)},
-            metrics={"val_acc": result["val_acc"], "test_acc": result["test_acc"],
+            folder, task.name, run_name("base", hp), params=flatten(hp) | task_params(task),
+            tags={"harness.kind": "base", "harness.folder": str(folder), "seed": str(hp.seed)},
+            metrics={"val_acc": result["val_acc"], "test_acc": result["test_acc"], "seconds": seconds,
                      **({"model_parameters": result["model_parameters"]} if "model_parameters" in result else {})},
-            artifacts={},
+            artifacts={}, span=span(path, seconds, result.get("finished_at", 0.0)),
         )
 
     def start_study(self, folder: Path, task: Any, name: str, params: dict[str, Any]) -> str | None:
@@ -214,13 +251,19 @@ class Tracker:
 
     def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                         study: tuple[str, str] | None) -> str | None:
-        record = store.read_record(folder / store.RESULT)
+        from harness.export import export
+
+        path = folder / store.RESULT
+        record = store.read_record(path)
         parent = self.mirror_base(base_folder, task, hp.base)
+        # the record's names; the target density as it was asked for, the realized one as reached
         tags = {"harness.kind": "retrain", "harness.folder": str(folder), "method": hp.method_label,
                 "density": f"{record.density:.4g}", "retraining_epochs": f"{record.retraining_epochs:g}",
                 "seed": str(record.seed), "schedule": record.schedule, "pruning": record.pruning}
         if record.target_density is not None:
             tags["target_density"] = f"{record.target_density:g}"
+        if record.level is not None:
+            tags["level"] = str(record.level)
         if parent is not None:
             tags |= {"mlflow.parentRunId": parent, "base_run_id": parent}
         key = None
@@ -228,12 +271,13 @@ class Tracker:
             tags |= {"mlflow.parentRunId": study[0], "study": study[1]}
             key = f"{self.uri}#study:{study[0]}"
         return self._log(
-            folder, task.name, f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
+            folder, task.name, run_name(f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g}", hp.base),
             params=record.run_params() | task_params(task) | {"formula": get_method(hp.method).formula},
             tags=tags,
             metrics=record.outcome(),
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
-            key=key,
+            key=key, span=span(path, record.seconds, record.finished_at),
+            files=lambda into: export(Store(folder.parent.parent), folder, into, "safetensors"),
         )
 
     # -- searches (`harness tune`): one run per trial, the best one tagged ------------------------

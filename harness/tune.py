@@ -366,8 +366,7 @@ class Search:
                 self.experiment, f"trial {trial.number}",
                 tags={"harness.kind": "trial", "optuna.study": self.study.study_name,
                       "optuna.trial": str(trial.number), "method": self.method.name, "state": "RUNNING"},
-                params={**values, **{f"fixed.{k}": v for k, v in self.fixed.items()},
-                        "density": self.density, "seed": self.base.seed, "task": self.base.task})
+                params=trial_params(hp, {**self.fixed, **values}))
             if run_id is not None:
                 trial.set_user_attr("mlflow_run_id", run_id)
         task = self.runner.task(self.base)
@@ -471,6 +470,15 @@ def alive(pid: int) -> bool:
     return True
 
 
+def trial_params(hp: RetrainHparams, values: Mapping[str, float]) -> dict[str, Any]:
+    """A trial's MLflow params: its cell under the record's names (t is ``retraining_epochs``), and the
+    values of the searched and fixed parameters under theirs."""
+    return {"task": hp.base.task, "seed": hp.base.seed, "epochs_scale": hp.base.epochs_scale,
+            "batch_size": hp.base.batch_size, "method": hp.method, "pruning": hp.pruning,
+            "target_density": hp.density, "retraining_epochs": hp.retrain_epochs,
+            **{k: v for k, v in values.items() if k != T_NAME}}
+
+
 def make_pruner(name: str, steps_per_epoch: int) -> optuna.pruners.BasePruner:
     """``median``: stop a trial whose validation accuracy after k steps is below the median of earlier
     trials' after k steps (from the fourth trial on, after the first epoch). Steps count from a trial's
@@ -490,7 +498,9 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, 
     """Create the study, or load it; a study of that name made for another search is an error."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=pruner, sampler=optuna.samplers.TPESampler(seed=sampler_seed))
-    study.set_metric_names([OBJECTIVE])  # dashboards name the objective, not "Objective 0"
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])  # dashboards name the objective, not "Objective 0"
     made_for = study.user_attrs.get("harness.config")
     if made_for is None:
         study.set_user_attr("harness.config", config.as_json())

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -53,6 +54,44 @@ def test_list_shows_tasks_methods_and_recipes():
     assert result.exit_code == 0
     for name in [*METHODS.names(), "mnist1d", "algorithm1", "global-magnitude", "TRAIN^t(W_T, m, T-t)"]:
         assert name in result.stdout
+
+
+def test_list_by_kind_as_json_and_never_cut(monkeypatch):
+    result = harness("list", "tasks", "presets", "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert set(listed) == {"tasks", "presets"}
+    mnist = next(t for t in listed["tasks"] if t["name"] == "mnist1d")
+    assert mnist["documented_unpruned"] == 99.0 and mnist["parameters"] == 24954 and mnist["T"] == 30
+    assert {"name", "task", "cells", "description"} <= set(listed["presets"][0])
+    methods = json.loads(harness("list", "methods", "--json").stdout)["methods"]
+    gradual = next(m for m in methods if m["name"] == "gradual")
+    assert {p["name"] for p in gradual["parameters"]} >= {"begin", "span", "every"}
+    bad = harness("list", "everything")
+    assert bad.exit_code == 2 and "unknown kind 'everything'; valid: tasks, methods, pruning, presets" in bad.stderr
+    # piped into 80 columns, every name one types is whole
+    monkeypatch.setenv("COLUMNS", "80")
+    result = harness("list")
+    for name in ["cifar10-resnet110", "imagenet-resnet50", "global-magnitude-no-attention", "mnist1d-strategies"]:
+        assert f" {name} " in result.stdout, name
+    assert "…" not in result.stdout
+    version = harness("--version")
+    assert version.exit_code == 0 and version.stdout.startswith("harness 0.1.0 (torch 2.13.0")
+
+
+def test_run_prints_each_folder_and_warns_of_an_undertrained_base(shared_store, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = harness("run", "lr-rewinding", "mnist1d", "--epochs-scale", str(QUICK), "-t", "1.5", "--density", "0.2",
+                     "--store", str(shared_store), "--no-tracking")
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("seed 0 round 1 t=1.5: ")]
+    folder = Path(line.split(": ", 1)[1])
+    assert folder.parent == shared_store.resolve() / "retrain"
+    row = json.loads((folder / "result.json").read_text())
+    assert row["densities"] == [0.2] and row["method"] == "lr-rewinding" and row["retraining_epochs"] == 1.5
+    assert "unpruned test" in result.stdout and "…" not in result.stdout  # headers whole at 80 columns
+    assert "the base network of mnist1d at --epochs-scale 0.1 is under-trained" in result.stderr
+    assert f"{99.0 - row['unpruned_test_acc']:.1f} points under the documented 99" in result.stderr
 
 
 def test_unwritable_store(tmp_path):

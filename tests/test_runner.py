@@ -49,6 +49,16 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert not same_weights(wa, wc)
 
 
+class Notes(Reporter):
+    """What a run says."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.said.append(message)
+
+
 class Killer(Reporter):
     """Stops a run part-way, as a crash would."""
 
@@ -72,7 +82,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path, label, step):
     killed = Store(tmp_path / "killed")
     folder = killed.base_dir(BASE) if label == "train" else killed.retrain_dir(hp)
     assert (folder / "resume.pt").exists(), "the last finished epoch was saved"
-    resumed = Runner(Store(tmp_path / "killed")).retrain(hp)
+    notes = Notes()
+    resumed = Runner(Store(tmp_path / "killed"), reporter=notes).retrain(hp)
+    assert f"{folder}: resumed from epoch {(step // 32) * 32 / 32:g}" in notes.said  # 32 steps an epoch
     clean = Runner(Store(tmp_path / "clean")).retrain(hp)
     assert (resumed.val_acc, resumed.test_acc) == (clean.val_acc, clean.test_acc)
     assert same_weights(load(Store(tmp_path / "killed").retrain_dir(hp) / "weights.pt"),

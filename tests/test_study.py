@@ -133,6 +133,22 @@ def test_dry_run_prints_the_plan(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "mnist1d-paper", "--store", str(tmp_path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "720 cells in 507 jobs, 4545 training epochs at least" in result.stdout
+    assert "0 jobs cached" in result.stdout and "507 to run (4545 epochs)" in result.stdout
+    rows = {line.split("│")[1].strip(): line.split("│")[2:-1] for line in result.stdout.splitlines() if "│" in line}
+    assert set(rows) == {"base networks", "fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding",
+                         "reinit", "gradual"}
+    assert [cell.strip() for cell in rows["base networks"]] == ["3", "0", "45", "0", "45"]
+
+
+def test_sweep_options_narrow_a_preset(tmp_path):
+    result = CliRunner().invoke(app, ["sweep", "mnist1d-paper", "--store", str(tmp_path), "--dry-run", "--seed", "0",
+                                      "--methods", "fine-tuning,lr-rewinding", "--epochs-scale", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "80 cells in 45 jobs" in result.stdout and "T = 3" in result.stdout
+    result = CliRunner().invoke(app, ["sweep", "mnist1d-paper", "--store", str(tmp_path), "--dry-run",
+                                      "--methods", "fine-tuning", "--methods", "no-such-method"])
+    assert result.exit_code == 2 and "unknown method 'no-such-method'" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(("address", "message"), [

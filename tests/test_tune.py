@@ -171,7 +171,12 @@ def test_every_trial_is_an_mlflow_run_and_the_best_is_marked(searched):
     best = [r for r in runs if r.data.tags.get("best") == "true"]
     assert [int(r.data.tags["optuna.trial"]) for r in best] == [study.best_trial.number]
     assert exp.tags["best_trial"] == str(study.best_trial.number)
-    assert "test_median" in best[0].data.metrics
+    assert "test_acc_median" in best[0].data.metrics
+    # one vocabulary with the store's records, and dashboards name the objective
+    assert study.metric_names == ["val_acc"]
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert {"task", "seed", "method", "target_density", "retraining_epochs"} <= set(best[0].data.params)
+    assert float(best[0].data.params["target_density"]) == 0.1
     states = {int(r.data.tags["optuna.trial"]): (r.info.status, r.data.tags["state"]) for r in runs}
     for t in study.trials:
         expected = ("FINISHED", "COMPLETE") if t.state == TrialState.COMPLETE else ("KILLED", "PRUNED")
@@ -201,7 +206,7 @@ def test_the_saved_variant_runs_in_run_and_studies(searched, tmp_path):
                     f"densities: [0.1]\nseeds: [0]\nepochs_scale: {QUICK}\n")
     dry = harness("sweep", str(spec), "--store", str(store), "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "2 cells" in dry.output and "1 jobs not in" in dry.output
+    assert "2 cells in 3 jobs" in dry.output and "2 jobs cached" in dry.output and "1 to run" in dry.output
     from harness.statistics import read_store
 
     assert set(read_store(store)["method"]) == {"ft-tuned"}  # trials stay out of the results tables
