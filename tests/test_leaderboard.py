@@ -52,6 +52,18 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+def test_the_page_warns_of_an_undertrained_base_network(tmp_path):
+    df = synthetic(tasks=("mnist1d", "toy"))
+    df.loc[df["task"] == "mnist1d", "unpruned_test_acc"] = 87.5  # documented: 99.0
+    built = build(df, tmp_path / "site", sources=["synthetic"], bootstrap=0)
+    [warning] = built["warnings"]
+    assert "mnist1d is under-trained: unpruned test 87.50, 11.5 points under the documented 99" in warning
+    assert warning in (tmp_path / "site" / "summary.md").read_text()
+    assert "under-trained" in (tmp_path / "site" / "index.html").read_text()
+    df.loc[df["task"] == "mnist1d", "unpruned_test_acc"] = 94.5  # within 5 points
+    assert build(df, tmp_path / "site2", sources=["synthetic"], bootstrap=0)["warnings"] == []
+
+
 def test_site_files_and_markdown(site):
     assert (site / "index.html").exists() and (site / "summary.md").exists()
     for task in ("toy-a", "toy-b"):

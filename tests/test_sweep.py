@@ -63,6 +63,7 @@ def reference(study_file, tmp_path_factory):
     done = subprocess.run(sweep_command(study_file, root, "--jobs", "1"), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "the base network of mnist1d at --epochs-scale 0.1 is under-trained" in done.stderr
     return root, done.stdout
 
 
@@ -77,6 +78,8 @@ def test_a_fresh_study_trains_exactly_its_minimal_epochs(reference):
     assert len(results(root)) == CELLS
     [folder] = (root / "studies").iterdir()
     assert (folder / "results.csv").read_text().count("\n") == CELLS + 1
+    assert f"accuracy against compression: {folder / 'accuracy_vs_compression.png'}" in stdout
+    assert (folder / "accuracy_vs_compression.png").read_bytes()[:4] == b"\x89PNG"
     # the summary table: every method at the study's density
     for method in ("fine-tuning", "weight-rewinding", "lr-rewinding", "reinit", "gradual"):
         assert method in stdout
