@@ -137,7 +137,7 @@ CASES = {
     "ui on a server": (["ui", "--tracking-uri", "http://127.0.0.1:1"], "is a tracking server already", 2),
     # -- anywhere
     "unknown command": (["train"], "No such command 'train'", 2),
-    "list takes no argument": (["list", "extra"], "unexpected extra argument", 2),
+    "list of an unknown kind": (["list", "extra"], "unknown kind 'extra'; valid: tasks, methods, pruning, presets", 2),
 }
 
 
