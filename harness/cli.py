@@ -819,7 +819,10 @@ def ui(
             err.print(f"error: the MLflow UI exited with code {proc.returncode} before serving on port {port} "
                       "(its output is above; a port in use? try another --port)", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
-        out.print(f"MLflow UI for {uri}: {address}  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+        # MLflow 3.17's UI picks its pages by a workflow switch (GenAI by default), not by the experiment's
+        # kind: the address sets it to model training, which opens experiments on their runs
+        out.print(f"MLflow UI for {uri}: {address}/#/experiments?workflowType=machine_learning  (Ctrl-C stops it)",
+                  highlight=False, soft_wrap=True)
         sys.stdout.flush()
         proc.wait()
     except KeyboardInterrupt:

@@ -79,10 +79,12 @@ def test_site_files_and_markdown(site):
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
 
 
-def render(page: Path, tmp_path: Path) -> tuple[str, str]:
+def render(page: Path | str, tmp_path: Path) -> tuple[str, str]:
+    """The DOM of a page (a file, or an address) once headless Chromium has run its scripts, and its log."""
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is missing: the README's test command installs it"
-    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", page.as_uri()],
+    url = page.as_uri() if isinstance(page, Path) else page
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", url],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout, done.stderr
@@ -171,11 +173,16 @@ def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tmp_path, sto
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in line
+        assert f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in line
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
                                       timeout=30).read().decode()
         assert '"name": "mnist1d"' in body or '"name":"mnist1d"' in body
+        assert "custom_model_development" in body  # the experiment's kind: model training
         assert processes_with(f"--port {port}")
+        if stop == signal.SIGTERM:  # the address printed opens an experiment on its runs, not on GenAI pages
+            address = line.split(": ", 1)[1].split()[0]
+            dom, _ = render(address.replace("#/experiments?", "#/experiments/1?"), tmp_path)
+            assert "base s0 epochs_scale=0.1" in dom and "Detect Issues" not in dom
     finally:
         proc.send_signal(stop)  # to harness alone, as `kill` or a service manager would
         assert proc.wait(timeout=60) == 0
