@@ -161,7 +161,8 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         task = get_task(study.task).resolved(study.base(0))
         study_run = tracker.start_study(folder, task, study.name, {
             "task": study.task, "cells": len(cells), "methods": ",".join(study.methods),
-            "seeds": ",".join(map(str, study.seeds)), "epochs_scale": study.epochs_scale, "hash": study.hash})
+            "seeds": ",".join(map(str, study.seeds)), "epochs_scale": study.epochs_scale,
+            "batch_size": study.batch_size, "hash": study.hash})
 
     class Mirror(Listener):
         def planned(self, jobs: list[Job], cells: set[Any], pending: dict[str, float]) -> None:

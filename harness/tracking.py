@@ -39,14 +39,13 @@ def task_params(task: Any) -> dict[str, Any]:
     }
 
 
-def run_name(label: str, hp: BaseHparams) -> str:
-    """A run's name: its label and seed, and the schedule and batch size where they are not the task's."""
-    name = f"{label} s{hp.seed}"
-    if hp.epochs_scale != 1.0:
-        name += f" epochs_scale={hp.epochs_scale:g}"
-    if hp.batch_size is not None:
-        name += f" batch_size={hp.batch_size}"
-    return name
+def run_name(label: str, epochs_scale: float, batch_size: int | None) -> str:
+    """A run's name: its label, and the schedule and batch size where they are not the task's."""
+    if epochs_scale != 1.0:
+        label += f" epochs_scale={epochs_scale:g}"
+    if batch_size is not None:
+        label += f" batch_size={batch_size}"
+    return label
 
 
 def span(result_path: Path, seconds: float, finished_at: float) -> tuple[float, float]:
@@ -200,7 +199,8 @@ class Tracker:
         result = store.read_result(path) or {}
         seconds = float(result.get("seconds", 0.0))
         return self._log(
-            folder, task.name, run_name("base", hp), params=flatten(hp) | task_params(task),
+            folder, task.name, run_name(f"base s{hp.seed}", hp.epochs_scale, hp.batch_size),
+            params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder), "seed": str(hp.seed)},
             metrics={"val_acc": result["val_acc"], "test_acc": result["test_acc"], "seconds": seconds,
                      **({"model_parameters": result["model_parameters"]} if "model_parameters" in result else {})},
@@ -209,7 +209,8 @@ class Tracker:
 
     def start_study(self, folder: Path, task: Any, name: str, params: dict[str, Any]) -> str | None:
         """The study's parent run (one per study and tracking URI; a rerun reopens it)."""
-        rid = self._log(folder, task.name, f"study {name}", params=params,
+        title = run_name(f"study {name}", params["epochs_scale"], params.get("batch_size"))
+        rid = self._log(folder, task.name, title, params=params,
                         tags={"harness.kind": "study", "study": name, "harness.folder": str(folder)},
                         metrics={}, artifacts={}, terminate=False)
         if rid is not None:
@@ -271,7 +272,8 @@ class Tracker:
             tags |= {"mlflow.parentRunId": study[0], "study": study[1]}
             key = f"{self.uri}#study:{study[0]}"
         return self._log(
-            folder, task.name, run_name(f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g}", hp.base),
+            folder, task.name, run_name(f"{hp.method_label} {hp.label} t={hp.retrain_epochs:g} s{hp.base.seed}",
+                                        hp.base.epochs_scale, hp.base.batch_size),
             params=record.run_params() | task_params(task) | {"formula": get_method(hp.method).formula},
             tags=tags,
             metrics=record.outcome(),

@@ -155,6 +155,8 @@ def test_logs_to_a_real_mlflow_server(tmp_path, mlflow_server):
             assert not {"base.seed", "val", "test", "val_accuracy", "density"} & set(r.data.params), kind
     for r in kinds["retrain"] + kinds["trial"]:
         assert {"method", "target_density", "retraining_epochs"} <= set(r.data.params)
+    [study_run] = kinds["study"]
+    assert study_run.info.run_name == f"study study epochs_scale={QUICK:g}"
     [swept_cell] = [r for r in kinds["retrain"] if r.data.tags.get("study") == "study"]
     assert swept_cell.data.params["method"] == "fine-tuning" and swept_cell.data.tags["target_density"] == "0.5"
     assert all(e.tags.get("mlflow.experimentKind") == "custom_model_development"

@@ -53,6 +53,9 @@ def test_each_method_declares_its_space_and_list_space_prints_it():
     assert result.exit_code == 0, result.output
     for name in ("begin", "span", "every", "integer in [1, 1000]", "one of 3, 6,", "(T = 30)"):
         assert name in result.output
+    scaled = harness("tune", "--list-space", "gradual", "mnist1d", "--epochs-scale", "0.2")
+    assert scaled.exit_code == 0, scaled.output
+    assert "(T = 6, --epochs-scale 0.2)" in scaled.output and "one of 0.6, 1.2," in scaled.output
     searched, fixed = tune.parse_space(get_method("fine-tuning"), 30.0, [])
     assert set(searched) == {"lr_scale", "t"} and fixed == {}
     assert searched["lr_scale"].log and searched["t"].choices == tuple(float(3 * k) for k in range(1, 11))
