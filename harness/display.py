@@ -17,7 +17,7 @@ def show_table(table: Table, console: Console = out) -> None:
     line. Piped or redirected, the table is as wide as it needs."""
     for column in table.columns:
         texts = [str(column.header), *map(str, column.cells)]
-        words = [text for text in texts] if column.no_wrap else [w for text in texts for w in text.split()]
+        words = texts if column.no_wrap else [w for text in texts for w in text.split()]
         column.min_width = max(map(len, words), default=1)
         column.overflow = "fold"
     if not console.is_terminal:

@@ -21,15 +21,12 @@ from tests.fabricate import cifar10_folder
 cli = CliRunner()
 
 
-def test_score(model: torch.nn.Module, record, data_dir=None) -> float:
+def score_of(model: torch.nn.Module, record, data_dir=None) -> float:
     """The test score of ``model`` on the record's task, as the harness measures it."""
     from harness.export import task_of
 
     task = task_of(record)
     return task.load_data(DataOptions(data_dir=data_dir, batch_size=task.batch_size, workers=0)).evaluate(model, "test")
-
-
-test_score.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +55,7 @@ def test_load_model_scores_the_stored_test_accuracy(ran):
     store, [record] = ran
     model = api.load_model(store, record)
     assert not model.training
-    assert test_score(model, record) == record.test_acc
+    assert score_of(model, record) == record.test_acc
     weights = dict(model.named_parameters())
     mask = Store(store).cell_dir(record.run) / "mask.pt"
     for name, keep in torch.load(mask, weights_only=True).items():
@@ -75,7 +72,7 @@ def test_export_cli_writes_a_model_that_loads_back(ran, tmp_path, fmt):
     description = json.loads((out / "model.json").read_text())
     assert description["format"] == fmt and description["record"]["task"] == "mnist1d"
     assert description["record"]["method"] == "lr-rewinding" and not description["compacted"]
-    assert test_score(load_exported(out), record) == record.test_acc
+    assert score_of(load_exported(out), record) == record.test_acc
 
 
 def test_bad_exports_are_refused_in_one_line(ran, tmp_path):
@@ -98,12 +95,12 @@ def test_structured_cells_export_and_load_compacted(tmp_path):
     model = api.load_model(store, record)
     dense = sum(p.numel() for p in api.plan_run("fine-tuning", "cifar10-resnet56").task.make_model().parameters())
     assert sum(p.numel() for p in model.parameters()) < dense  # filters physically gone
-    assert test_score(model, record, data) == record.test_acc
+    assert score_of(model, record, data) == record.test_acc
     api.export(store, record, tmp_path / "out", "torch")
     loaded = load_exported(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "model.json").read_text())["compacted"]
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
-    assert test_score(loaded, record, data) == record.test_acc
+    assert score_of(loaded, record, data) == record.test_acc
 
 
 def test_sweep_runs_a_narrowed_study_and_returns_its_records(tmp_path):
