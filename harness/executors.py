@@ -109,12 +109,21 @@ class InProcess(Executor):
     """Jobs run one by one in this process, with step-level progress."""
 
     def __init__(self, context: WorkerContext, reporter_for: Callable[[Job], Reporter] | None = None) -> None:
+        import torch
+
         self.context = context
         self.reporter_for = reporter_for
         self._done: dict[int, Outcome | BaseException] = {}
+        # jobs run on the context's thread count; the process (a notebook's) gets its own back on close
+        self._threads = torch.get_num_threads()
 
     def capacity(self, running: int) -> int:
         return 0 if running else 1
+
+    def close(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._threads)
 
     def submit(self, job: Job, upstream: list[Any]) -> Any:
         handle = len(self._done)

@@ -107,8 +107,10 @@ def test_sweep_runs_a_narrowed_study_and_returns_its_records(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("task: mnist1d\nmethods: [fine-tuning, lr-rewinding]\nretrain_epochs: [1.5]\n"
                      "densities: [0.5]\nseeds: [0, 1]\n")
+    threads = torch.get_num_threads()
     records = api.sweep(study, store=tmp_path / "store", jobs=1, epochs_scale=QUICK, seeds=[0],
                         methods=["fine-tuning"], tracking=False)
+    assert torch.get_num_threads() == threads  # its jobs ran on one thread; the caller keeps its own
     assert [(r.method, r.seed, r.epochs_scale) for r in records] == [("fine-tuning", 0, QUICK)]
     [png] = (tmp_path / "store" / "studies").glob("*/accuracy_vs_compression.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
