@@ -1,6 +1,6 @@
 """The leaderboard at the size of the paper's released results.
 
-    python benchmarks/leaderboard.py [--bootstrap 200] [--out DIR] [--profile]
+    python benchmarks/leaderboard_build.py [--bootstrap 200] [--out DIR] [--profile]
 
 Builds the whole page (statistics, safe zones per network and across networks with the bootstrap,
 every plot as SVG and PNG, HTML and Markdown) from ``leaderboard.synthetic.paper_shaped()``: 16
