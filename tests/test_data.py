@@ -36,3 +36,23 @@ def test_data_order_depends_only_on_seed_and_epoch():
     assert not torch.equal(data.order(3, 5), data.order(3, 6))
     assert not torch.equal(data.order(3, 5), data.order(4, 5))
     assert sorted(data.order(3, 5).tolist()) == list(range(4000))
+
+
+def test_mnist1d_is_kept_in_the_user_cache_bit_for_bit(tmp_path, monkeypatch):
+    from tasks.mnist1d import cache_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    generate.cache_clear()
+    try:
+        fresh = generate()  # generated, and kept
+        assert cache_path().is_relative_to(tmp_path) and cache_path().exists()
+        generate.cache_clear()
+        kept = generate()  # read back
+        assert all(torch.equal(fresh[k], kept[k]) for k in fresh)
+        cache_path().write_bytes(b"not a tensor file")  # damaged: generated again, and kept again
+        generate.cache_clear()
+        again = generate()
+        assert all(torch.equal(fresh[k], again[k]) for k in fresh)
+        assert torch.load(cache_path(), weights_only=True).keys() == fresh.keys()
+    finally:
+        generate.cache_clear()
