@@ -3,8 +3,9 @@
     python benchmarks/sweep.py [--jobs 2] [--preset PRESET] [--profile]
 
 The sweep is a fixed small study on MNIST-1D (or --preset), run by `harness sweep` in a fresh store
-as a subprocess: its CPU-seconds are those of the process and all its workers (user + system), from
-process start to exit, and its executed epochs are what its summary reports. The bare loop trains the
+as a subprocess: its CPU-seconds are the machine's busy time from its start to its exit (user + system
+of every process, so run it on an otherwise idle machine), and its executed epochs are what its
+summary reports. The bare loop trains the
 same network on the same data with the task's optimizer and batch size, evaluating validation and test
 at each epoch's end as TRAIN does, in one thread, in this process. With --profile the same study is
 run again in-process on one worker under cProfile, and the functions holding most of its time are
@@ -19,7 +20,6 @@ import cProfile
 import json
 import os
 import pstats
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,17 +80,20 @@ def bare_loop(epochs: int) -> float:
     return (time.process_time() - start) / epochs
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def machine_cpu() -> float:
+    """CPU-seconds the whole machine has been busy (``/proc/stat``): every process a sweep starts counts,
+    workers forked by a fork server included, which the rusage of its children would miss."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_sweep(study: str, workers: int, store: Path) -> tuple[float, float, float]:
-    """(CPU-seconds, executed epochs, wall seconds) of `harness sweep` as a subprocess."""
-    before, started = children_cpu(), time.time()
+    """(CPU-seconds, executed epochs, wall seconds) of `harness sweep` as a subprocess, on a quiet machine."""
+    before, started = machine_cpu(), time.time()
     subprocess.run([sys.executable, "-m", "harness", "sweep", study, "--store", str(store), "--jobs",
                     str(workers), "--no-tracking"], check=True, capture_output=True, text=True)
-    wall, cpu = time.time() - started, children_cpu() - before
+    wall, cpu = time.time() - started, machine_cpu() - before
     [summary] = store.glob("studies/*/summary.json")
     return cpu, json.loads(summary.read_text())["executed_epochs"], wall
 
