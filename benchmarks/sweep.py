@@ -20,6 +20,7 @@ import cProfile
 import json
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,13 @@ PHASES = {
     "planning": ("harness/plan.py", "plan"),
     "MLflow mirroring": ("harness/tracking.py", "_log_once"),
     "FLOPs counting": ("harness/flops.py", "flops"),
+    "accuracy-vs-compression PNG": ("leaderboard/plots.py", "study_compression_pngs"),
+}
+# what every sweep pays once, whatever its size: the processes' imports (the driver, and the fork server
+# its workers are forked from)
+STARTS = {
+    "driver start (import harness.cli)": "import harness.cli",
+    "fork server start (import the workers' modules)": "import harness.executors, tasks, methods",
 }
 
 
@@ -100,6 +108,14 @@ def timed_sweep(study: str, workers: int, store: Path) -> tuple[float, float, fl
     return cpu, json.loads(summary.read_text())["executed_epochs"], wall
 
 
+def start_cpu(statement: str) -> float:
+    """CPU-seconds of a fresh Python process that runs ``statement`` and exits."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", statement], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def profile(study: str, store: Path, top: int) -> None:
     from harness.cli import main
 
@@ -141,6 +157,13 @@ def main() -> None:
         print(f"  sweep      {per_epoch:.3f} CPU-s per executed epoch")
         print(f"  bare loop  {bare:.3f} CPU-s per epoch (1 thread, the same evaluation)")
         print(f"  ratio      {per_epoch / bare:.2f}x")
+        starts = {name: start_cpu(statement) for name, statement in STARTS.items()}
+        fixed = sum(starts.values())
+        print("paid once per sweep:")
+        for name, seconds in starts.items():
+            print(f"  {name:<48} {seconds:5.2f} CPU-s")
+        print(f"  with those set aside: {(cpu - fixed) / epochs:.3f} CPU-s per epoch, "
+              f"{(cpu - fixed) / epochs / bare:.2f}x the bare loop")
         if args.profile:
             profile(study, Path(tmp) / "profiled", args.top)
 

@@ -1,0 +1,36 @@
+"""The GPU benchmarks run on CPU, so they are ready the first time a GPU is lent (their figures are not checked)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_gpu_epoch_prints_an_epoch_and_its_share_of_the_peak():
+    out = script("benchmarks/gpu_epoch.py", "--device", "cpu", "--images", "256", "--batch", "64",
+                 "--peak-tflops", "1")
+    assert "cifar10-resnet56, one epoch of 256 images, batch 64, bf16, channels_last, on cpu" in out
+    seconds = float(re.search(r"epoch\s+([\d.]+) s", out).group(1))
+    rate = float(re.search(r"images/s\s+([\d,]+)", out).group(1).replace(",", ""))
+    assert seconds > 0 and rate > 0
+    # 3 x the forward FLOPs of ResNet-56 (about 250 MFLOPs an image) at that rate, against the given peak
+    flops = float(re.search(r"\(3 x (\d+) MFLOPs per image\)", out).group(1))
+    assert 200 < flops < 300
+    achieved = float(re.search(r"model FLOPs\s+([\d.]+) TFLOP/s", out).group(1))
+    assert abs(achieved - 3 * flops * 1e6 * rate / 1e12) < 0.01
+    assert "of the 1 TFLOP/s bf16 peak" in out
+
+
+def test_train_step_runs_on_the_device_it_is_given():
+    out = script("benchmarks/train_step.py", "--steps", "2", "--repeats", "1", "--device", "cpu", "--bf16")
+    assert "device cpu" in out
+    for variant in ("bare-nchw", "bare-channels-last", "harness", "bare-cl-bf16", "harness-bf16"):
+        assert re.search(rf"^{variant}\s+\d+\s+[\d.]+x\s+[\d.]+x$", out, re.MULTILINE), variant
