@@ -619,7 +619,8 @@ def tune(
     with user_errors():
         runner.base(base)  # every paper rewind point, once, before any trial
         spe = runner.data(resolved).steps_per_epoch
-        study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed)
+        study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed,
+                                  search.defaults(spec, resolved.epochs, searched, strategy))
         display = TuneDisplay()
         s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, display, strategy)
         out.print(f"study {name} in {storage_label}: {len(study.trials)} trials so far, searching "

@@ -312,11 +312,6 @@ class Search:
         return RetrainHparams(base, self.method.name, t, densities=(density,),
                               method_params=self.method.overrides(method_values), variant=variant, **pruning)
 
-    def defaults(self) -> dict[str, float]:
-        """The method's defaults, where the searched space holds them (the sampler picks the rest)."""
-        declared = declared_space(self.method, self.runner.task(self.base).epochs, self.pruning)
-        return {n: declared[n].default for n, d in self.searched.items() if holds(d, declared[n].default)}
-
     # -- counting: --trials is the study's total, whoever runs them --------------------------------
 
     def taken(self) -> int:
@@ -340,11 +335,6 @@ class Search:
                     and not attrs.get("surplus") and trial.params):
                 self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
                 self.listener.note(f"trial {trial.number} was lost with its process: queued again")
-
-    def enqueue_defaults(self) -> None:
-        """The method's own defaults are the first trial, so the search never reports worse than them."""
-        if not self.study.get_trials(deepcopy=False):
-            self.study.enqueue_trial(self.defaults(), user_attrs={"defaults": True})
 
     # -- one trial -------------------------------------------------------------------------------------
 
@@ -411,7 +401,6 @@ class Search:
     def run(self, timeout: float | None = None, max_failures: int = 3) -> None:
         """Trials until the study has ``trials`` of them (counting other processes' work)."""
         self.requeue_lost()
-        self.enqueue_defaults()
         self.listener.trial_finished(None, self.study)
         started = time.time()
         while self.taken() < self.trials:
@@ -493,11 +482,26 @@ def make_pruner(name: str, steps_per_epoch: int) -> optuna.pruners.BasePruner:
     raise HarnessError(f"--pruner {name!r} is not valid; valid: {', '.join(OPTUNA_PRUNERS)}")
 
 
+def defaults(method: Retraining, T: float, searched: Mapping[str, BaseDistribution],
+             pruning: PruningStrategy | None = None) -> dict[str, float]:
+    """The method's defaults, where the searched space holds them (the sampler picks the rest)."""
+    declared = declared_space(method, T, pruning)
+    return {n: declared[n].default for n, d in searched.items() if holds(d, declared[n].default)}
+
+
 def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, pruner: optuna.pruners.BasePruner,
-               sampler_seed: int | None) -> optuna.Study:
-    """Create the study, or load it; a study of that name made for another search is an error."""
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-                                pruner=pruner, sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+               sampler_seed: int | None, first_trial: Mapping[str, float]) -> optuna.Study:
+    """Create the study, or load it; a study of that name made for another search is an error.
+
+    The process that creates the study queues ``first_trial`` (the method's defaults), so the search
+    never reports worse than them; only it does, so processes starting together queue it once."""
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner,
+                                    sampler=sampler)
+        study.enqueue_trial(dict(first_trial), user_attrs={"defaults": True})
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner, sampler=sampler)
     with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard reads
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE])  # dashboards name the objective, not "Objective 0"
