@@ -158,12 +158,12 @@ def load_model(store: PathLike, cell: CellRecord | str) -> Any:
     CPU, its pruned weights zero; a network whose filters were removed comes compacted."""
     from harness.export import pruned_model
 
-    return pruned_model(Store(store), cell.run if isinstance(cell, CellRecord) else cell).model
+    return pruned_model(Store(store).cell_dir(cell.run if isinstance(cell, CellRecord) else cell)).model
 
 
 def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "safetensors") -> Path:
     """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
     from harness.export import export as write
 
-    write(Store(store), cell.run if isinstance(cell, CellRecord) else cell, Path(out), fmt)
+    write(Store(store).cell_dir(cell.run if isinstance(cell, CellRecord) else cell), Path(out), fmt)
     return Path(out)

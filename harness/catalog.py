@@ -76,7 +76,7 @@ def presets() -> list[dict[str, Any]]:
     for name, path in sorted(files().items()):
         spec = load_study(name)
         comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
-        entries.append({"name": name, "task": spec.task, "cells": len(spec.cells()), "description": comment})
+        entries.append({"name": name, "task": spec.task, "cells": spec.count(), "description": comment})
     return entries
 
 

@@ -33,7 +33,6 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
                   help="A benchmark harness for retraining methods after pruning (Renda et al. 2020).")
 
 
-
 def show_version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
@@ -55,6 +54,7 @@ def harness_options(
                                                  help="print the version and exit")] = None,
 ) -> None:
     """A benchmark harness for retraining methods after pruning (Renda et al. 2020)."""
+
 
 # Options shared by several commands
 EpochsScale = Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")]
@@ -760,9 +760,9 @@ def export(
     with user_errors():
         if format not in FORMATS:
             raise HarnessError(f"--format {format!r} is not valid; valid: {', '.join(FORMATS)}")
-        results_store = Store(store)
-        folder = out_dir or Path("exported") / results_store.cell_dir(cell).name
-        written = export(results_store, cell, folder, format)
+        cell_folder = Store(store).cell_dir(cell)
+        folder = out_dir or Path("exported") / cell_folder.name
+        written = export(cell_folder, folder, format)
     record = written.record
     compacted = " (compacted)" if written.compacted else ""
     out.print(f"{record.variant or record.method} on {record.task}, density {record.density:.4g}, seed {record.seed}"

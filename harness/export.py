@@ -22,7 +22,6 @@ from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams
 from harness.masks import Mask
 from harness.record import CellRecord
-from harness.store import Store
 
 FORMATS = ("torch", "safetensors")
 DESCRIPTION = "model.json"
@@ -51,12 +50,11 @@ def removes_filters(pruning: str) -> bool:
     return get_pruning(pruning).prunes is Prunes.FILTERS
 
 
-def pruned_model(results: Store, cell: str | os.PathLike) -> PrunedModel:
-    """The pruned network of a finished cell of ``results`` (its name, a unique beginning of it, or its folder)."""
+def pruned_model(folder: Path) -> PrunedModel:
+    """The pruned network of the finished cell in ``folder`` (``Store.cell_dir`` finds it by name)."""
     from harness.experiment import stored_weights
     from methods.compaction import compact
 
-    folder = results.cell_dir(cell)
     record = store.read_record(folder / store.RESULT)
     if record is None:
         raise HarnessError(f"cell {folder.name} has not finished: it has no {store.RESULT}; rerun its command")
@@ -69,11 +67,11 @@ def pruned_model(results: Store, cell: str | os.PathLike) -> PrunedModel:
     return PrunedModel(model.eval(), mask, record, compacted)
 
 
-def export(results: Store, cell: str | os.PathLike, out: Path, fmt: str = "safetensors") -> PrunedModel:
-    """Write a cell's pruned network to the folder ``out``: weights, mask and ``model.json``."""
+def export(folder: Path, out: Path, fmt: str = "safetensors") -> PrunedModel:
+    """Write the pruned network of the cell in ``folder`` to the folder ``out``: weights, mask and ``model.json``."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-    pruned = pruned_model(results, cell)
+    pruned = pruned_model(folder)
     files = {"weights": f"weights{SUFFIX[fmt]}", "mask": f"mask{SUFFIX[fmt]}"}
     state = {k: v.detach().cpu().clone().contiguous() for k, v in pruned.model.state_dict().items()}
     write_tensors(out / files["weights"], state, fmt)

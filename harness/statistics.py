@@ -74,6 +74,11 @@ def task_label(task: str, epochs_scale: float, batch_size: int | None) -> str:
     return label
 
 
+def task_of_label(label: str) -> str:
+    """The task a ``task_label`` names (a task's name has no " (")."""
+    return label.split(" (")[0]
+
+
 def is_blank(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
 
@@ -261,7 +266,7 @@ def unpruned_bases(df: pd.DataFrame) -> list[tuple[str, float, float]]:
     for label, score in unpruned(df).items():
         rows = df[df["task"] == label]
         scale = rows["epochs_scale"].dropna() if "epochs_scale" in rows else pd.Series(dtype=float)
-        out.append((str(label).split(" (")[0], float(scale.iloc[0]) if len(scale) else 1.0, float(score)))
+        out.append((task_of_label(str(label)), float(scale.iloc[0]) if len(scale) else 1.0, float(score)))
     return out
 
 

@@ -252,10 +252,11 @@ class Store:
         if path.is_dir() and (path / RESULT).exists():
             return path.resolve()
         folder = self.root / "retrain"
+        if str(cell) and (folder / str(cell)).is_dir():  # a whole name, as records hold it
+            return folder / str(cell)
         named = sorted(p for p in folder.glob(f"{glob_escape(str(cell))}*") if p.is_dir()) if str(cell) else []
-        exact = [p for p in named if p.name == str(cell)]
-        if len(exact) == 1 or len(named) == 1:
-            return (exact or named)[0]
+        if len(named) == 1:
+            return named[0]
         if not named:
             raise HarnessError(f"no cell {str(cell)!r} in {folder}; valid: a folder name from results.csv's "
                                "'run' column, or a unique beginning of one")

@@ -18,7 +18,6 @@ from typing import Any
 from harness import store
 from harness.errors import DamagedFile
 from harness.hparams import BaseHparams, RetrainHparams, flatten
-from harness.store import Store
 from methods.spec import get_method
 
 MARKER = "mlflow.json"
@@ -170,10 +169,10 @@ class Tracker:
         history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
         # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
-        by_step = {(key, round(rec["epoch"])): float(rec[field]) for rec in history
-                   for key, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
-                                      ("lr", "lr"))}
-        series = [Metric(key, value, now, step) for (key, step), value in by_step.items()]
+        by_step = {(name, round(rec["epoch"])): float(rec[field]) for rec in history
+                   for name, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
+                                       ("lr", "lr"))}
+        series = [Metric(name, value, now, step) for (name, step), value in by_step.items()]
         logged = {m.key for m in series}
         last = max((m.step for m in series), default=0)
         finals = [Metric(k, float(v), now, last) for k, v in metrics.items() if k not in logged]
@@ -279,7 +278,7 @@ class Tracker:
             metrics=record.outcome(),
             artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
             key=key, span=span(path, record.seconds, record.finished_at),
-            files=lambda into: export(Store(folder.parent.parent), folder, into, "safetensors"),
+            files=lambda into: export(folder, into, "safetensors"),
         )
 
     # -- searches (`harness tune`): one run per trial, the best one tagged ------------------------
