@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.executors import WORKER_PRELOAD
+
 STUDY = """\
 task: mnist1d
 methods: [fine-tuning, lr-rewinding, weight-rewinding]
@@ -38,27 +40,33 @@ retrain_epochs: [3, 6]
 densities: [0.2]
 seeds: 2
 """
-# where a sweep's time goes, by the functions that spend it (cumulative time, nested phases excluded)
+# where a sweep's time goes, by the functions that spend it (cumulative time); an indented phase is
+# part of the one above it
 PHASES = {
-    "TRAIN (its evaluation included)": ("harness/train.py", "train"),
-    "evaluation": ("harness/data.py", "evaluate"),
-    "checkpoint and result writes": ("harness/store.py", "atomic_write_bytes"),
-    "data generation": ("tasks/mnist1d.py", "generate"),
-    "planning": ("harness/plan.py", "plan"),
-    "MLflow mirroring": ("harness/tracking.py", "_log_once"),
-    "FLOPs counting": ("harness/flops.py", "flops"),
-    "accuracy-vs-compression PNG": ("leaderboard/plots.py", "study_compression_pngs"),
+    "TRAIN": ("harness/train.py", ("train",)),
+    "  evaluation": ("harness/data.py", ("evaluate",)),
+    "  masks (W ⊙ m after each step, their gradients)": ("harness/masks.py", ("apply", "mask_gradients")),
+    "weight and checkpoint writes (those of TRAIN too)": ("harness/store.py", ("atomic_save",)),
+    "base training's data generation": ("tasks/mnist1d.py", ("generate",)),
+    "result writes": ("harness/store.py", ("atomic_write_json",)),
+    "planning": ("harness/plan.py", ("plan",)),
+    "MLflow mirroring": ("harness/tracking.py", ("_log_once",)),
+    "FLOPs counting": ("harness/flops.py", ("flops",)),
+    "accuracy-vs-compression PNG": ("leaderboard/plots.py", ("study_compression_pngs",)),
+    "imports during the run": ("<frozen importlib._bootstrap>", ("_find_and_load",)),
 }
 # what every sweep pays once, whatever its size: the processes' imports (the driver, and the fork server
 # its workers are forked from)
+BARE_START = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import torch; "
+              "torch.set_num_threads(1); import sweep; sweep.bare_loop(0)")
 STARTS = {
     "driver start (import harness.cli)": "import harness.cli",
-    "fork server start (import the workers' modules)": "import harness.executors, tasks, methods",
+    "fork server start (import the workers' modules)": "import " + ", ".join(WORKER_PRELOAD),
 }
 
 
 def bare_loop(epochs: int) -> float:
-    """CPU-seconds per epoch of a plain loop: MNIST-1D's 4,000 training sequences, the task's network,
+    """CPU-seconds of a plain loop's ``epochs``: MNIST-1D's 4,000 training sequences, the task's network,
     optimizer and batch size; validation (a fifth of the test set) and test evaluated at each epoch's end."""
     from harness.data import validation_split
     from tasks.mnist1d import generate
@@ -87,7 +95,7 @@ def bare_loop(epochs: int) -> float:
             for split in (val, test):
                 xs, ys = data["x_test"][split], data["y_test"][split]
                 (model(xs).argmax(1) == ys).float().mean().item()
-    return (time.process_time() - start) / epochs
+    return time.process_time() - start
 
 
 def machine_cpu() -> float:
@@ -127,9 +135,9 @@ def profile(study: str, store: Path, top: int) -> None:
     stats = pstats.Stats(profiler)
     total = max(stat[3] for stat in stats.stats.values())  # cumulative time of the outermost call
     print(f"\nprofile of the same study in one process ({total:.1f} s):")
-    for phase, (path, name) in PHASES.items():
-        spent = sum(stat[3] for (file, _, func), stat in stats.stats.items() if file.endswith(path) and func == name)
-        print(f"  {phase:<32} {spent:7.2f} s  {spent / total:6.1%}")
+    for phase, (path, names) in PHASES.items():
+        spent = sum(stat[3] for (file, _, func), stat in stats.stats.items() if file.endswith(path) and func in names)
+        print(f"  {phase:<50} {spent:7.2f} s  {spent / total:6.1%}")
     print(f"\ntop {top} functions by own time:")
     ranked = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
     for (file, line, func), stat in ranked:
@@ -141,6 +149,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--preset", help="a study preset instead of the fixed small study")
     parser.add_argument("--bare-epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="sweeps, each between two bare-loop measurements (this machine's speed drifts)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
@@ -149,14 +159,27 @@ def main() -> None:
         study = args.preset or str(Path(tmp) / "small.yaml")
         if args.preset is None:
             Path(study).write_text(STUDY)
-        bare = bare_loop(args.bare_epochs)
-        cpu, epochs, wall = timed_sweep(study, args.jobs, Path(tmp) / "store")
+        bares = [bare_loop(args.bare_epochs) / args.bare_epochs]
+        sweeps = []
+        for r in range(args.repeats):
+            sweeps.append(timed_sweep(study, args.jobs, Path(tmp) / f"store{r}"))
+            bares.append(bare_loop(args.bare_epochs) / args.bare_epochs)
+        ratios = [cpu / epochs / ((before + after) / 2) for (cpu, epochs, _), before, after
+                  in zip(sweeps, bares, bares[1:], strict=False)]
+        middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+        cpu, epochs, wall = sweeps[middle]
+        bare = (bares[middle] + bares[middle + 1]) / 2
         per_epoch = cpu / epochs
         print(f"{args.preset or 'small study'}: {epochs:g} epochs executed in {wall:.1f} s wall on "
-              f"{args.jobs} worker(s), {os.cpu_count()} cores")
+              f"{args.jobs} worker(s), {os.cpu_count()} cores; the median of {args.repeats} sweeps")
         print(f"  sweep      {per_epoch:.3f} CPU-s per executed epoch")
-        print(f"  bare loop  {bare:.3f} CPU-s per epoch (1 thread, the same evaluation)")
-        print(f"  ratio      {per_epoch / bare:.2f}x")
+        print(f"  bare loop  {bare:.3f} CPU-s per epoch (1 thread, the same evaluation; before and after that sweep)")
+        print(f"  ratio      {per_epoch / bare:.2f}x   (each sweep: {', '.join(f'{x:.2f}' for x in ratios)})")
+        bare_start = start_cpu(BARE_START)
+        as_program = (bare_start + bare * epochs) / epochs
+        print(f"  the bare loop as a program, its start counted ({bare_start:.2f} CPU-s: python, torch, the data, "
+              f"its optimizer): {as_program:.3f} CPU-s per epoch over {epochs:g} epochs, "
+              f"ratio {per_epoch / as_program:.2f}x")
         starts = {name: start_cpu(statement) for name, statement in STARTS.items()}
         fixed = sum(starts.values())
         print("paid once per sweep:")

@@ -138,12 +138,19 @@ class InProcess(Executor):
         return [(h, self._done.pop(h)) for h in handles]
 
 
+# what the fork server imports for every worker; torch imports torch._dynamo when a process builds its
+# first optimizer (1.3 CPU-seconds), so that is paid here once, not by each worker
+WORKER_PRELOAD = ["harness.executors", "tasks", "methods", "torch._dynamo"]
+
+
 def worker_context() -> multiprocessing.context.BaseContext:
     """Workers forked from a server process that has imported the harness once: each worker then
     starts in milliseconds instead of importing torch anew (1.5 CPU-seconds), and none inherits this
-    process's threads, locks or CUDA state, as spawned workers would not."""
+    process's threads, locks or CUDA state, as spawned workers would not. (Forking this process
+    instead would hang a worker's first multi-threaded op once this process has run one: OpenMP's
+    thread pool does not survive a fork.)"""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["harness.executors", "tasks", "methods"])
+    context.set_forkserver_preload(WORKER_PRELOAD)
     return context
 
 

@@ -13,20 +13,33 @@ def full_mask(model: nn.Module, prunable: list[str]) -> Mask:
     return {name: torch.ones_like(params[name], dtype=torch.bool) for name in prunable}
 
 
-@torch.no_grad()
+class BoundMask:
+    """A mask bound to a model's parameters once, for TRAIN to apply at every step without looking
+    parameters up or inverting the mask again."""
+
+    def __init__(self, model: nn.Module, mask: Mask) -> None:
+        params = dict(model.named_parameters())
+        self.pruned = [(params[name], ~keep) for name, keep in mask.items()]
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """W <- W ⊙ m, leaving pruned weights at exactly +0.0."""
+        for weight, pruned in self.pruned:
+            weight.masked_fill_(pruned, 0.0)
+
+    def mask_gradients(self) -> None:
+        for weight, pruned in self.pruned:
+            if weight.grad is not None:
+                weight.grad.masked_fill_(pruned, 0.0)
+
+
 def apply_mask(model: nn.Module, mask: Mask) -> None:
     """W <- W ⊙ m, leaving pruned weights at exactly +0.0."""
-    params = dict(model.named_parameters())
-    for name, keep in mask.items():
-        params[name].masked_fill_(~keep, 0.0)
+    BoundMask(model, mask).apply()
 
 
 def mask_gradients(model: nn.Module, mask: Mask) -> None:
-    params = dict(model.named_parameters())
-    for name, keep in mask.items():
-        grad = params[name].grad
-        if grad is not None:
-            grad.masked_fill_(~keep, 0.0)
+    BoundMask(model, mask).mask_gradients()
 
 
 def layer_densities(mask: Mask) -> dict[str, float]:

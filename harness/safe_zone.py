@@ -57,12 +57,12 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.signed_rank import hodges_lehmann, noether_units, signed_rank, smallest_p, units_to_reach
+from harness.statistics import GROUP
 
 ALPHA = 0.05
 ANCHOR = 0.5
 REWINDING = ("weight-rewinding", "lr-rewinding")
 BASELINE = "fine-tuning"
-GROUP = ["task", "pruning", "schedule"]
 UNIT = ["density", "seed"]
 SAME_FRACTION = 0.02  # grid points closer than this (as a fraction of T) are the same retraining time
 POWER = 0.8

@@ -31,6 +31,7 @@ OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpr
             "dense_flops", "epochs_scale")
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
+GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
 SCHEDULES = ("one-shot", "iterative")
 METRICS = ("accuracy", "bleu")
 
@@ -288,7 +289,7 @@ def frontiers(df: pd.DataFrame) -> dict[tuple[str, str, str, str], pd.DataFrame]
     """Accuracy vs compression frontiers of best-validated points: per method, and ``"all"`` methods."""
     best = best_validated(df)
     out = {}
-    for (task, pruning, schedule), group in best.groupby(["task", "pruning", "schedule"]):
+    for (task, pruning, schedule), group in best.groupby(GROUP):
         out[(task, pruning, schedule, "all")] = pareto_frontier(group)
         for method, own in group.groupby("method"):
             out[(task, pruning, schedule, method)] = pareto_frontier(own)
@@ -304,7 +305,7 @@ def compression_at_drop(df: pd.DataFrame, drop: float) -> pd.DataFrame:
     base = unpruned(df)
     best = best_validated(df)
     rows = []
-    for (task, pruning, schedule), group in best.groupby(["task", "pruning", "schedule"]):
+    for (task, pruning, schedule), group in best.groupby(GROUP):
         if task not in base.index:
             continue
         ok = group[group["test_median"] >= base[task] - drop]

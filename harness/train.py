@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from harness import distributed, store
-from harness.masks import Mask, apply_mask, mask_gradients
+from harness.masks import BoundMask, Mask
 from methods.spec import MaskUpdate
 from tasks.spec import Data, Task
 
@@ -87,8 +87,9 @@ def train(
         outcome.resumed_step = step
         if "mask" in state:
             mask = state["mask"]
-    if mask is not None:
-        apply_mask(model, mask)
+    bound = BoundMask(model, mask) if mask is not None else None
+    if bound is not None:
+        bound.apply()
     resumed_at = step
 
     def checkpoint_if_due(s: int) -> None:
@@ -96,12 +97,12 @@ def train(
             on_checkpoint(s, model, optimizer, outcome.history)
 
     def update_mask(s: int) -> None:
-        nonlocal mask
+        nonlocal mask, bound
         if mask_update is not None and mask is not None:
             new = mask_update(s, model, mask)
             if new is not None:
-                mask = new
-                apply_mask(model, mask)
+                mask, bound = new, BoundMask(model, new)
+                bound.apply()
 
     checkpoint_if_due(step)
     forward = distributed.wrap(model)
@@ -118,13 +119,13 @@ def train(
             loss = task.loss(forward, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if mask is not None:
-            mask_gradients(model, mask)
+        if bound is not None:
+            bound.mask_gradients()
         if task.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
         optimizer.step()
-        if mask is not None:
-            apply_mask(model, mask)
+        if bound is not None:
+            bound.apply()
         step += 1
         loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
         epoch_end = step % spe == 0

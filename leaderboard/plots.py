@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from harness.safe_zone import Zone
 from harness.store import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from harness.safe_zone import Zone
     from methods.spec import Retraining
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
@@ -103,10 +103,9 @@ def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
     """A study's accuracy against compression, one PNG per (task, pruning, schedule) of its
     statistics table: ``accuracy_vs_compression.png``, suffixed by the group where there are several."""
     from harness import statistics as st
-    from harness.safe_zone import GROUP
 
     best, base = st.best_validated(df), st.unpruned(df)
-    groups = list(best.groupby(GROUP))
+    groups = list(best.groupby(st.GROUP))
     paths = []
     for (task, pruning, schedule), group in groups:
         name = "accuracy_vs_compression"

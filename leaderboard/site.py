@@ -17,7 +17,8 @@ import pandas as pd
 
 from harness import statistics as st
 from harness.errors import HarnessError
-from harness.safe_zone import ALPHA, ANCHOR, GROUP, safe_zones
+from harness.safe_zone import ALPHA, ANCHOR, safe_zones
+from harness.statistics import GROUP
 from harness.store import atomic_write_bytes, probe_writable
 from harness.undertrained import undertrained
 from leaderboard import plots
