@@ -34,3 +34,18 @@ def test_train_step_runs_on_the_device_it_is_given():
     assert "device cpu" in out
     for variant in ("bare-nchw", "bare-channels-last", "harness", "bare-cl-bf16", "harness-bf16"):
         assert re.search(rf"^{variant}\s+\d+\s+[\d.]+x\s+[\d.]+x$", out, re.MULTILINE), variant
+
+
+def test_sweep_benchmark_prints_its_ratios_and_where_the_time_goes():
+    out = script("benchmarks/sweep.py", "--repeats", "1", "--bare-epochs", "1", "--profile", "--top", "3")
+    sweep = float(re.search(r"sweep\s+([\d.]+) CPU-s per executed epoch", out).group(1))
+    bare = float(re.search(r"bare loop\s+([\d.]+) CPU-s per epoch", out).group(1))
+    ratio = float(re.search(r"ratio\s+([\d.]+)x", out).group(1))
+    assert sweep > 0 and bare > 0 and abs(ratio - sweep / bare) < 0.01
+    assert re.search(r"small study: 60 epochs executed", out)  # the fixed study's minimal epoch count
+    for once in ("driver start", "fork server start"):
+        assert re.search(rf"{once}.*\s([\d.]+) CPU-s", out), once
+    # the profile's phases are shares of one in-process run; TRAIN holds most of it
+    train = float(re.search(r"^  TRAIN\s+[\d.]+ s\s+([\d.]+)%", out, re.MULTILINE).group(1))
+    assert 50 < train < 100
+    assert len(re.findall(r"^\s+[\d.]+ s  \S", out, re.MULTILINE)) == 3
