@@ -139,7 +139,7 @@ class InProcess(Executor):
 
 
 # what the fork server imports for every worker; torch imports torch._dynamo when a process builds its
-# first optimizer (1.3 CPU-seconds), so that is paid here once, not by each worker
+# first optimizer (about 1 CPU-second), so that is paid here once, not by each worker
 WORKER_PRELOAD = ["harness.executors", "tasks", "methods", "torch._dynamo"]
 
 
