@@ -79,27 +79,21 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
     return RunPlan(cells, resolved, strategy.prunes is Prunes.FILTERS)
 
 
-def tracker_for(store: Store, tracking: bool, tracking_uri: str | None, warn: Any = print) -> Any:
-    """The MLflow mirror of ``store`` (sqlite in the store unless ``tracking_uri`` or
-    ``$MLFLOW_TRACKING_URI`` says otherwise), or None without tracking."""
-    from harness.tracking import Tracker, default_uri
-
-    return Tracker(tracking_uri or default_uri(store.root), store.root, warn=warn) if tracking else None
-
-
 def run(method: str, task: str, *, store: PathLike = "results", device: str = "cpu", data_dir: PathLike | None = None,
         download: bool = False, workers: int = 0, bf16: bool = False, tracking: bool = True,
         tracking_uri: str | None = None, reporter: Reporter | None = None, **cells: Any) -> list[CellRecord]:
     """Train the base network (once per seed, reused thereafter), prune, retrain with ``method``; one
     record per cell. ``cells`` are ``plan_run``'s: density, rounds, iterative, pruning, pruning_params,
     level, retrain_epochs, seeds, epochs_scale, batch_size."""
+    from harness.tracking import tracker_for
+
     planned = plan_run(method, task, store=store, **cells)
     check_device(device)
     results = Store(store)
     results.check_writable()
     options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
                           workers=workers)
-    runner = Runner(results, options, tracker_for(results, tracking, tracking_uri), reporter or Reporter(),
+    runner = Runner(results, options, tracker_for(results.root, tracking, tracking_uri), reporter or Reporter(),
                     bf16=bf16)
     return [runner.retrain(hp) for hp in planned.cells]
 
@@ -112,6 +106,7 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
     from harness.executors import WorkerContext, make_executor
     from harness.study import load_study
     from harness.sweep import Listener, run_study
+    from harness.tracking import tracker_for
 
     results = Store(store)
     spec = load_study(str(study), variants.load_all(results.root),
@@ -120,8 +115,9 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
     results.check_writable()
     context = WorkerContext(str(results.root), DataOptions(data_dir=Path(data_dir) if data_dir else None,
                                                            device=device))
+    tracker = tracker_for(results.root, tracking, tracking_uri)
     with make_executor("local", context, jobs) as executor:
-        report = run_study(spec, results, executor, Listener(), tracker=tracker_for(results, tracking, tracking_uri))
+        report = run_study(spec, results, executor, Listener(), tracker=tracker)
     if report.failures:
         label, error = report.failures[0]
         raise HarnessError(f"{len(report.failures)} job(s) of study {spec.name} failed, first {label}: {error}; "
@@ -153,17 +149,23 @@ def results(store: PathLike = "results") -> Any:
     return pd.DataFrame(rows)
 
 
+def cell_folder(store: PathLike, cell: CellRecord | str) -> Path:
+    """The folder of a finished cell: a record, or what ``harness export`` takes (its run name, a unique
+    beginning of it, or its folder)."""
+    return Store(store).cell_dir(cell.run if isinstance(cell, CellRecord) else cell)
+
+
 def load_model(store: PathLike, cell: CellRecord | str) -> Any:
     """The pruned ``nn.Module`` of a finished cell (a record, or its ``run`` name): in eval mode on the
     CPU, its pruned weights zero; a network whose filters were removed comes compacted."""
     from harness.export import pruned_model
 
-    return pruned_model(Store(store).cell_dir(cell.run if isinstance(cell, CellRecord) else cell)).model
+    return pruned_model(cell_folder(store, cell)).model
 
 
 def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "safetensors") -> Path:
     """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
     from harness.export import export as write
 
-    write(Store(store).cell_dir(cell.run if isinstance(cell, CellRecord) else cell), Path(out), fmt)
+    write(cell_folder(store, cell), Path(out), fmt)
     return Path(out)

@@ -26,7 +26,7 @@ from harness.selection import best_validated
 from harness.store import Store
 from harness.study import MAX_SEED
 from harness.sweep import Listener
-from harness.tracking import Tracker, default_uri
+from harness.tracking import Tracker, default_uri, tracker_for
 from tasks.spec import DataOptions
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -192,10 +192,7 @@ def run(
         results_store = Store(store)
         results_store.check_writable()
 
-    tracker = None
-    if not no_tracking and distributed.is_main():
-        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=warn)
+    tracker = tracker_for(results_store.root, not no_tracking and distributed.is_main(), tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     reporter = BarReporter() if distributed.is_main() else Reporter()
     runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
@@ -372,10 +369,7 @@ def sweep(
             show_plan(spec, results_store)
             return
         results_store.check_writable()
-    tracker = None
-    if not no_tracking:
-        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=warn)
+    tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
     context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
                                                                  download=download, workers=workers),
                             bf16, threads_per_job)
@@ -608,10 +602,7 @@ def tune(
         optuna_storage, storage_label = search.open_storage(storage, journal, results_store.root / "optuna.db")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
-    tracker = None
-    if not no_tracking:
-        tracker = Tracker(tracking_uri or default_uri(results_store.root), results_store.root,
-                          warn=warn)
+    tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     trial_store = Store(results_store.root / "tune" / name, bases=results_store.root)
     runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16)
@@ -755,11 +746,9 @@ def export(
 ) -> None:
     """Write a cell's pruned network (weights, mask, model.json naming its task and method); a network
     whose filters were removed is written compacted. Loads back with harness.export.load_exported."""
-    from harness.export import FORMATS, export
+    from harness.export import export
 
     with user_errors():
-        if format not in FORMATS:
-            raise HarnessError(f"--format {format!r} is not valid; valid: {', '.join(FORMATS)}")
         cell_folder = Store(store).cell_dir(cell)
         folder = out_dir or Path("exported") / cell_folder.name
         written = export(cell_folder, folder, format)

@@ -70,7 +70,7 @@ def pruned_model(folder: Path) -> PrunedModel:
 def export(folder: Path, out: Path, fmt: str = "safetensors") -> PrunedModel:
     """Write the pruned network of the cell in ``folder`` to the folder ``out``: weights, mask and ``model.json``."""
     if fmt not in FORMATS:
-        raise HarnessError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+        raise HarnessError(f"--format {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
     pruned = pruned_model(folder)
     files = {"weights": f"weights{SUFFIX[fmt]}", "mask": f"mask{SUFFIX[fmt]}"}
     state = {k: v.detach().cpu().clone().contiguous() for k, v in pruned.model.state_dict().items()}

@@ -31,6 +31,12 @@ def default_uri(store_root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root / 'mlflow.db'}"
 
 
+def tracker_for(store_root: Path, tracking: bool, tracking_uri: str | None, warn: Any = print) -> Tracker | None:
+    """The MLflow mirror of the store at ``store_root`` (sqlite in the store unless ``tracking_uri`` or
+    ``$MLFLOW_TRACKING_URI`` says otherwise), or None without tracking."""
+    return Tracker(tracking_uri or default_uri(store_root), store_root, warn=warn) if tracking else None
+
+
 def task_params(task: Any) -> dict[str, Any]:
     return {
         "task.epochs": task.epochs, "task.batch_size": task.batch_size, "task.metric": task.metric_definition,
@@ -169,10 +175,10 @@ class Tracker:
         history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
         # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
-        by_step = {(name, round(rec["epoch"])): float(rec[field]) for rec in history
-                   for name, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
-                                       ("lr", "lr"))}
-        series = [Metric(name, value, now, step) for (name, step), value in by_step.items()]
+        by_step = {(metric, round(rec["epoch"])): float(rec[field]) for rec in history
+                   for metric, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
+                                         ("lr", "lr"))}
+        series = [Metric(metric, value, now, step) for (metric, step), value in by_step.items()]
         logged = {m.key for m in series}
         last = max((m.step for m in series), default=0)
         finals = [Metric(k, float(v), now, last) for k, v in metrics.items() if k not in logged]

@@ -54,14 +54,15 @@ def score_axis(ax: plt.Axes, metric: str) -> None:
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=100, decimals=None))
 
 
-def save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+def save(fig: plt.Figure, folder: Path, name: str, formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:
+    """The figure as ``name``.svg and .png in ``folder``, each file written whole or not at all."""
     paths = []
-    for ext in ("svg", "png"):
-        path = folder / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, metadata={"Date": None} if ext == "svg" else None)
+    for ext in formats:
+        data = io.BytesIO()
+        fig.savefig(data, format=ext, dpi=150, metadata={"Date": None} if ext == "svg" else None)
         fig.set_layout_engine("none")  # laid out once: the second format keeps the first one's positions
-        paths.append(path)
+        paths.append(folder / f"{name}.{ext}")
+        atomic_write_bytes(paths[-1], data.getvalue())
     plt.close(fig)
     return paths
 
@@ -114,11 +115,7 @@ def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
         metric = df.loc[df["task"] == task, "metric"].iloc[0]
         fig = compression_figure(group, float(base[task]) if task in base.index else None,
                                  f"{task}, {pruning}, {schedule}", metric)
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=150)
-        plt.close(fig)
-        paths.append(folder / f"{name}.png")
-        atomic_write_bytes(paths[-1], png.getvalue())
+        paths += save(fig, folder, name, ("png",))
     return paths
 
 
