@@ -33,10 +33,30 @@ def null_distribution(doubled_ranks: tuple[int, ...]) -> np.ndarray:
     return counts / 2.0 ** len(doubled_ranks)
 
 
-def midranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``values``, ties given the mean of the ranks they span."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
+@lru_cache(maxsize=4096)
+def tails(doubled_ranks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """P(2 W+ >= s) and P(2 W+ <= s) for s = 0 .. sum(doubled_ranks)."""
+    dist = null_distribution(doubled_ranks)
+    return np.cumsum(dist[::-1])[::-1], np.cumsum(dist)
+
+
+def doubled_midranks(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``magnitudes`` (inf: left out), twice the mid-rank of each entry among the row's
+    finite entries, and the same doubled ranks in ascending order (finite entries first)."""
+    order = np.argsort(magnitudes, axis=1, kind="stable")
+    s = np.take_along_axis(magnitudes, order, axis=1)
+    rows, cols = s.shape
+    index = np.broadcast_to(np.arange(cols), (rows, cols))
+    starts = np.ones((rows, cols), dtype=bool)
+    starts[:, 1:] = s[:, 1:] != s[:, :-1]
+    ends = np.ones((rows, cols), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, index, cols - 1)[:, ::-1], axis=1)[:, ::-1]
+    in_order = first + last + 2  # (first + 1) + (last + 1): twice the mean of the 1-based ranks spanned
+    doubled = np.empty_like(in_order)
+    np.put_along_axis(doubled, order, in_order, axis=1)
+    return doubled, in_order
 
 
 @dataclass(frozen=True)
@@ -50,22 +70,32 @@ class SignedRank:
 
 
 def signed_rank(diffs: np.ndarray) -> SignedRank:
-    d = np.asarray(diffs, dtype=float)
-    d = d[d != 0]
-    n = len(d)
-    if n == 0:
-        return SignedRank(1.0, 1.0, 0)
-    ranks = midranks(np.abs(d))
-    doubled = np.rint(2 * ranks).astype(int)
-    observed = int(doubled[d > 0].sum())
-    if n <= EXACT_UP_TO:
-        dist = null_distribution(tuple(sorted(doubled.tolist())))
-        return SignedRank(float(dist[observed:].sum()), float(dist[: observed + 1].sum()), n)
-    mean = doubled.sum() / 2
-    sd = math.sqrt((doubled.astype(float) ** 2).sum()) / 2  # exact variance of 2W+, ties included
-    greater = normal_sf((observed - 1 - mean) / sd)  # continuity: one doubled step is 1 or 2
-    less = normal_sf((mean - observed - 1) / sd)
-    return SignedRank(min(greater, 1.0), min(less, 1.0), n)
+    greater, less, n = signed_rank_rows(np.asarray(diffs, dtype=float).reshape(1, -1))
+    return SignedRank(float(greater[0]), float(less[0]), int(n[0]))
+
+
+def signed_rank_rows(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test on each row of a 2-D array at once (NaN: a missing unit, dropped like a zero):
+    ``greater``, ``less`` and the count of nonzero differences, per row."""
+    d = np.where(np.isnan(diffs), 0.0, diffs)
+    nonzero = d != 0
+    n = nonzero.sum(axis=1)
+    doubled, in_order = doubled_midranks(np.where(nonzero, np.abs(d), np.inf))
+    observed = (doubled * (d > 0)).sum(axis=1)
+    greater, less = np.ones(len(d)), np.ones(len(d))
+    for i, (size, obs) in enumerate(zip(n.tolist(), observed.tolist(), strict=True)):
+        if size == 0:
+            continue
+        ranks = in_order[i, :size]
+        if size <= EXACT_UP_TO:
+            upper, lower = tails(tuple(ranks.tolist()))
+            greater[i], less[i] = upper[obs], lower[obs]
+            continue
+        mean = ranks.sum() / 2
+        sd = math.sqrt((ranks.astype(float) ** 2).sum()) / 2  # exact variance of 2W+, ties included
+        greater[i] = min(normal_sf((obs - 1 - mean) / sd), 1.0)  # continuity: one doubled step is 1 or 2
+        less[i] = min(normal_sf((mean - obs - 1) / sd), 1.0)
+    return greater, less, n
 
 
 def normal_sf(z: float) -> float:
@@ -90,8 +120,8 @@ def walsh_averages(d: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Estimate:
     """The Hodges-Lehmann median difference, its confidence interval (the one that inverts the
-    signed-rank test; clipped to what the metric's differences can be), and ``lead``: the share of
-    Walsh averages above 0 (ties half), Noether's p' = P(D_i + D_j > 0)."""
+    signed-rank test; clipped to what the metric's differences can be), and ``lead``: Noether's
+    p' = P(D_i + D_j > 0) over pairs of distinct units (ties half)."""
 
     median: float
     low: float
@@ -116,8 +146,16 @@ def hodges_lehmann(diffs: np.ndarray, confidence: float = 0.95, bounds: tuple[fl
         k = math.floor(m / 2 - stats.norm.ppf(1 - half) * math.sqrt(n * (n + 1) * (2 * n + 1) / 24))
     low = walsh[k - 1] if k >= 1 else bounds[0]
     high = walsh[m - k] if k >= 1 else bounds[1]
-    lead = float(((walsh > 0).sum() + 0.5 * (walsh == 0).sum()) / m)
-    return Estimate(float(np.median(walsh)), float(max(low, bounds[0])), float(min(high, bounds[1])), lead)
+    return Estimate(float(np.median(walsh)), float(max(low, bounds[0])), float(min(high, bounds[1])), noether_lead(d))
+
+
+def noether_lead(d: np.ndarray) -> float:
+    """Noether's p' = P(D_i + D_j > 0) over pairs i < j (ties half); one unit: its own sign."""
+    if len(d) < 2:
+        return float(np.mean((d > 0) + 0.5 * (d == 0)))
+    i, j = np.triu_indices(len(d), k=1)
+    s = d[i] + d[j]
+    return float(np.mean((s > 0) + 0.5 * (s == 0)))
 
 
 def noether_units(lead: float, level: float, power: float = 0.8) -> float:
