@@ -95,7 +95,7 @@ def test_sign_test_is_the_binomial_tail_with_ties_as_losses_and_its_intervals_in
     assert sign_test.p_greater(9, 10) == pytest.approx(11 / 1024)
     assert sign_test.p_greater(0, 0) == 1.0
     assert sign_test.seeds_to_reach(0.05 / 3) == 6 and sign_test.critical_wins(10, 0.05 / 3) == 9
-    low, high = sign_test.win_rate_interval(9, 10, 0.95)
+    low, _ = sign_test.win_rate_interval(9, 10, 0.95)
     assert low == pytest.approx(stats.binomtest(9, 10).proportion_ci(0.95).low)
     assert sign_test.median_interval(np.arange(3.0), 0.95) == (-np.inf, np.inf)  # 3 values cannot bound it
     # P(B <= 1) = 11/1024 <= 0.05 < P(B <= 2) = 56/1024: the 2nd and 9th of 10 order statistics
@@ -449,7 +449,7 @@ def test_zone_densities_paper_all_or_a_list():
     assert paper.densities == [0.125] and "no-drop" in paper.density_rule
     assert safe_zone(df, bootstrap=0, zone_densities="all").densities == [0.5, 0.25, 0.125, 0.0625]
     assert safe_zone(df, bootstrap=0, zone_densities=[0.25, 0.5]).densities == [0.5, 0.25]
-    with pytest.raises(HarnessError, match="not a density of this grid; valid: 0.5, 0.25, 0.125, 0.0625"):
+    with pytest.raises(HarnessError, match=r"not a density of this grid; valid: 0\.5, 0\.25, 0\.125, 0\.0625"):
         safe_zone(df, bootstrap=0, zone_densities=[0.3])
     no_unpruned = safe_zone(table(rows), bootstrap=0)
     assert len(no_unpruned.densities) == 4 and "unpruned score" in no_unpruned.density_rule
