@@ -693,22 +693,34 @@ def leaderboard(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="output folder [default: STORE/leaderboard, or ./leaderboard-site with only --csv]")] = None,
     alpha: Annotated[float, typer.Option(help="family-wise error of calling an unsafe retraining time safe")] = 0.05,
-    anchor: Annotated[float, typer.Option(
-        help="pre-declared retraining time (fraction of T) the safe-zone tests start from")] = 0.5,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples of the units (0: none)")] = 200,
+    anchor: Annotated[list[float] | None, typer.Option(
+        help="pre-declared retraining time (fraction of T) the safe-zone tests start from; repeat for several, "
+             "alpha is split equally [default: 0.25, 0.5, 0.75]")] = None,
+    zone_densities: Annotated[str, typer.Option(
+        help="densities the zone is read at: paper (each network's no-drop and 1-point-drop densities), all, "
+             "or a list like 0.2,0.1")] = "paper",
+    margin: Annotated[float, typer.Option(
+        help="points a rewinding method may lose at one density and count as not worse (generalizing reading)")
+    ] = 1.0,
+    bootstrap: Annotated[int, typer.Option(
+        help="seed resamples for the zone's stability figure (0: none)")] = 200,
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
-    rankings per density, the paper's plots (PNG and SVG), the safe zone computed statistically."""
+    rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways."""
     import pandas as pd
 
     from harness import statistics as st
+    from harness.safe_zone import ANCHORS, parse_density_rule
     from leaderboard.site import build
 
     with user_errors():
         check_finite(locals())
-        if not 0 < alpha < 1 or not 0 < anchor <= 1 or bootstrap < 0:
-            raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1] and --bootstrap be >= 0; got "
-                               f"{alpha:g}, {anchor:g}, {bootstrap}")
+        anchors = tuple(anchor) if anchor else ANCHORS
+        if not 0 < alpha < 1 or not all(0 < a <= 1 for a in anchors) or bootstrap < 0 or margin < 0:
+            raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1], --margin be >= 0 and --bootstrap "
+                               f"be >= 0; got {alpha:g}, {', '.join(f'{a:g}' for a in anchors)}, {margin:g}, "
+                               f"{bootstrap}")
+        rule = parse_density_rule(zone_densities)
         frames, sources = [], []
         results_store = Store(store or Path("results"))
         if experiment is not None:
@@ -724,16 +736,21 @@ def leaderboard(
         df = pd.concat(frames, ignore_index=True)
         default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")
         target = out_dir or default
-        built = build(df, target, sources=sources, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
+        built = build(df, target, sources=sources, alpha=alpha, anchors=anchors, bootstrap=bootstrap,
+                      zone_densities=rule, margin=margin)
     out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
               highlight=False, soft_wrap=True)
     for line in built["warnings"]:
         warn(line)
     zones = built["zones"]
-    across = [("across networks", zones["across"])] if zones["across"] else []
-    for name, zone in [*zones["networks"].items(), *across]:
-        span = f"{zone['start']:.0%}-{zone['end']:.0%} of T" if zone["verdict"] == "zone" else zone["verdict"]
-        out.print(f"safe zone, {name}: {span} (the paper: 25%-90%)", highlight=False, soft_wrap=True)
+    places = [(f"across networks, {name}", z) for name, z in zones["across"].items()]
+    for name, zone in [*places, *zones["networks"].items()]:
+        spans = "; ".join(f"{kind} {span_of(zone[kind])}" for kind in ("descriptive", "conditional", "generalizing"))
+        out.print(f"safe zone, {name}: {spans} (the paper: 25%-90%)", highlight=False, soft_wrap=True)
+
+
+def span_of(reading: dict) -> str:
+    return f"{reading['start']:.0%}-{reading['end']:.0%} of T" if reading["verdict"] == "zone" else reading["verdict"]
 
 
 @app.command()

@@ -237,12 +237,14 @@ class Reading:
     inclusion: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
     def span(self) -> str:
-        return f"{self.start:.0%}-{self.end:.0%} of T" if self.verdict == "zone" else self.verdict
+        if self.verdict != "zone":
+            return self.verdict
+        return f"{self.start:.0%} of T" if self.start == self.end else f"{self.start:.0%}-{self.end:.0%} of T"
 
     def describe(self) -> str:
         if self.verdict != "zone":
             return f"{self.verdict}: {self.reason}"
-        text = f"safe zone {self.start:.0%}-{self.end:.0%} of T"
+        text = f"safe zone {self.span()}"
         others = [s for s in self.segments if s != (self.start, self.end)]
         if others:
             text += " (also safe: " + ", ".join(f"{a:.0%}-{b:.0%}" for a, b in others) + ")"
@@ -465,6 +467,7 @@ def conditional(p: Paired, alpha: float = ALPHA, anchors: tuple[float, ...] = AN
             est = hodges_lehmann(nonzero, confidence=1 - 2 * level, bounds=(-p.bound, p.bound))
             rows.append({"method": m, "fraction": p.fractions[f], "units": len(x), "nonzero": len(nonzero),
                          "ties": int((x == 0).sum()), "median": est.median, "ci_low": est.low, "ci_high": est.high,
+                         "bounded": bool(est.low > -p.bound or est.high < p.bound),
                          "confidence": 1 - 2 * level, "lead": est.lead, "wins": int((x > 0).sum())})
     reading = settle("conditional", p, axis, found, alpha, anchors, pd.DataFrame(rows))
     if reading.verdict == "inconclusive":
@@ -530,7 +533,9 @@ def units_needed(effects: pd.DataFrame, axis: pd.DataFrame, p: Paired, alpha: fl
     level = alpha / len(points)
     densities = max(len(p.densities), 1)
     best: tuple[float, str] | None = None
-    for a in points:
+    by_units = sorted(points, key=lambda a: -effects.loc[np.isclose(effects["fraction"], p.fractions[a]),
+                                                           "nonzero"].min())
+    for a in by_units:  # ties go to the anchor with the most evidence
         at = effects[np.isclose(effects["fraction"], p.fractions[a])]
         n = int(at["nonzero"].min())
         if smallest_p_units(n) > level:

@@ -326,3 +326,23 @@ def search_cost_curves(df: pd.DataFrame, density: float, task: str | None = None
     if task is not None:
         s = s[s["task"] == task]
     return s.sort_values(["method", "retraining_epochs"]).reset_index(drop=True)
+
+
+# -- many workloads at once ---------------------------------------------------------------------
+
+PROFILE_GAPS = (0.0, 0.5, 1.0, 2.0, 5.0)  # points behind the best method of a cell
+
+
+def performance_profile(best: pd.DataFrame, gaps: Iterable[float] | None = None) -> pd.DataFrame:
+    """Each method's share of (network, density) cells where its best-validated median test score is
+    within ``gap`` points of the best method's there (a performance profile, as AlgoPerf summarizes
+    many workloads). A method missing from a cell counts as not within any gap."""
+    cell = ["task", "pruning", "schedule", "density"]
+    score = best.pivot_table(index=cell, columns="method", values="test_median", aggfunc="first")
+    behind = score.max(axis=1).to_numpy()[:, None] - score.to_numpy()
+    rows = []
+    for gap in gaps if gaps is not None else PROFILE_GAPS:
+        within = np.where(np.isnan(behind), False, behind <= gap + 1e-9)
+        rows += [{"method": m, "gap": float(gap), "share": float(within[:, j].mean()), "cells": len(score)}
+                 for j, m in enumerate(score.columns)]
+    return pd.DataFrame(rows, columns=["method", "gap", "share", "cells"])

@@ -20,8 +20,9 @@ import pandas as pd
 from harness.store import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from harness.safe_zone import Zone
     from methods.spec import Retraining
+
+Shade = tuple[str, float, float, str]  # (label, start, end, colour) of a zone drawn on the retraining-time axis
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
 
@@ -119,12 +120,12 @@ def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
     return paths
 
 
-def accuracy_vs_retraining(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str,
+def accuracy_vs_retraining(summary: pd.DataFrame, zones: list[Shade], title: str, metric: str,
                            folder: Path, name: str) -> list[Path]:
-    return save(retraining_figure(summary, zone, title, metric), folder, name)
+    return save(retraining_figure(summary, zones, title, metric), folder, name)
 
 
-def retraining_figure(summary: pd.DataFrame, zone: Zone | None, title: str, metric: str) -> plt.Figure:
+def retraining_figure(summary: pd.DataFrame, zones: list[Shade], title: str, metric: str) -> plt.Figure:
     """One panel per density: median test score against t / T for every method."""
     densities = sorted(summary["density"].unique(), reverse=True)
     cols = min(4, len(densities))
@@ -137,8 +138,8 @@ def retraining_figure(summary: pd.DataFrame, zone: Zone | None, title: str, metr
             ax.plot(g["fraction"], g["test_median"], marker="o", ms=2.5, label=legend_name(method),
                     color=color(method))
             ax.fill_between(g["fraction"], g["test_min"], g["test_max"], alpha=0.15, color=color(method))
-        if zone is not None and zone.start is not None:
-            ax.axvspan(zone.start, zone.end, color="#2ca02c", alpha=0.08, label="safe zone (computed)")
+        for label, start, end, shade in zones:
+            ax.axvspan(start, end, color=shade, alpha=0.1, label=label)
         ax.set_title(f"density {at['target_density'].iloc[0]:.3g} ({1 / density:.1f}x)", fontsize=9)
         ax.set_xlabel("retraining time t / T", fontsize=8)
         ax.set_ylabel(f"test {metric}", fontsize=8)
@@ -171,4 +172,58 @@ def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str,
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
+    return save(fig, folder, name)
+
+
+def zone_heatmap(heatmap: pd.DataFrame, considered: list[float], title: str, folder: Path, name: str) -> list[Path]:
+    """Per rewinding method, a density x retraining-time grid of the median difference to fine-tuning
+    (colour) and the seeds won (text), the densities the zone is read at marked."""
+    methods = list(dict.fromkeys(heatmap["method"]))
+    fractions = sorted(heatmap["fraction"].unique())
+    densities = sorted(heatmap["density"].unique(), reverse=True)
+    scale = float(np.nanmax(np.abs(heatmap["median"]))) if heatmap["median"].notna().any() else 1.0
+    scale = max(scale, 0.5)  # a point either way at least: no colour for noise
+    height = 0.9 + 0.32 * len(densities)
+    fig, axes = plt.subplots(1, len(methods), figsize=(0.55 * len(fractions) * len(methods) + 1.6, height + 0.9),
+                             squeeze=False, layout="constrained")
+    image = None
+    for ax, method in zip(axes.flat, methods, strict=True):
+        at = heatmap[heatmap["method"] == method]
+        grid = at.pivot_table(index="density", columns="fraction", values="median").reindex(densities)[fractions]
+        won = at.pivot_table(index="density", columns="fraction", values="wins").reindex(densities)[fractions]
+        seeds = at.pivot_table(index="density", columns="fraction", values="seeds").reindex(densities)[fractions]
+        image = ax.imshow(grid.to_numpy(), cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
+        for i in range(len(densities)):
+            for j in range(len(fractions)):
+                if seeds.iat[i, j] > 0:
+                    dark = abs(grid.iat[i, j]) > 0.6 * scale
+                    ax.text(j, i, f"{int(won.iat[i, j])}/{int(seeds.iat[i, j])}", ha="center", va="center",
+                            fontsize=6, color="white" if dark else "black")
+        ax.set_xticks(range(len(fractions)), [f"{f:.0%}" for f in fractions], fontsize=6, rotation=90)
+        labels = [f"{d:.3g}" + (" *" if any(np.isclose(d, c) for c in considered) else "") for d in densities]
+        ax.set_yticks(range(len(densities)), labels, fontsize=6)
+        ax.set_xlabel("retraining time t / T", fontsize=7)
+        ax.set_ylabel("density (* : the zone is read here)", fontsize=7)
+        ax.set_title(f"{legend_name(method)} - fine-tuning", fontsize=8)
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes.flat), shrink=0.9)
+        bar.set_label("median difference over seeds (points)", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title}: median difference, seeds won", fontsize=9)
+    return save(fig, folder, name)
+
+
+def profile_plot(profile: pd.DataFrame, title: str, folder: Path, name: str) -> list[Path]:
+    """Each method's share of cells within x points of the best, against x."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), layout="constrained")
+    for method, g in profile.groupby("method"):
+        g = g.sort_values("gap")
+        ax.step(g["gap"], g["share"], where="post", marker="o", ms=3, label=legend_name(method), color=color(method))
+    ax.set_xlabel("points behind the best method of the cell (x)")
+    ax.set_ylabel("share of (network, density) cells")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1, decimals=0))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return save(fig, folder, name)

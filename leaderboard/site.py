@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness import statistics as st
 from harness.errors import HarnessError
-from harness.safe_zone import ALPHA, ANCHOR, safe_zones
+from harness.safe_zone import ALPHA, ANCHORS, MARGIN, SafeZones, safe_zones, scope_name, scope_of
 from harness.statistics import GROUP
 from harness.store import atomic_write_bytes, probe_writable
 from harness.undertrained import undertrained
@@ -29,9 +30,11 @@ from leaderboard.tables import (
     drop_table,
     flops_table,
     pareto_table,
+    profile_table,
     ranking,
+    reading_table,
+    readings_text,
     verdicts_table,
-    zone_table,
 )
 
 CSS = """
@@ -42,6 +45,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-al
 th { background: #f4f4f4; } .scroll { overflow-x: auto; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #555; font-size: 12px; max-width: 900px; } .zone { background: #eef7ee; padding: .6em 1em; }
+.warning { background: #fff3cd; border-left: 4px solid #d39e00; padding: .6em 1em; }
 #status.bad { background: #fdd; padding: .5em; }
 """
 
@@ -71,11 +75,13 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (asset path, caption)
     text: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
-          sources: list[str] | None = None, alpha: float = ALPHA, anchor: float = ANCHOR,
-          bootstrap: int = 200) -> dict[str, object]:
+          sources: list[str] | None = None, alpha: float = ALPHA, anchors: tuple[float, ...] = ANCHORS,
+          bootstrap: int = 200, zone_densities: str | tuple[float, ...] = "paper", margin: float = MARGIN
+          ) -> dict[str, object]:
     """Write ``out/index.html``, ``out/summary.md``, ``out/safe_zone.json`` and ``out/assets/``;
     return what was computed."""
     if df.empty:
@@ -86,18 +92,32 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     best_all = st.best_validated(df)
     summary_all = st.summarize(df)
     base = st.unpruned(df)
-    found = safe_zones(df, alpha=alpha, anchor=anchor, bootstrap=bootstrap)
+    found = safe_zones(df, alpha=alpha, anchors=anchors, bootstrap=bootstrap, zone_densities=zone_densities,
+                       margin=margin)
     overview = Section("Overview", "overview")
     warnings = undertrained(st.unpruned_bases(df))
-    overview.text += warnings
-    overview.tables.append(verdicts_table(found.networks, found.across))
-    if found.across is not None:
-        overview.text.append("Across networks: " + found.across.describe() + ".")
-        overview.tables.append(across_table(found.across, list(found.networks)))
+    overview.warnings += warnings
+    overview.tables.append(verdicts_table(found))
+    figures: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    for scope, zone in sorted(found.scopes.items(), key=lambda item: item[0] != ("one-shot", "unstructured")):
+        where = f"Across the {len(zone.networks)} networks of {scope_name(scope)}"
+        overview.text += readings_text(zone.readings, where)
+        overview.tables.append(across_table(zone))
+    best_of = dict(tuple(best_all.groupby(GROUP)))
+    for scope, names in scopes_of(found, best_of).items():
+        cells = pd.concat([best_of[key] for key in names])
+        name = slug("profile", *scope)
+        profile = st.performance_profile(cells)
+        overview.tables.append(profile_table(profile, scope))
+        top = max(5.0, float(cells.groupby(["task", "pruning", "schedule", "density"])["test_median"]
+                             .agg(lambda v: v.max() - v.min()).max()))
+        figures.append((plots.profile_plot, (st.performance_profile(cells, np.linspace(0, top, 101)),
+                                             f"performance profile, {scope_name(scope)} ({len(names)} networks)",
+                                             assets, name)))
+        overview.figures.append((f"assets/{name}.svg", f"Performance profile of {scope_name(scope)}: each method's "
+                                 "share of (network, density) cells within x points of the best method there."))
     overview.tables.append(drop_table(df))
     sections = [overview]
-    figures: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-    best_of = dict(tuple(best_all.groupby(GROUP)))
     summary_of = dict(tuple(summary_all.groupby(GROUP)))
     for key, group in df.groupby(GROUP):
         task, pruning, schedule = key
@@ -107,10 +127,21 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         section = Section(f"{task}: {pruning}, {schedule}", name)
         best, summary = best_of[key], summary_of[key]
         zone = found.networks.get(label)
+        shaded = []
         if zone is not None:
-            section.text.append(zone.describe() + ".")
-            section.summary = zone.verdict if zone.verdict != "zone" else f"safe zone {zone.start:.0%}-{zone.end:.0%}"
-            section.tables.append(zone_table(zone))
+            section.text.append(f"Zone read at densities {', '.join(f'{d:.3g}' for d in zone.densities)}: "
+                                f"{zone.density_rule}.")
+            section.text += readings_text(zone.readings, "Safe zone")
+            section.summary = "; ".join(f"{k} {r.span()}" for k, r in zone.readings.items())
+            section.tables += [reading_table(zone, "conditional"), reading_table(zone, "generalizing")]
+            shaded = [(f"{k} zone", r.start, r.end, colour) for k, colour in
+                      (("descriptive", "#7f7f7f"), ("conditional", "#2ca02c"), ("generalizing", "#1f77b4"))
+                      if (r := zone.readings[k]).verdict == "zone"]
+            figures.append((plots.zone_heatmap, (zone.heatmap, zone.densities, label, assets, f"{name}-zone")))
+            section.figures.append((f"assets/{name}-zone.svg",
+                                    "Where the zone comes from: per rewinding method, the median difference to "
+                                    "fine-tuning over seeds at each density and retraining time (colour), and the "
+                                    "seeds on which it wins (text); * marks the densities the zone is read at."))
         else:
             section.text.append(f"Safe zone: not computed ({found.skipped[label]}).")
             section.summary = "safe zone not computed"
@@ -119,10 +150,10 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         section.figures.append((f"assets/{name}-compression.svg",
                                 f"Test {metric} at the retraining time chosen on validation against compression: "
                                 "median over seeds, band from min to max."))
-        figures.append((plots.accuracy_vs_retraining, (summary, zone, label, metric, assets, f"{name}-retraining")))
+        figures.append((plots.accuracy_vs_retraining, (summary, shaded, label, metric, assets, f"{name}-retraining")))
         section.figures.append((f"assets/{name}-retraining.svg",
                                 f"Test {metric} against retraining time (fraction of T) per density; shaded: "
-                                "the computed safe zone."))
+                                "the zone of each reading that finds one."))
         curves = search_cost_panels(group)
         if curves:
             figures.append((plots.accuracy_vs_search_cost, (curves, metric, label, assets, f"{name}-search-cost")))
@@ -137,17 +168,24 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         sections.append(section)
     draw(figures)
     sources_text = ", ".join(sources or [])
-    zones = {"networks": {n: z.as_dict() for n, z in found.networks.items()},
-             "across": found.across.as_dict() if found.across is not None else None,
-             "skipped": found.skipped}
+    zones = found.as_dict()
     try:
         atomic_write_bytes(out / "index.html", render_html(title, sections, sources_text).encode())
         atomic_write_bytes(out / "summary.md", render_markdown(title, sections, sources_text).encode())
-        atomic_write_bytes(out / "safe_zone.json", (json.dumps(zones, indent=2) + "\n").encode())
+        atomic_write_bytes(out / "safe_zone.json", (json.dumps(zones, indent=2, default=float) + "\n").encode())
     except OSError as e:
         raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror}); choose another folder with "
                            "--out") from None
     return {"sections": len(sections), "zones": zones, "rows": len(df), "warnings": warnings}
+
+
+def scopes_of(found: SafeZones, best_of: dict[tuple[str, str, str], pd.DataFrame]
+              ) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """The (task, pruning, schedule) groups of each scope with two or more networks."""
+    out: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for key in best_of:
+        out.setdefault(scope_of(key[1], key[2]), []).append(key)
+    return {scope: keys for scope, keys in out.items() if len(keys) > 1}
 
 
 def draw(figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
@@ -205,6 +243,7 @@ def render_html(title: str, sections: list[Section], sources: str) -> str:
         for s in sections) + "</ul></nav>")
     for s in sections:
         parts.append(f"<h2 id='{html.escape(s.anchor)}'>{html.escape(s.title)}</h2>")
+        parts += [f"<p class='warning'>{html.escape(t)}</p>" for t in s.warnings]
         parts += [f"<p class='zone'>{html.escape(t)}</p>" for t in s.text]
         for path, caption in s.figures:
             png = html.escape(path[:-4]) + ".png"
@@ -222,6 +261,7 @@ def render_markdown(title: str, sections: list[Section], sources: str) -> str:
     lines += [f"- [{s.title}](#{s.anchor})" + (f" ({s.summary})" if s.summary else "") for s in sections] + [""]
     for s in sections:
         lines += [f'<a id="{s.anchor}"></a>', "", f"## {s.title}", ""]
+        lines += [f"> **Warning:** {t}" for t in s.warnings] + ([""] if s.warnings else [])
         lines += [f"**{t}**" for t in s.text] + ([""] if s.text else [])
         lines += [f"![{caption}]({path[:-4]}.png)" for path, caption in s.figures] + [""]
         for t in s.tables:

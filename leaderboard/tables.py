@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness import statistics as st
-from harness.safe_zone import Zone
+from harness.safe_zone import HEADLINE, READINGS, NetworkZone, Reading, SafeZones, ScopeZone, scope_name
 
 
 @dataclass
@@ -48,64 +48,148 @@ def drop_table(df: pd.DataFrame) -> Table:
                  ["task", "pruning", "schedule", "criterion", "unpruned", "compression", "method"], rows)
 
 
-def effect(effects: pd.DataFrame, method: str, fraction: float) -> str:
-    at = effects[(effects["method"] == method) & (effects["fraction"] == fraction)]
-    if at.empty or not at["n"].iloc[0]:
-        return ""
-    r = at.iloc[0]
-    return f"{r['median']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], wins {r['wins']}/{r['n']}"
+READING_TITLES = {
+    "descriptive": "descriptive (the paper's reading, by rule)",
+    "conditional": "conditional (certified for these base networks)",
+    "generalizing": "generalizing (to new base networks)",
+}
+
+
+def interval(low: float, high: float) -> str:
+    if not np.isfinite(low) and not np.isfinite(high):
+        return "[unbounded]"
+    return f"[{low:+.2f}, {high:+.2f}]"
 
 
 def level(value: float | None) -> str:
-    return "" if value is None or pd.isna(value) else f"{value:.3g}"
+    return "" if value is None or pd.isna(value) or value <= 0 else f"{value:.3g}"
 
 
-def zone_table(zone: Zone) -> Table:
-    """One network: per retraining time, each rewinding method's effect and the procedure's call."""
-    methods = list(dict.fromkeys(zone.effects["method"]))
+def share(reading: Reading, fraction: float) -> str:
+    return f"{reading.inclusion.get(fraction, np.nan):.0%}" if len(reading.inclusion) else ""
+
+
+def conditional_effect(effects: pd.DataFrame, method: str, fraction: float) -> str:
+    at = effects[(effects["method"] == method) & np.isclose(effects["fraction"], fraction)]
+    if at.empty or not at["units"].iloc[0]:
+        return ""
+    r = at.iloc[0]
+    bounds = interval(r["ci_low"], r["ci_high"]) if r["bounded"] else interval(-np.inf, np.inf)
+    return (f"{r['median']:+.2f} {bounds}, wins {r['wins']} of {r['nonzero']} nonzero "
+            f"({r['ties']} tied)")
+
+
+def generalizing_effect(effects: pd.DataFrame, method: str, fraction: float) -> str:
+    at = effects[(effects["method"] == method) & np.isclose(effects["fraction"], fraction)]
+    if at.empty or not at["seeds"].iloc[0]:
+        return ""
+    r = at.iloc[0]
+    return (f"{r['median']:+.2f} {interval(r['ci_low'], r['ci_high'])}; P(win) {r['win_rate']:.2f} "
+            f"[{r['win_low']:.2f}, {r['win_high']:.2f}]; within margin at {r['worst_density']:.3g}: "
+            f"{r['within']} of {r['within_of']}")
+
+
+def reading_table(zone: NetworkZone, kind: str) -> Table:
+    """One network, one statistical reading: per retraining time, each method's effect and the call."""
+    reading = zone.readings[kind]
+    methods = list(dict.fromkeys(reading.effects["method"]))
+    effect = conditional_effect if kind == "conditional" else generalizing_effect
     rows = []
-    for _, r in zone.axis.iterrows():
+    for _, r in reading.axis.iterrows():
         f = r["fraction"]
-        units = int(zone.effects.loc[zone.effects["fraction"] == f, "n"].min())
-        share = f"{zone.inclusion.get(f, np.nan):.0%}" if len(zone.inclusion) else ""
-        rows.append([f"{f:.0%}", str(units), *(effect(zone.effects, m, f) for m in methods), f"{r['p_safe']:.4f}",
-                     level(r["level"]), r["call"], share])
-    note = (f"Paired units: (density, seed) cells with the same base network, mask and t ({zone.units} here). Effect: "
-            "Hodges-Lehmann median of method - fine-tuning, 95% interval inverting the signed-rank test (an interval "
-            "the units cannot narrow is the metric's whole range), and units where the method wins. p: the larger of "
-            "the two one-sided exact signed-rank p-values (both methods must beat fine-tuning). Tested outward from "
-            f"the pre-declared anchor {zone.anchor:.0%} of T: the anchor at alpha {zone.alpha:g}, each side at "
-            "alpha/2 until a test fails, a finished side's share passed to the other (family-wise error of calling "
-            "an unsafe time safe at most alpha). 'unsafe': a method is significantly worse. 'in zone': share of "
-            "bootstrap resamples of the units whose zone holds the time.")
-    return Table(zone.describe(), ["t / T", "units", *(f"{m} - fine-tuning" for m in methods), "p (both beat)",
-                                   "tested at", "call", "in zone"], rows, note)
+        rows.append([f"{f:.0%}", *(effect(reading.effects, m, f) for m in methods), f"{r['p_safe']:.4f}",
+                     level(r["level"]), r["call"], share(reading, f)])
+    if kind == "conditional":
+        note = ("Unit: a (density, seed) cell with the same base network, mask and t for the three methods "
+                f"({zone.units} here), at the densities considered. Effect: Hodges-Lehmann median of method - "
+                "fine-tuning over the nonzero differences (the signed-rank test drops zeros), with the interval "
+                "that inverts the test at the level the time was tested at (two-sided 1 - 2 x level; "
+                "'unbounded': too few units). p: the larger of the two exact one-sided signed-rank p-values; a "
+                "time where some method's median falls below fine-tuning's lowest seed at a considered density "
+                "is not tested (p = 1). Assumes the cells independent: cells of one seed share a base network, "
+                "so this certifies these base networks' runs, not new ones.")
+    else:
+        note = (f"Unit: a seed ({zone.seeds} here). Effect: the median over seeds of the method's mean difference "
+                "over the densities considered, with the sign test's order-statistic interval at the tested level; "
+                "P(win): the share of seeds on which it beats fine-tuning (a tie is no win), Clopper-Pearson "
+                f"interval; within margin: seeds whose difference is above -{reading.margin:g} at the density "
+                "where that is rarest. p: the largest exact sign-test p over both methods, their 'better' claims "
+                "and every density's 'not worse by more than the margin' claim.")
+    note += (f" Tested outward from the anchors {', '.join(f'{a:.0%}' for a in reading.anchors)} of T, alpha "
+             f"{reading.alpha:g} split equally, by a graphical procedure (family-wise error of calling an unsafe "
+             "time safe at most alpha). 'unsafe': a method is significantly worse. 'stable': the share of seed "
+             "resamples whose zone holds the time (a stability figure, not a confidence level).")
+    return Table(f"{READING_TITLES[kind]}: {reading.describe()}",
+                 ["t / T", *(f"{m} - fine-tuning" for m in methods), "p (safe)", "tested at", "call", "stable"],
+                 rows, note)
 
 
-def across_table(zone: Zone, networks: list[str]) -> Table:
-    """Across networks: per common retraining time, each network's p-value and the joint call."""
+def verdict_cell(reading: Reading) -> str:
+    if reading.verdict == "zone":
+        return reading.span()
+    if reading.needed and reading.verdict == "inconclusive":
+        return "inconclusive"
+    return reading.verdict
+
+
+def verdicts_table(found: SafeZones) -> Table:
+    """Every network's three readings, then each scope's across its networks."""
     rows = []
-    for _, r in zone.axis.iterrows():
+    for scope, z in sorted(found.scopes.items(), key=lambda item: item[0] != HEADLINE):
+        rows.append([f"across {len(z.networks)} networks: {scope_name(scope)}"
+                     + (" (headline)" if scope == HEADLINE else ""), scope_name(scope), "",
+                     *(verdict_cell(z.readings[k]) for k in READINGS), ""])
+    for name, z in found.networks.items():
+        rows.append([name, scope_name(z.scope), ", ".join(f"{d:.3g}" for d in z.densities),
+                     *(verdict_cell(z.readings[k]) for k in READINGS), str(z.seeds)])
+    note = ("descriptive: both rewinding methods' median over seeds at least fine-tuning's, at every density "
+            "considered; set this beside the paper's 25%-90%, read off its plots. conditional: what these base "
+            "networks' runs certify ((density, seed) cells as units). generalizing: what holds for new base networks "
+            "(seeds as units). Both tested with family-wise error alpha. Across networks: safe in each network of a "
+            "scope; schedules and structures are never combined. Densities: "
+            + ("the paper's (each network's no-drop and 1-point-drop densities)" if found.density_rule == "paper"
+               else f"{found.density_rule}") + ".")
+    return Table("the rewinding safe zone: where both weight and LR rewinding beat fine-tuning, three readings",
+                 ["network", "scope", "densities", *READINGS, "seeds"], rows, note)
+
+
+def readings_text(readings: dict[str, Reading], where: str) -> list[str]:
+    return [f"{where}, {READING_TITLES[k]}: {r.describe()}" + stability_text(r) + "." for k, r in readings.items()]
+
+
+def stability_text(reading: Reading) -> str:
+    if reading.no_zone_share is None:
+        return ""
+    return f" (stability: {reading.no_zone_share:.0%} of seed resamples find no zone)"
+
+
+def across_table(zone: ScopeZone) -> Table:
+    """One scope: per common retraining time, each reading's joint evidence and call."""
+    c, g, d = (zone.readings[k] for k in ("conditional", "generalizing", "descriptive"))
+    rows = []
+    for i, r in c.axis.iterrows():
         span = f"{r['low']:.1%}" if np.isclose(r["low"], r["high"]) else f"{r['low']:.1%}-{r['high']:.1%}"
-        rows.append([span, *(f"{r[n]:.4f}" for n in networks), f"{r['p_safe']:.4f}", level(r["level"]), r["call"],
-                     f"{zone.inclusion.get(r['fraction'], np.nan):.0%}" if len(zone.inclusion) else ""])
+        gr = g.axis.iloc[i]
+        rows.append([span, d.axis["call"].iloc[i], f"{r['p_safe']:.4f}", level(r["level"]), r["call"],
+                     share(c, r["fraction"]), f"{gr['p_safe']:.4f}", level(gr["level"]), gr["call"],
+                     share(g, gr["fraction"])])
     note = ("Each network speaks for a retraining time through its own grid point there, or the two around it (both "
             "must be safe); a time outside a network's grid cannot be safe (p = 1). The time is safe across networks "
-            "only if it is safe in each (the largest p), tested outward from the anchor as in each network.")
-    return Table(zone.describe(), ["t / T", *networks, "p (all)", "tested at", "call", "in zone"], rows, note)
+            "only if it is safe in each (the largest p), tested from the anchors as in each network. Networks: "
+            + "; ".join(zone.networks) + ".")
+    return Table(f"across networks, {scope_name(zone.scope)}",
+                 ["t / T", "descriptive", "conditional p", "tested at", "call", "stable", "generalizing p",
+                  "tested at", "call", "stable"], rows, note)
 
 
-def verdicts_table(zones: dict[str, Zone], across: Zone | None) -> Table:
-    rows = [[name, z.verdict, f"{z.start:.0%}-{z.end:.0%}" if z.verdict == "zone" else "",
-             z.bounds[0] if z.verdict == "zone" else z.reason, z.bounds[1] if z.verdict == "zone" else "",
-             str(z.units)] for name, z in zones.items()]
-    if across is not None:
-        rows.append(["across networks (safe in each)", across.verdict,
-                     f"{across.start:.0%}-{across.end:.0%}" if across.verdict == "zone" else "",
-                     across.bounds[0] if across.verdict == "zone" else across.reason,
-                     across.bounds[1] if across.verdict == "zone" else "", ""])
-    return Table("the rewinding safe zone: where both weight and LR rewinding beat fine-tuning",
-                 ["network", "verdict", "zone (t / T)", "lower end (or why no zone)", "upper end", "units"], rows)
+def profile_table(profile: pd.DataFrame, scope: tuple[str, str]) -> Table:
+    wide = profile.pivot_table(index="method", columns="gap", values="share").sort_values(
+        by=list(profile["gap"].drop_duplicates()), ascending=False)
+    rows = [[m, *(f"{v:.0%}" for v in r)] for m, r in wide.iterrows()]
+    cells = int(profile["cells"].iloc[0]) if len(profile) else 0
+    return Table(f"performance profile, {scope_name(scope)}: share of the {cells} (network, density) cells where a "
+                 "method is within x points of the best", ["method", *(f"x = {g:g}" for g in wide.columns)], rows,
+                 "Best-validated median test score per cell (the retraining time chosen on validation).")
 
 
 def flops_table(df: pd.DataFrame) -> Table | None:

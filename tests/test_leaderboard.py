@@ -1,6 +1,7 @@
 """`harness leaderboard` end to end, the page rendered in headless Chromium, and `harness ui`."""
 
 import itertools
+import json
 import re
 import shutil
 import signal
@@ -47,8 +48,11 @@ def synthetic(tasks=("toy-a", "toy-b")) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    built = build(synthetic(), out, sources=["synthetic"])
-    assert built["zones"]["networks"]["toy-a, global-magnitude, one-shot"]["start"] == pytest.approx(0.3)
+    built = build(synthetic(), out, sources=["synthetic"], zone_densities="all")
+    network = built["zones"]["networks"]["toy-a, global-magnitude, one-shot"]
+    assert network["conditional"]["start"] == pytest.approx(0.3)
+    assert network["densities"] == [0.5, 0.2, 0.05] and network["seeds"] == 3
+    assert set(network) >= {"descriptive", "conditional", "generalizing"}
     return out
 
 
@@ -72,8 +76,15 @@ def test_site_files_and_markdown(site):
                 assert (site / "assets" / f"{task}-global-magnitude-one-shot-{plot}.{ext}").stat().st_size > 1000
     md = (site / "summary.md").read_text()
     assert md.count("safe zone 30%-80% of T") >= 3  # each task, and both together
-    assert "Across networks: safe zone 30%-80% of T" in md
-    assert "- [toy-a: global-magnitude, one-shot](#toy-a-global-magnitude-one-shot) (safe zone 30%-80%)" in md
+    assert ("Across the 2 networks of one-shot, unstructured, conditional (certified for these base networks): "
+            "safe zone 30%-80% of T") in md
+    assert ("- [toy-a: global-magnitude, one-shot](#toy-a-global-magnitude-one-shot) (descriptive 30%-80% of T; "
+            "conditional 30%-80% of T; generalizing inconclusive)") in md
+    assert "3 seeds cannot reach 0.0167 even if every seed favoured rewinding" in md  # how many seeds would
+    zones = json.loads((site / "safe_zone.json").read_text())
+    assert zones["headline"] == "one-shot, unstructured" and zones["zone_densities"] == "all"
+    assert zones["across"]["one-shot, unstructured"]["networks"] == ["toy-a, global-magnitude, one-shot",
+                                                                      "toy-b, global-magnitude, one-shot"]
     assert md.count("### density 0.5 (compression 2.00x)") == 2
     page = (site / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
@@ -100,8 +111,9 @@ def problems(dom: str, log: str) -> list[str]:
 def test_page_renders_every_table_and_plot_in_headless_chromium(site, tmp_path):
     dom, log = render(site / "index.html", tmp_path)
     tables, plots = (len(re.findall(r"<table", dom)), len(re.findall(r"<img", dom)))
-    # per task: safe zone, Pareto frontier, 3 densities, FLOPs; the overview: verdicts, zone across both, drops
-    assert tables == 2 * 6 + 3 and plots == 6
+    # per task: two readings' tables, Pareto frontier, 3 densities, FLOPs; the overview: verdicts, zone across both,
+    # performance profile, drops. Plots per task: zone heatmap, compression, retraining, search cost; the profile.
+    assert tables == 2 * 7 + 4 and plots == 2 * 4 + 1
     assert "href=\"#toy-b-global-magnitude-one-shot\"" in dom  # the table of contents
     assert re.search(rf'data-rendered="{tables} tables, {plots} plots"', dom), dom[:500]
     assert dom.count('data-loaded="yes"') == plots
@@ -131,7 +143,8 @@ def test_leaderboard_command_reads_the_store_and_external_csv(tmp_path):
         runner.retrain(RetrainHparams(base, method, 1.5, (0.5,)))
     csv = tmp_path / "published.csv"
     synthetic(tasks=("published",)).to_csv(csv, index=False)
-    result = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "store"), "--csv", str(csv)])
+    result = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "store"), "--csv", str(csv),
+                                      "--zone-densities", "all"])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "store" / "leaderboard" / "summary.md").read_text()
     assert "## mnist1d (epochs x0.1): global-magnitude, one-shot" in md
@@ -200,11 +213,11 @@ def test_a_large_page_stays_readable_and_renders(tmp_path):
 
     df = paper_shaped(groups=(GROUPS[0], GROUPS[1], GROUPS[12], GROUPS[14]))
     out = tmp_path / "large"
-    built = build(df, out, sources=["synthetic"], bootstrap=20)
-    assert built["zones"]["across"]["verdict"] == "zone"
+    built = build(df, out, sources=["synthetic"], bootstrap=20, zone_densities="all")
+    assert built["zones"]["across"]["one-shot, unstructured"]["conditional"]["verdict"] == "zone"
     dom, log = render(out / "index.html", tmp_path)
     assert problems(dom, log) == []
-    assert dom.count('data-loaded="yes"') == 4 * 3
+    assert dom.count('data-loaded="yes"') == 4 * 4 + 1  # a zone heatmap per group, the scope's profile
     assert dom.count("<li><a href=") == 5  # contents: the overview and four groups
     page = (out / "index.html").read_text()
     assert "<h3>density 0.8 (compression 1.25x)</h3>" in page  # the target density, not the realized one
@@ -235,7 +248,7 @@ def test_plots_use_percent_and_keep_tick_labels_apart_at_25_densities():
     assert all(t.get_text().endswith("%") for t in fig.axes[0].get_yticklabels() if t.get_text())
     plt.close(fig)
     summary = st.summarize(df)
-    fig = retraining_figure(summary, None, "x", "accuracy")
+    fig = retraining_figure(summary, [], "x", "accuracy")
     assert len([a for a in fig.axes if a.has_data()]) == 25 and not tick_labels_overlap(fig)
     plt.close(fig)
     bleu = paper_shaped(groups=(GROUPS[14],))
