@@ -183,15 +183,17 @@ def chosen_densities(group: pd.DataFrame, rule: str | Sequence[float]) -> tuple[
     if isinstance(rule, str) and rule == "all":
         return grid, "every density of the grid"
     if isinstance(rule, str) and rule == "paper":
-        found = []
-        for drop in (0.0, 1.0):
+        found: dict[str, float] = {}
+        for drop, what in ((0.0, "no-drop"), (1.0, "1-point-drop")):
             at = st.compression_at_drop(group, drop)
             if len(at) and not pd.isna(at["density"].iloc[0]):
-                found.append(float(at["density"].iloc[0]))
+                found[what] = float(at["density"].iloc[0])
         if not found:
             return grid, ("every density of the grid (the paper's no-drop and 1-point-drop densities need an "
                           "unpruned score that some density reaches; none does here)")
-        return np.array(sorted(set(found), reverse=True)), "the paper's: the no-drop and 1-point-drop densities"
+        picked = ", ".join(f"{what} {d:.3g}" for what, d in found.items())
+        missing = "" if len(found) == 2 else " (no density keeps the unpruned score)"
+        return np.array(sorted(set(found.values()), reverse=True)), f"the paper's: {picked}{missing}"
     if isinstance(rule, str):
         raise HarnessError(f"--zone-densities must be one of {', '.join(DENSITY_RULES)} or a list of densities, "
                            f"not {rule!r}")

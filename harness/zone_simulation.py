@@ -117,6 +117,13 @@ NULLS = (
           {REWINDING[0]: np.zeros(len(FRACTIONS)), REWINDING[1]: np.full(len(FRACTIONS), 3.0)}),
     Model("least favourable, rho 0.5", {REWINDING[0]: np.zeros(len(FRACTIONS)),
                                         REWINDING[1]: np.full(len(FRACTIONS), 3.0)}, rho=0.5),
+    # The generalizing reading's least favourable case: noise small against the 1-point margin, so
+    # every "not worse" claim holds and only the null method's "better" claim stands in the way.
+    null("independent, sd 0.2", sd=0.2),
+    Model("least favourable, sd 0.2", {REWINDING[0]: np.zeros(len(FRACTIONS)),
+                                       REWINDING[1]: np.full(len(FRACTIONS), 3.0)}, sd=0.2),
+    Model("least favourable, sd 0.2, rho 0.5", {REWINDING[0]: np.zeros(len(FRACTIONS)),
+                                                REWINDING[1]: np.full(len(FRACTIONS), 3.0)}, sd=0.2, rho=0.5),
 )
 
 

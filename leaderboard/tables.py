@@ -85,7 +85,8 @@ def generalizing_effect(effects: pd.DataFrame, method: str, fraction: float) -> 
         return ""
     r = at.iloc[0]
     return (f"{r['median']:+.2f} {interval(r['ci_low'], r['ci_high'])}; P(win) {r['win_rate']:.2f} "
-            f"[{r['win_low']:.2f}, {r['win_high']:.2f}]; within margin at {r['worst_density']:.3g}: "
+            f"[{r['win_low']:.2f}, {r['win_high']:.2f}] ({r['wins']} of {r['seeds']}, {r['ties']} tied); "
+            f"within margin at {r['worst_density']:.3g}: "
             f"{r['within']} of {r['within_of']}")
 
 

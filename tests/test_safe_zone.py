@@ -224,6 +224,8 @@ def test_the_generalizing_reading_keeps_its_false_zone_rate_under_every_null(mod
     found = rates(model, "generalizing", REPLICATES, seeds=GENERALIZING_SEEDS)
     print(f"{model.name}: generalizing false-zone rate {found.false_zone:.4f} ({REPLICATES} replicates)")
     assert found.false_zone <= ALPHA + 2 * found.mc_error
+    if model.name == "least favourable, sd 0.2":  # not vacuous: 9 wins of 10 at an anchor's 0.05/3 happen
+        assert found.false_zone >= 0.005
 
 
 def test_the_conditional_reading_holds_alpha_under_its_assumptions_and_its_inflation_is_reported():

@@ -252,5 +252,5 @@ def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_
         pages[name] = [line.replace("| results |", "| store |") for line in md[3:]]  # past the sources line
     assert pages["csv"] == pages["store"]
     assert any("| store |" in line for line in pages["store"])
-    assert any(line.startswith("| mnist1d (epochs x0.1), global-magnitude, one-shot | inconclusive |")
-               for line in pages["store"])
+    assert any(line.startswith("| mnist1d (epochs x0.1), global-magnitude, one-shot | one-shot, unstructured |")
+               and line.endswith("| inconclusive | inconclusive | 1 |") for line in pages["store"])
