@@ -129,6 +129,11 @@ CASES = {
     "leaderboard anchor 0": (["leaderboard", "--anchor", "0"], "--anchor in (0, 1]", 2),
     "leaderboard bootstrap negative": (["leaderboard", "--bootstrap", "-1"], "--bootstrap be >= 0", 2),
     "leaderboard bootstrap text": (["leaderboard", "--bootstrap", "many"], "'--bootstrap'", 2),
+    "leaderboard zone densities word": (["leaderboard", "--zone-densities", "some"],
+                                        "--zone-densities must be one of paper, all or densities like 0.2,0.1", 2),
+    "leaderboard zone densities range": (["leaderboard", "--zone-densities", "0.5,20"],
+                                         "--zone-densities: densities lie in (0, 1]", 2),
+    "leaderboard margin negative": (["leaderboard", "--margin", "-1"], "--margin be >= 0", 2),
     "leaderboard csv missing": (["leaderboard", "--csv", "nowhere.csv"], "nowhere.csv: cannot read as CSV", 2),
     # -- ui
     "ui port too large": (["ui", "--port", "99999"], "'--port'", 2),
