@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness import distributed, undertrained, variants
+from harness import distributed, signals, undertrained, variants
 from harness.checks import check_batch_size, check_device, check_epochs_scale
 from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
@@ -621,10 +621,10 @@ def tune(
         try:
             with display.bar:
                 s.run(timeout=timeout)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             err.print("interrupted: the study keeps its trials; rerun the same command to resume "
                       "(the interrupted trial runs again from its last epoch)", highlight=False)
-            raise typer.Exit(130) from None
+            raise typer.Exit(signals.exit_code(stop)) from None
         best = search.best_trial(study)
         # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
         eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
@@ -800,9 +800,11 @@ def ui(
     if uri.startswith("sqlite:///"):
         command += ["--default-artifact-root", (results_store.root / "mlartifacts").as_uri()]
     # its own process group: uvicorn workers and huey consumers go with it when it is stopped
-    proc = subprocess.Popen(command, stdout=sys.stderr, start_new_session=True)
+    # the server dies with harness ui, even when harness ui is killed by SIGKILL
+    proc = subprocess.Popen(command, stdout=sys.stderr, start_new_session=True,
+                            preexec_fn=lambda: signals.die_with_parent(signal.SIGTERM))
 
-    def stop(*_: Any) -> None:
+    def stop() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -810,10 +812,7 @@ def ui(
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        raise typer.Exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
     address = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     try:
@@ -833,8 +832,9 @@ def ui(
                   highlight=False, soft_wrap=True)
         sys.stdout.flush()
         proc.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (harness.signals): the server goes first
         stop()
+        raise
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -925,6 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     """The console script: every error, the parser's own included, is one line on stderr."""
     from typer._click.exceptions import ClickException
 
+    signals.install()
     try:
         code = typer.main.get_command(app).main(args=argv, prog_name="harness", standalone_mode=False)
     except ClickException as e:
@@ -935,8 +936,20 @@ def main(argv: list[str] | None = None) -> int:
                   soft_wrap=True)
         return e.exit_code
     except typer.Abort:
-        return 130
+        return signals.exit_code()
+    except signals.Stopped as stop:  # a stop outside the command's own call
+        code = stop.exit_code
+    if signals.received is not None:  # typer turns a KeyboardInterrupt (and so a Stopped) into exit 130
+        err.print(f"stopped by {signal_name(signals.received)}: what is finished is stored; rerun the same command "
+                  "to resume", highlight=False, soft_wrap=True)
+        return signals.exit_code()
     return code if isinstance(code, int) else 0
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 if __name__ == "__main__":

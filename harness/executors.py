@@ -24,6 +24,7 @@ from typing import Any
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
 from harness.plan import Job
+from harness.signals import die_with_parent
 from harness.store import Store
 from tasks.spec import DataOptions
 
@@ -104,6 +105,10 @@ class Executor:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """Stop now (the study was stopped): what runs is lost, what is stored stays."""
+        self.close()
+
 
 class InProcess(Executor):
     """Jobs run one by one in this process, with step-level progress."""
@@ -139,8 +144,9 @@ class InProcess(Executor):
 
 
 # what the fork server imports for every worker; torch imports torch._dynamo when a process builds its
-# first optimizer (about 1 CPU-second), so that is paid here once, not by each worker
-WORKER_PRELOAD = ["harness.executors", "tasks", "methods", "torch._dynamo"]
+# first optimizer (about 1 CPU-second), so that is paid here once, not by each worker. The first module
+# ties the fork server's life to the driver's.
+WORKER_PRELOAD = ["harness.forkserver", "harness.executors", "tasks", "methods", "torch._dynamo"]
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -160,7 +166,8 @@ class LocalPool(Executor):
     def __init__(self, context: WorkerContext, workers: int) -> None:
         self.context = context
         self.workers = workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=worker_context())
+        # a worker dies with the fork server, which dies with this process, even by SIGKILL
+        self.pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=die_with_parent)
 
     def capacity(self, running: int) -> int:
         return max(0, self.workers - running)
@@ -177,6 +184,14 @@ class LocalPool(Executor):
         return out
 
     def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Kill the workers instead of waiting for their jobs: a stopped sweep exits in seconds, and a
+        job killed mid-epoch resumes from its last saved epoch on the next run (its writes are atomic)."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -97,6 +97,9 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
                     result.attempts = attempts[job.id]
                 outcomes[job.id] = result
                 listener.finished(job, result)
+    except KeyboardInterrupt:  # stopped (harness.signals): do not wait on the running jobs
+        executor.abort()
+        raise
     finally:
         executor.close()
     # Under Ray a dependent may fail before its dependency's failure is seen here: name the cause.

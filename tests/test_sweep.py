@@ -1,4 +1,6 @@
-"""Running studies: the epoch count, reruns, SIGKILL and resume, executors that agree, failures, MLflow."""
+"""Running studies: the epoch count, reruns, SIGKILL and resume, executors that agree, failures, MLflow; stopping:
+SIGINT, SIGTERM and SIGHUP end `sweep` and `run` the same way whether SIGINT was inherited as default or as ignored
+(a script's background job), and a driver killed by SIGKILL takes its fork server and workers with it."""
 
 import json
 import os
@@ -254,3 +256,110 @@ def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_
     assert any("| store |" in line for line in pages["store"])
     assert any(line.startswith("| mnist1d (epochs x0.1), global-magnitude, one-shot | one-shot, unstructured |")
                and line.endswith("| inconclusive | inconclusive | 1 |") for line in pages["store"])
+
+
+# -- stopping ------------------------------------------------------------------------------------
+
+
+def session(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (the harness and everything it started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session
+            pids.append(int(entry.name))
+    return pids
+
+
+def gone_within(sid: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while session(sid) and time.time() < deadline:
+        time.sleep(0.2)
+    return not session(sid)
+
+
+def start(command: list[str], sigint_ignored: bool) -> subprocess.Popen:
+    def prepare() -> None:
+        os.setsid()  # a session of its own: every process it starts can be found, and killed after the test
+        signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
+
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=prepare)
+
+
+def wait_for_work(proc: subprocess.Popen, store: Path, pattern: str = "retrain/*/resume.pt") -> None:
+    deadline = time.time() + 180
+    while not list(store.glob(pattern)):
+        assert proc.poll() is None, f"it finished before it could be stopped: {proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+def cleanup(sid: int) -> None:
+    for pid in session(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_driver_killed_by_sigkill_takes_its_workers_and_the_rerun_gives_the_same_bits(reference, study_file,
+                                                                                        tmp_path):
+    root, _ = reference
+    store = tmp_path / "killed"
+    command = sweep_command(study_file, store, "--jobs", "2", "--no-tracking")
+    proc = start(command, sigint_ignored=True)
+    try:
+        wait_for_work(proc, store)
+        assert len(session(proc.pid)) >= 4  # the driver, the fork server, two workers (and the resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone, as the OOM killer would
+        proc.wait(timeout=30)
+        assert gone_within(proc.pid, 10), f"left behind: {session(proc.pid)}"
+    finally:
+        cleanup(proc.pid)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert results(store) == results(root)
+
+
+@pytest.mark.parametrize(("stop", "sigint_ignored"), [
+    (signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True),
+    (signal.SIGHUP, True)])
+def test_a_stop_signal_ends_a_sweep_whatever_the_sigint_it_inherited(study_file, tmp_path, stop, sigint_ignored):
+    store = tmp_path / "stopped"
+    proc = start(sweep_command(study_file, store, "--jobs", "2", "--no-tracking"), sigint_ignored)
+    try:
+        wait_for_work(proc, store)
+        os.kill(proc.pid, stop)  # the driver alone, as `kill` or a service manager would
+        code = proc.wait(timeout=30)
+        stderr = proc.stderr.read()
+        assert gone_within(proc.pid, 10), f"left behind: {session(proc.pid)}"
+    finally:
+        cleanup(proc.pid)
+    assert code == 128 + stop, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (f"stopped by {signal.Signals(stop).name}: what is finished is stored; "
+                                              "rerun the same command to resume")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_harness_run_with_sigint_ignored(tmp_path, stop):
+    store = tmp_path / "run"
+    command = [sys.executable, "-m", "harness", "run", "lr-rewinding", "mnist1d", "--epochs-scale", "0.3",
+               "--store", str(store), "--no-tracking"]
+    proc = start(command, sigint_ignored=True)
+    try:
+        wait_for_work(proc, store, "base/*/resume.pt")
+        os.kill(proc.pid, stop)
+        code = proc.wait(timeout=30)
+        stderr = proc.stderr.read()
+        assert gone_within(proc.pid, 10)
+    finally:
+        cleanup(proc.pid)
+    assert code == 128 + stop and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"stopped by {signal.Signals(stop).name}")
