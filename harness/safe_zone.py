@@ -552,9 +552,11 @@ def units_needed(effects: pd.DataFrame, axis: pd.DataFrame, p: Paired, alpha: fl
             text = (f"at {p.fractions[a]:.0%} of T the estimated effects need about {need} nonzero units for "
                     f"{POWER:.0%} power at {level:.3g} (Noether), {n} are here")
         if best is None or need < best[0]:
-            seeds = math.ceil(need / densities)
+            per_seed = n / len(p.seeds) if n else densities  # ties give no sign: fewer units per seed count
+            seeds = max(math.ceil(need / per_seed - 1e-9), len(p.seeds) + 1)
             at_densities = "at this density" if densities == 1 else f"at these {densities} densities"
-            best = (need, text + f": about {seeds} seeds {at_densities} (now {len(p.seeds)})")
+            best = (need, text + f": about {seeds} seeds {at_densities} (now {len(p.seeds)}), at the share of "
+                                 "nonzero differences seen here")
     if best is None:
         return ("at every anchor the estimates do not favour rewinding for both methods: more units would not be "
                 "expected to show a zone")
