@@ -11,6 +11,7 @@ The command line calls the same functions; arguments carry the names of its opti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from harness import variants
 from harness.checks import check_batch_size, check_device, check_epochs_scale, check_keeps_weights
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
-from harness.hparams import BaseHparams, RetrainHparams
+from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.record import CellRecord
 from harness.store import Store
 from tasks.spec import DataOptions
@@ -40,7 +41,7 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
              iterative: bool | None = None, pruning: str = "global-magnitude",
              pruning_params: dict[str, float] | None = None, level: Sequence[int] = (),
              retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
-             batch_size: int | None = None, store: PathLike = "results") -> RunPlan:
+             batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU) -> RunPlan:
     """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK."""
     from methods.pruning import Prunes, Target, density_chain, get_pruning
     from methods.spec import get_method
@@ -72,7 +73,8 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
         chain = density_chain(strategy.density_for(given, density), rounds, iterative)
         check_keeps_weights(resolved, chain[-1], "--rounds" if rounds is not None else "--density")
         shapes = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
-    cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size),
+    cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size,
+                                        compute=compute),
                             choice.method, t, **shape, pruning=pruning, pruning_params=params,
                             method_params=choice.params, variant=choice.variant)
              for s in seeds for t in times for shape in shapes]
@@ -87,8 +89,8 @@ def run(method: str, task: str, *, store: PathLike = "results", device: str = "c
     level, retrain_epochs, seeds, epochs_scale, batch_size."""
     from harness.tracking import tracker_for
 
-    planned = plan_run(method, task, store=store, **cells)
     check_device(device)
+    planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16), **cells)
     results = Store(store)
     results.check_writable()
     options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
@@ -112,6 +114,7 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
     spec = load_study(str(study), variants.load_all(results.root),
                       narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods))
     check_device(device)
+    spec = dataclasses.replace(spec, compute=Compute.of(device))
     results.check_writable()
     context = WorkerContext(str(results.root), DataOptions(data_dir=Path(data_dir) if data_dir else None,
                                                            device=device))

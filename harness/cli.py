@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import statistics
 import sys
@@ -20,7 +21,7 @@ from harness.checks import check_batch_size, check_device, check_epochs_scale
 from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
-from harness.hparams import BaseHparams
+from harness.hparams import BaseHparams, Compute
 from harness.record import CellRecord
 from harness.selection import best_validated
 from harness.store import Store
@@ -64,6 +65,9 @@ DataDir = Annotated[Path | None, typer.Option(help="dataset folder (tasks that n
 Download = Annotated[bool, typer.Option(help="download the dataset into --data-dir if it is missing")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
 Bf16 = Annotated[bool, typer.Option(help="bf16 autocast (GPU)")]
+Threads = Annotated[int, typer.Option(
+    min=1, help="CPU intra-op threads while training; part of a run's name when not 1 (CPU numbers are identical "
+                "only for equal counts)")]
 LoaderWorkers = Annotated[int, typer.Option(min=0, help="data loading processes (folder datasets)")]
 TrackingUri = Annotated[
     str | None, typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite in the store]")
@@ -166,6 +170,7 @@ def run(
     download: Download = False,
     device: Device = "cpu",
     bf16: Bf16 = False,
+    threads: Threads = 1,
     workers: LoaderWorkers = 4,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
@@ -185,7 +190,8 @@ def run(
         planned = plan_run(method, task, density=density, rounds=rounds, iterative=iterative, pruning=pruning,
                            pruning_params=parse_assignments(pruning_param or [], "--pruning-param"),
                            level=level or (), retrain_epochs=retrain_epochs or (), seeds=seed or [0],
-                           epochs_scale=epochs_scale, batch_size=batch_size, store=store)
+                           epochs_scale=epochs_scale, batch_size=batch_size, store=store,
+                           compute=Compute.of(device, bf16, threads))
         if measure_speed and not planned.measures_filters:
             raise HarnessError("--measure-speed needs filter pruning (--structured): only it yields a smaller "
                                "dense network")
@@ -195,7 +201,7 @@ def run(
     tracker = tracker_for(results_store.root, not no_tracking and distributed.is_main(), tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     reporter = BarReporter() if distributed.is_main() else Reporter()
-    runner = Runner(results_store, options, tracker, reporter, bf16=bf16)
+    runner = Runner(results_store, options, tracker, reporter, bf16=bf16, threads=threads)
     rows, started = [], time.time()
     with user_errors():
         hps = planned.cells
@@ -359,6 +365,7 @@ def sweep(
         names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]
         spec = load_study(study, variants.load_all(Store(store).root),
                           narrow(epochs_scale=epochs_scale, seeds=seed, methods=names))
+        spec = dataclasses.replace(spec, compute=Compute.of(device, bf16, threads_per_job))
         if retries < 0:
             raise HarnessError(f"--retries must be >= 0, got {retries}")
         check_device(device)
@@ -545,6 +552,7 @@ def tune(
     download: Download = False,
     device: Device = "cpu",
     bf16: Bf16 = False,
+    threads: Threads = 1,
     workers: LoaderWorkers = 4,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
@@ -584,7 +592,8 @@ def tune(
         if save_as is not None:
             variants.check_name(save_as)
         check_device(device)
-        base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size)
+        base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size,
+                           compute=Compute.of(device, bf16, threads))
         resolved = get_task(task).resolved(base)
         strategy = get_pruning(pruning)
         if strategy.target is Target.LEVEL:
@@ -594,7 +603,7 @@ def tune(
         searched, fixed = search.parse_space(spec, resolved.epochs, space or [], strategy)
         config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
                                tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),
-                               pruning)
+                               pruning, base.compute)
         name = study_name or config.default_name()
         results_store = Store(store)
         results_store.check_writable()
@@ -605,7 +614,7 @@ def tune(
     tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
     trial_store = Store(results_store.root / "tune" / name, bases=results_store.root)
-    runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16)
+    runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16, threads=threads)
     started = time.time()
     with user_errors():
         runner.base(base)  # every paper rewind point, once, before any trial
@@ -628,7 +637,7 @@ def tune(
         best = search.best_trial(study)
         # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
         eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
-                             BarReporter(), bf16=bf16)
+                             BarReporter(), bf16=bf16, threads=threads)
         rows = s.evaluate(best, seed or [0, 1, 2], eval_runner, variant=save_as)
         if tracker is not None:
             tests = [r.test_acc for r in rows]

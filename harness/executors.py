@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
+from harness.hparams import Compute
 from harness.plan import Job
 from harness.signals import die_with_parent
 from harness.store import Store
@@ -39,6 +40,11 @@ class WorkerContext:
     # CPU results are bit-identical only for the same number of intra-op threads (reductions split
     # differently), so every executor gives each job the same number: 1 unless asked otherwise.
     threads: int = 1
+
+    @property
+    def compute(self) -> Compute:
+        """What the cells a worker runs must declare (``BaseHparams.compute``)."""
+        return Compute.of(self.data_options.device, self.bf16, self.threads)
 
 
 @dataclass
@@ -60,7 +66,8 @@ def runner_for(context: WorkerContext, reporter: Reporter | None = None) -> Runn
 
     torch.set_num_threads(context.threads)
     if context not in _RUNNERS:
-        _RUNNERS[context] = Runner(Store(context.store), context.data_options, bf16=context.bf16)
+        _RUNNERS[context] = Runner(Store(context.store), context.data_options, bf16=context.bf16,
+                                   threads=context.threads)
     runner = _RUNNERS[context]
     runner.reporter = reporter or Reporter()
     return runner

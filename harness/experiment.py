@@ -21,7 +21,7 @@ from torch import nn
 
 from harness import distributed, masks, store
 from harness.errors import DamagedFile, HarnessError
-from harness.hparams import BaseHparams, RetrainHparams, flatten
+from harness.hparams import BaseHparams, Compute, RetrainHparams, flatten
 from harness.identity import task_fingerprint
 from harness.plan import check_cell
 from harness.record import CellRecord
@@ -169,19 +169,30 @@ def starting_weights(
 
 @dataclass
 class Runner:
-    """Runs on one device; where it runs (and in which precision) never changes a run's identity."""
+    """Runs on one device, in one precision, on CPU with one thread count: its ``compute``, which
+    every run it is given must declare (``BaseHparams.compute``)."""
 
     store: Store
     data_options: DataOptions = field(default_factory=DataOptions)
     tracker: Any = None  # harness.tracking.Tracker, or None for no mirroring
     reporter: Reporter = field(default_factory=Reporter)
     bf16: bool = False
+    threads: int = 1  # CPU intra-op threads while training
     executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
     _data: dict[tuple[str, int], Data] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
         return torch.device(self.data_options.device)
+
+    @property
+    def compute(self) -> Compute:
+        return Compute.of(self.data_options.device, self.bf16, self.threads)
+
+    def check_compute(self, hp: BaseHparams) -> None:
+        if hp.compute != self.compute:
+            raise HarnessError(f"{hp.task} seed {hp.seed} is declared to be computed as {hp.compute}, but this "
+                               f"runner computes as {self.compute}: build the cells with the runner's compute")
 
     def task(self, hp: BaseHparams) -> Task:
         return get_task(hp.task).resolved(hp)
@@ -195,12 +206,18 @@ class Runner:
     def train(self, model: nn.Module, mask: masks.Mask | None, task: Task, **kwargs: Any) -> TrainOutcome:
         if mask is not None:
             mask = {k: v.to(self.device) for k, v in mask.items()}
-        return train(model, mask, task, self.data(task), bf16=self.bf16, **kwargs)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return train(model, mask, task, self.data(task), bf16=self.bf16, **kwargs)
+        finally:
+            torch.set_num_threads(before)
 
     # -- TRAIN: the original run -------------------------------------------------------------
 
     def base(self, hp: BaseHparams, rewind_epochs: Iterable[float] = ()) -> BaseRun:
         """W_0 ... W_T of the original run, with W_g stored at every epoch g that will be rewound to."""
+        self.check_compute(hp)
         with store.exclusive(self.store.base_dir(hp), self._waiting):
             distributed.barrier()
             run = self._repairing(lambda retry: self._base(hp, rewind_epochs))
@@ -243,6 +260,11 @@ class Runner:
         if result is not None and not missing:
             run.result = result
             self.reporter.note(f"reusing base network {folder.name}")
+            if "compute.threads" not in result:
+                self.reporter.warn(f"{folder.name} was stored before its compute (device, bf16, threads) was "
+                                   "recorded: `harness run` and `tune` then trained with the machine's thread count, "
+                                   f"so it may hold other numbers than {self.compute} computes; delete {folder} to "
+                                   "recompute it")
         else:
             self._train_base(run, task, sorted(missing), fresh=result is None)
         self._mirror_base(run, task)
@@ -334,6 +356,7 @@ class Runner:
             method.validate(T, hp.retrain_epochs)
             method.resolve_params(dict(hp.method_params))
             check_cell(hp)
+            self.check_compute(hp.base)
         if len(hps) > 1:
             shape = {replace(hp, retrain_epochs=0.0) for hp in hps}
             if len(shape) > 1 or first.round > 1 or not method.shares_prefix(T):
@@ -348,6 +371,10 @@ class Runner:
             folder = self.store.retrain_dir(hp)
             if (record := store.read_record(folder / store.RESULT)) is not None:
                 stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
+                if self.device.type == "cpu" and record.torch_threads not in (0, self.threads):
+                    self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
+                                       f"threads were part of a cell's name (now {self.threads}); delete {folder} "
+                                       "to recompute it")
                 results[hp] = record
                 self._mirror_retrain(folder, task, hp)
             else:
@@ -454,7 +481,7 @@ class Runner:
             val_acc=final["val"], test_acc=final["test"], metric=task.metric,
             metric_definition=task.metric_definition,
             unpruned_val_acc=base.result["val_acc"], unpruned_test_acc=base.result["test_acc"],
-            seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=torch.get_num_threads(),
+            seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=self.threads,
             weights_sha256=digest(weights), mask_sha256=digest(mask),
         )
         if not distributed.all_same((record.weights_sha256, record.mask_sha256)):

@@ -60,6 +60,26 @@ EPOCHS_SCALE = (1e-4, 1e3)
 
 
 @dataclass(frozen=True)
+class Compute:
+    """How a run is computed, where that changes its numbers: the device type, bf16 autocast, and
+    on CPU the intra-op thread count (a reduction splits differently with another count, and the
+    last bits differ). Part of a run's name when not the default, so two computations that can give
+    different numbers never share a folder; every command (run, sweep, tune, the API) trains on CPU
+    with one thread unless told otherwise, so what they compute once they share."""
+
+    device: str = "cpu"  # the device type: cpu, cuda, mps (not the index: cuda:0 and cuda:1 agree)
+    bf16: bool = False
+    threads: int = 1
+
+    @classmethod
+    def of(cls, device: str = "cpu", bf16: bool = False, threads: int = 1) -> Compute:
+        return cls(device.split(":")[0], bool(bf16), int(threads))
+
+
+CPU = Compute()  # the default: fp32 on CPU, one thread
+
+
+@dataclass(frozen=True)
 class BaseHparams:
     """The original training run: computed once per (task, seed) and shared by every method."""
 
@@ -67,6 +87,7 @@ class BaseHparams:
     seed: int = 0
     epochs_scale: float = 1.0
     batch_size: int | None = None  # None: the task's standard batch size
+    compute: Compute = CPU
 
     def identity(self) -> dict[str, Any]:
         """What names the base run: these fields and what the task resolves to (``harness.identity``)."""

@@ -32,8 +32,8 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.experiment import PAPER_GRID_POINTS, paper_retraining_times
-from harness.hparams import EPOCHS_SCALE, BaseHparams, RetrainHparams, content_hash
-from harness.variants import Variant
+from harness.hparams import CPU, EPOCHS_SCALE, BaseHparams, Compute, RetrainHparams, content_hash
+from harness.variants import NAME, Variant
 from methods.pruning import ITERATIVE_RATE, density_chain
 
 SCHEDULES = ("one-shot", "iterative")
@@ -75,13 +75,15 @@ class Study:
     batch_size: int | None = None
     method_params: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     variants: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = ()  # (name, method, params) in use
+    compute: Compute = CPU  # set by the command that runs the study (--device, --bf16, --threads-per-job)
 
     @property
     def hash(self) -> str:
         return content_hash(dataclasses.replace(self, name=""))
 
     def base(self, seed: int) -> BaseHparams:
-        return BaseHparams(self.task, seed=seed, epochs_scale=self.epochs_scale, batch_size=self.batch_size)
+        return BaseHparams(self.task, seed=seed, epochs_scale=self.epochs_scale, batch_size=self.batch_size,
+                           compute=self.compute)
 
     @property
     def T(self) -> float:
@@ -327,7 +329,7 @@ def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "name": lambda v: v if isinstance(v, str) and v.strip() else _raise("must be a non-empty string"),
+    "name": lambda v: parse_name(v),
     "task": lambda v: _choice(task_names(), "task")(v),
     "methods": parse_methods,
     "retrain_points": _integer(1, MAX_RETRAIN_POINTS),
@@ -345,6 +347,14 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 
 def _raise(message: str) -> Any:
     raise StudyError(message)
+
+
+def parse_name(value: Any) -> str:
+    """A study's name becomes a folder of the store (``studies/NAME-HASH``): a plain name, never a path."""
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise StudyError(f"must be a name of letters, digits, '.', '_' and '-' starting with a letter or digit, "
+                         f"not {value!r}")
+    return value
 
 
 def check_against_task(study: Study) -> None:

@@ -15,6 +15,7 @@ retraining time t at one density, maximizing validation accuracy on one seed:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
-from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams, content_hash
 from harness.record import CellRecord
 from harness.store import HISTORY, give_file_mode
 from methods.pruning import PruningStrategy
@@ -266,12 +267,16 @@ class Config:
     space: tuple[tuple[str, str], ...]
     fixed: tuple[tuple[str, float], ...]
     pruning: str = "global-magnitude"
+    compute: Compute = CPU
 
     def default_name(self) -> str:
         return f"{self.method}-{self.task}-d{self.density:g}-{content_hash(self)[:8]}"
 
     def as_json(self) -> str:
-        fields = {k: v for k, v in self.__dict__.items() if not (k == "pruning" and v == "global-magnitude")}
+        defaults = {"pruning": "global-magnitude", "compute": CPU}
+        fields = {k: v for k, v in self.__dict__.items() if not (k in defaults and v == defaults[k])}
+        if "compute" in fields:
+            fields["compute"] = dataclasses.asdict(self.compute)
         return json.dumps({**fields, "space": dict(self.space), "fixed": dict(self.fixed)}, sort_keys=True)
 
 
@@ -302,8 +307,7 @@ class Search:
     def cell(self, values: Mapping[str, float], seed: int | None = None, variant: str | None = None) -> RetrainHparams:
         """The cell a trial's values stand for (on the search seed, or another for the evaluation)."""
         method_values, pruning_values, t = split_values({**self.fixed, **values})
-        base = self.base if seed is None else BaseHparams(self.base.task, seed, self.base.epochs_scale,
-                                                          self.base.batch_size)
+        base = self.base if seed is None else dataclasses.replace(self.base, seed=seed)
         pruning = {}
         density = self.density
         if self.pruning is not None:

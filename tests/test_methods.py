@@ -69,7 +69,12 @@ def test_starting_weights_of_each_method(quick):
     W_T = base.weights_at_epoch(T)
     # W_{T-t} computed independently: a fresh run of the original schedule for T - t epochs
     model = init_model(task, base_hp.seed)
-    train(model, None, task, runner.data(task), start_epoch=0, epochs=T - t, seed=base_hp.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(runner.threads)  # as the runner computes (CPU bits depend on the thread count)
+    try:
+        train(model, None, task, runner.data(task), start_epoch=0, epochs=T - t, seed=base_hp.seed)
+    finally:
+        torch.set_num_threads(threads)
     W_rewound = model.state_dict()
     for name in TABLE:
         hp = RetrainHparams(base_hp, name, t, (0.5,))
