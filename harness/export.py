@@ -89,7 +89,7 @@ def export(folder: Path, out: Path, fmt: str = "safetensors") -> PrunedModel:
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], fmt: str) -> None:
     if fmt == "torch":
-        store.atomic_save(path, tensors)
+        store.atomic_save(path, tensors, digest=False)
     else:
         from safetensors.torch import save
 

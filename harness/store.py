@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,23 +92,44 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def atomic_save(path: Path, obj: Any) -> None:
+def digest_path(path: Path) -> Path:
+    """Where the SHA-256 of a tensor file is kept: beside it, written after it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def atomic_save(path: Path, obj: Any, digest: bool = True) -> None:
     """``torch.save`` that never leaves a half-written file behind. Serialized in memory first: the
-    archive then bears a fixed name, not the temporary file's, so equal tensors give equal bytes."""
+    archive then bears a fixed name, not the temporary file's, so equal tensors give equal bytes.
+    The bytes' SHA-256 is written beside the file, so that a change that still loads is found when
+    the file is read again (``load``)."""
     if not distributed.is_main():  # rank 0 writes (atomic_write_bytes): others need not serialize
         return
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    if digest:  # a file the store reads again; an export is the user's
+        atomic_write_bytes(digest_path(path), hashlib.sha256(data).hexdigest().encode())
 
 
 def load(path: Path, keys: tuple[str, ...] = ()) -> Any:
-    """A tensor file of the store (``weights_only``); a file that does not load, or lacks ``keys``,
-    is a ``DamagedFile``."""
+    """A tensor file of the store (``weights_only``); a file that does not load, lacks ``keys``, or
+    whose bytes differ from the digest recorded when it was written is a ``DamagedFile``. (A file
+    written before digests were recorded has none and is read as it is.)"""
+    data = path.read_bytes()  # FileNotFoundError: absent, not damaged
+    recorded = digest_path(path)
+    if recorded.exists():
+        try:
+            expected = recorded.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            expected = ""
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise DamagedFile(path, "its bytes differ from the SHA-256 recorded when it was written",
+                              invalidates=(recorded,))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
+        with warnings.catch_warnings():  # torch's own words about a refused pickle: the harness says it once
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise DamagedFile(path, f"does not load: {' '.join(str(e).split())[:100]}") from None
     if not isinstance(obj, dict) or not all(k in obj for k in keys):

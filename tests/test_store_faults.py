@@ -54,6 +54,15 @@ def other_weights(path: Path) -> None:
     atomic_save(path, weights)
 
 
+def one_value(path: Path) -> None:
+    """One value of one tensor changed, the file rewritten by torch as it is: it still loads."""
+    state = torch.load(path, weights_only=True)
+    model = state["model"]
+    name = next(k for k, v in model.items() if v.is_floating_point() and v.numel())
+    model[name].view(-1)[0] += 1e-3
+    torch.save(state, path)
+
+
 def garbage(path: Path) -> None:
     path.write_bytes(b"\x00garbage, not what was stored\xff")
 
@@ -79,7 +88,32 @@ DAMAGE = {
         lambda r: (shutil.rmtree(cell_folder(r)), base_folder(r) / "checkpoints" / f"step_{REWIND_STEP:08d}.pt")[1],
         garbage, True),
     "resume.pt garbage": (pretend_killed_mid_cell, garbage, True),
+    # a change that still loads: found by the SHA-256 recorded when the file was written
+    "rewind checkpoint one value": (
+        lambda r: (shutil.rmtree(cell_folder(r)), base_folder(r) / "checkpoints" / f"step_{REWIND_STEP:08d}.pt")[1],
+        one_value, True),
 }
+
+
+def test_every_tensor_file_the_store_reads_back_is_checked_against_its_digest(tmp_path):
+    """The mechanism behind the base checkpoint's case above, for any file ``atomic_save`` writes
+    (resume.pt, weights, masks): a change that still loads is a DamagedFile; a file from before
+    digests (no NAME.sha256) is read as it is; an export carries no digest."""
+    from harness.errors import DamagedFile
+    from harness.store import digest_path, load
+
+    path = tmp_path / "resume.pt"
+    atomic_save(path, {"model": {"w": torch.ones(3)}, "step": 7})
+    assert digest_path(path).read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load(path, keys=("model",))["step"] == 7
+    one_value(path)
+    assert torch.load(path, weights_only=True)["model"]["w"][0] != 1  # it still loads
+    with pytest.raises(DamagedFile, match="differ from the SHA-256 recorded"):
+        load(path)
+    digest_path(path).unlink()
+    assert load(path)["step"] == 7
+    atomic_save(tmp_path / "exported.pt", {"w": torch.ones(1)}, digest=False)
+    assert not digest_path(tmp_path / "exported.pt").exists()
 
 
 @pytest.mark.parametrize("case", DAMAGE, ids=list(DAMAGE))
