@@ -67,13 +67,44 @@ def save(root: Path, variant: Variant) -> Path:
 
 
 def load_all(root: Path) -> dict[str, Variant]:
-    """The variants saved in a store, by name."""
+    """The variants saved in a store, by name; a file that is not a valid variant is one line naming it."""
     out = {}
     for path in sorted(folder(root).glob("*.json")):
-        raw = store.read_json(path)
-        out[raw["name"]] = Variant(raw["name"], raw["method"], tuple(sorted(raw["params"].items())),
-                                   raw.get("retrain_fraction"), raw.get("origin", {}))
+        variant = parse_file(path)
+        out[variant.name] = variant
     return out
+
+
+def parse_file(path: Path) -> Variant:
+    import methods  # noqa: F401  (registers every method)
+    from methods.spec import METHODS
+
+    def bad(why: str) -> HarnessError:
+        return HarnessError(f"{path}: not a valid variant ({why}); fix or delete the file")
+
+    try:
+        raw = store.read_json(path)
+    except (OSError, store.DamagedFile) as e:
+        raise bad(getattr(e, "reason", None) or str(e)) from None
+    if not isinstance(raw, dict):
+        raise bad(f"a JSON object with name, method and params, not {type(raw).__name__}")
+    name, method, params = raw.get("name"), raw.get("method"), raw.get("params", {})
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name != path.stem:
+        raise bad(f"its name must be the file's, {path.stem!r}, got {name!r}")
+    if method not in METHODS:
+        raise bad(f"method {method!r} is not registered; valid: {', '.join(METHODS.names())}")
+    if not isinstance(params, dict):
+        raise bad(f"params must be a mapping of parameter to number, got {params!r}")
+    fraction = raw.get("retrain_fraction")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, int | float)
+                                 or not 0 < fraction <= 1):
+        raise bad(f"retrain_fraction must be a number in (0, 1] or null, got {fraction!r}")
+    try:
+        METHODS.get(method).overrides(params)  # names and values checked; stored as saved (cells are named by them)
+    except (HarnessError, TypeError, ValueError) as e:
+        raise bad(" ".join(str(e).split())) from None
+    origin = raw.get("origin", {})
+    return Variant(name, method, tuple(sorted(params.items())), fraction, origin if isinstance(origin, dict) else {})
 
 
 def resolve(name: str, root: Path) -> MethodChoice:

@@ -38,6 +38,9 @@ STUDY_ERRORS = {
     "empty file": ("", "a study is a mapping of keys"),
     "method param nan": ("task: mnist1d\nmethod_params: {gradual: {span: .nan}}\n", "span must be a number"),
     "unknown schedule": ("task: mnist1d\nschedules: [cyclic]\n", "unknown schedule 'cyclic'"),
+    "name that is a path": ("name: ../../../trav_escape\ntask: mnist1d\nmethods: [fine-tuning]\n",
+                            "name: must be a name of letters, digits"),
+    "name with a slash": ("name: a/b\ntask: mnist1d\nmethods: [fine-tuning]\n", "not 'a/b'"),
 }
 
 Q = ["--epochs-scale", str(QUICK)]
@@ -190,3 +193,29 @@ def test_bad_study_file(case, dry_run, store, capsys, tmp_path):
 
 def test_the_corpus_is_large():
     assert len(CASES) + 2 * len(STUDY_ERRORS) >= 60
+
+
+VARIANTS = {
+    # what variants/mine.json holds: the one line it gets
+    "a missing method": ('{"name": "mine", "method": "no-such", "params": {}}',
+                         "mine.json: not a valid variant (method 'no-such' is not registered; valid: allr"),
+    "an unknown parameter": ('{"name": "mine", "method": "fine-tuning", "params": {"nope": 1}}',
+                             "has no parameter 'nope'; valid: lr_scale"),
+    "a wrong type": ('{"name": "mine", "method": "fine-tuning", "params": {"lr_scale": "x"}}',
+                     "lr_scale must be a number"),
+    "not JSON": ("{not json", "mine.json: not a valid variant (not JSON"),
+    "not an object": ("[1, 2]", "a JSON object with name, method and params, not list"),
+    "another name": ('{"name": "other", "method": "fine-tuning", "params": {}}', "its name must be the file's"),
+}
+
+
+@pytest.mark.parametrize("case", VARIANTS, ids=list(VARIANTS))
+def test_a_damaged_variant_file_is_one_line_naming_it(case, capsys, tmp_path):
+    text, message = VARIANTS[case]
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "mine.json").write_text(text)
+    for command in (["run", "mine", "mnist1d"], ["sweep", "mnist1d-smoke", "--dry-run"]):
+        capsys.readouterr()
+        assert main([*command, "--store", str(tmp_path), "--no-tracking"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
