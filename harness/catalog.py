@@ -1,15 +1,17 @@
-"""What is registered, as plain data: tasks, methods (and recipes), pruning strategies, study presets.
+"""What is registered, as plain data: tasks, methods (and recipes), pruning strategies, study presets,
+and the method variants a store holds.
 
 ``harness list`` draws its tables from these entries, and ``harness list --json`` prints them as they are.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
 
-KINDS = ("tasks", "methods", "pruning", "presets")
+KINDS = ("tasks", "methods", "pruning", "presets", "variants")
 
 
 def parameters(declared: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,13 +82,22 @@ def presets() -> list[dict[str, Any]]:
     return entries
 
 
-def catalog(kinds: tuple[str, ...] = KINDS) -> dict[str, list[dict[str, Any]]]:
-    """The entries of each kind asked for."""
+def variants(store: Path) -> list[dict[str, Any]]:
+    """The method variants saved in a store (`harness tune --save-as`), each checked as it is read."""
+    from harness import variants as saved
+
+    return [{"name": v.name, "method": v.method, "params": dict(v.params), "retrain_fraction": v.retrain_fraction,
+             "file": str(saved.folder(store) / f"{v.name}.json")} for v in saved.load_all(store).values()]
+
+
+def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> dict[str, list[dict[str, Any]]]:
+    """The entries of each kind asked for (``variants``: those of ``store``)."""
     from harness.registry import load_plugins
 
     load_plugins()
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise HarnessError(f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}")
-    makers = {"tasks": tasks, "methods": methods, "pruning": pruning, "presets": presets}
+    makers = {"tasks": tasks, "methods": methods, "pruning": pruning, "presets": presets,
+              "variants": lambda: variants(store)}
     return {kind: makers[kind]() for kind in kinds}

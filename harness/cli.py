@@ -852,16 +852,18 @@ def ui(
 @app.command("list")
 def list_registered(
     kinds: Annotated[list[str] | None, typer.Argument(
-        metavar="[tasks|methods|pruning|presets]...", help="what to list [all of them]")] = None,
+        metavar="[tasks|methods|pruning|presets|variants]...", help="what to list [all of them]")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    store: StoreDir = Path("results"),
 ) -> None:
-    """Tasks, retraining methods and recipes, pruning strategies and study presets, with their parameters."""
+    """Tasks, retraining methods and recipes, pruning strategies, study presets, and a store's method
+    variants, with their parameters."""
     import json
 
     from harness.catalog import KINDS, catalog
 
     with user_errors():
-        entries = catalog(tuple(kinds or KINDS))
+        entries = catalog(tuple(kinds or KINDS), store)
     if json_output:
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
@@ -927,7 +929,21 @@ def preset_tables(items: list[dict[str, Any]]) -> list[Table]:
     return [table]
 
 
-TABLES_OF = {"tasks": task_tables, "methods": method_tables, "pruning": pruning_tables, "presets": preset_tables}
+def variant_tables(items: list[dict[str, Any]]) -> list[Table]:
+    if not items:
+        return []
+    table = Table(title="method variants of the store")
+    for col in ("name", "method", "parameters", "t / T", "file"):
+        table.add_column(col, no_wrap=col == "name")
+    for v in items:
+        params = ", ".join(f"{k}={x:g}" for k, x in v["params"].items()) or "the method's defaults"
+        fraction = "" if v["retrain_fraction"] is None else f"{v['retrain_fraction']:.0%}"
+        table.add_row(v["name"], v["method"], params, fraction, v["file"])
+    return [table]
+
+
+TABLES_OF = {"tasks": task_tables, "methods": method_tables, "pruning": pruning_tables, "presets": preset_tables,
+             "variants": variant_tables}
 
 
 def main(argv: list[str] | None = None) -> int:
