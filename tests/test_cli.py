@@ -61,8 +61,8 @@ def test_list_shows_the_variants_of_a_store(tmp_path):
     (tmp_path / "variants" / "ft-tuned.json").write_text(json.dumps(
         {"name": "ft-tuned", "method": "fine-tuning", "params": {"lr_scale": 2.5}, "retrain_fraction": 0.5}))
     listed = json.loads(harness("list", "variants", "--json", "--store", str(tmp_path)).stdout)["variants"]
-    assert listed == [{"name": "ft-tuned", "method": "fine-tuning", "params": {"lr_scale": 2.5}, "retrain_fraction": 0.5,
-                       "file": str(tmp_path / "variants" / "ft-tuned.json")}]
+    assert listed == [{"name": "ft-tuned", "method": "fine-tuning", "params": {"lr_scale": 2.5},
+                       "retrain_fraction": 0.5, "file": str(tmp_path / "variants" / "ft-tuned.json")}]
     shown = harness("list", "--store", str(tmp_path)).stdout
     assert "method variants of the store" in shown and "lr_scale=2.5" in shown
     assert "method variants" not in harness("list", "--store", str(tmp_path / "none")).stdout  # none: no table
