@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 Shade = tuple[str, float, float, str]  # (label, start, end, colour) of a zone drawn on the retraining-time axis
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
+# a name with a character no font has is drawn as a box; matplotlib's warning about it is noise on stderr
+warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
 def declared(method: str) -> Retraining | None:
     """The registered method of this name, if any (a variant or an external CSV's name has none)."""
