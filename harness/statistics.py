@@ -182,6 +182,11 @@ def check(df: pd.DataFrame) -> pd.DataFrame:
     """The checks a table passes before the leaderboard is built from it (once, on every source
     combined, so a cell given twice is found across files too): one line naming the rows at fault."""
     origin = df["origin"] if "origin" in df.columns else pd.Series([f"row {i}" for i in range(len(df))], df.index)
+    unnamed = df[["task", "pruning", "schedule", "method"]].isna().any(axis=1) | df[
+        ["task", "pruning", "schedule", "method"]].astype(str).apply(lambda c: c.str.strip() == "").any(axis=1)
+    if unnamed.any():
+        raise HarnessError(f"blank task, pruning, schedule or method in {rows_of(unnamed, origin)}; every row names "
+                           "all four")
     blank = df[["val_acc", "test_acc", "density", "retraining_epochs", "seed"]].isna().any(axis=1)
     if blank.any():
         raise HarnessError(f"blank val_acc, test_acc, density or retraining_epochs in {rows_of(blank, origin)}; "

@@ -192,9 +192,8 @@ def zone_heatmap(heatmap: pd.DataFrame, considered: list[float], title: str, fol
     image = None
     for ax, method in zip(axes.flat, methods, strict=True):
         at = heatmap[heatmap["method"] == method]
-        grid = at.pivot_table(index="density", columns="fraction", values="median").reindex(densities)[fractions]
-        won = at.pivot_table(index="density", columns="fraction", values="wins").reindex(densities)[fractions]
-        seeds = at.pivot_table(index="density", columns="fraction", values="seeds").reindex(densities)[fractions]
+        grid, won, seeds = (full_grid(at, column, densities, fractions) for column in ("median", "wins", "seeds"))
+        won, seeds = won.fillna(0), seeds.fillna(0)
         image = ax.imshow(grid.to_numpy(), cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
         for i in range(len(densities)):
             for j in range(len(fractions)):
@@ -214,6 +213,13 @@ def zone_heatmap(heatmap: pd.DataFrame, considered: list[float], title: str, fol
         bar.ax.tick_params(labelsize=6)
     fig.suptitle(f"{title}: median difference, seeds won", fontsize=9)
     return save(fig, folder, name)
+
+
+def full_grid(rows: pd.DataFrame, column: str, densities: list[float], fractions: list[float]) -> pd.DataFrame:
+    """``column`` as a density x time grid with every cell, NaN where nothing ran (pivot_table alone
+    drops a time whose values are all missing)."""
+    return rows.pivot_table(index="density", columns="fraction", values=column, dropna=False).reindex(
+        index=densities, columns=fractions)
 
 
 def profile_plot(profile: pd.DataFrame, title: str, folder: Path, name: str) -> list[Path]:
