@@ -125,24 +125,16 @@ def reading_table(zone: NetworkZone, kind: str) -> Table:
                  rows, note)
 
 
-def verdict_cell(reading: Reading) -> str:
-    if reading.verdict == "zone":
-        return reading.span()
-    if reading.needed and reading.verdict == "inconclusive":
-        return "inconclusive"
-    return reading.verdict
-
-
 def verdicts_table(found: SafeZones) -> Table:
     """Every network's three readings, then each scope's across its networks."""
     rows = []
     for scope, z in sorted(found.scopes.items(), key=lambda item: item[0] != HEADLINE):
         rows.append([f"across {len(z.networks)} networks: {scope_name(scope)}"
                      + (" (headline)" if scope == HEADLINE else ""), scope_name(scope), "",
-                     *(verdict_cell(z.readings[k]) for k in READINGS), ""])
+                     *(z.readings[k].span() for k in READINGS), ""])
     for name, z in found.networks.items():
         rows.append([name, scope_name(z.scope), ", ".join(f"{d:.3g}" for d in z.densities),
-                     *(verdict_cell(z.readings[k]) for k in READINGS), str(z.seeds)])
+                     *(z.readings[k].span() for k in READINGS), str(z.seeds)])
     note = ("descriptive: both rewinding methods' median over seeds at least fine-tuning's, at every density "
             "considered; set this beside the paper's 25%-90%, read off its plots. conditional: what these base "
             "networks' runs certify ((density, seed) cells as units). generalizing: what holds for new base networks "
