@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 Shade = tuple[str, float, float, str]  # (label, start, end, colour) of a zone drawn on the retraining-time axis
 
 matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byte-identical SVGs
-# a name with a character no font has is drawn as a box; matplotlib's warning about it is noise on stderr
-warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
 def declared(method: str) -> Retraining | None:
     """The registered method of this name, if any (a variant or an external CSV's name has none)."""
@@ -63,7 +61,9 @@ def save(fig: plt.Figure, folder: Path, name: str, formats: tuple[str, ...] = ("
     paths = []
     for ext in formats:
         data = io.BytesIO()
-        fig.savefig(data, format=ext, dpi=150, metadata={"Date": None} if ext == "svg" else None)
+        with warnings.catch_warnings():  # a character no font has is drawn as a box: matplotlib's warning is noise
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+            fig.savefig(data, format=ext, dpi=150, metadata={"Date": None} if ext == "svg" else None)
         fig.set_layout_engine("none")  # laid out once: the second format keeps the first one's positions
         paths.append(folder / f"{name}.{ext}")
         atomic_write_bytes(paths[-1], data.getvalue())

@@ -1,7 +1,9 @@
 """`harness leaderboard` end to end, the page rendered in headless Chromium, and `harness ui`."""
 
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
 import signal
@@ -270,3 +272,32 @@ def test_one_search_cost_panel_when_both_criteria_pick_the_same_density():
     [(label, curve)] = search_cost_panels(df)
     assert label.startswith("no accuracy drop and 1-point accuracy drop: density 0.05")
     assert set(curve["density"]) == {0.05}
+
+
+def test_ui_killed_by_sigkill_takes_its_server(tmp_path):
+    """SIGKILL reaches no handler: the MLflow server goes because the kernel tells it its parent died."""
+    from harness.experiment import Runner
+    from harness.hparams import BaseHparams, RetrainHparams
+    from harness.store import Store
+    from harness.tracking import Tracker, default_uri
+
+    store = Store(tmp_path)
+    Runner(store, tracker=Tracker(default_uri(store.root), store.root)).retrain(
+        RetrainHparams(BaseHparams("mnist1d", seed=0, epochs_scale=0.1), "fine-tuning", 1.5, (0.5,)))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--store", str(tmp_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+        assert processes_with(f"--port {port}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    deadline = time.time() + 15
+    while processes_with(f"--port {port}") and time.time() < deadline:
+        time.sleep(0.2)
+    left = processes_with(f"--port {port}")
+    for pid in left:  # do not leave them to the next test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "the MLflow server outlived a SIGKILLed harness ui"
