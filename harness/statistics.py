@@ -34,6 +34,7 @@ CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
 SCHEDULES = ("one-shot", "iterative")
 METRICS = ("accuracy", "bleu")
+MAX_SEED = 2**32 - 1  # as a study's seeds
 
 
 # -- reading results --------------------------------------------------------------------------
@@ -124,6 +125,12 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         if not pd.api.types.is_numeric_dtype(df[column]):
             bad = ~df[column].map(numeric_or_blank)
             raise HarnessError(f"{path}: column {column} must be numeric; it is not in {rows_of(bad, lines)}")
+    seeds = pd.to_numeric(df["seed"], errors="coerce")
+    fractional = seeds.notna() & ~(np.isfinite(seeds) & (seeds == np.floor(seeds)) & (seeds >= 0)
+                                   & (seeds <= MAX_SEED))
+    if fractional.any():
+        raise HarnessError(f"{path}: column seed must hold whole numbers from 0 to {MAX_SEED}; it does not in "
+                           f"{rows_of(fractional, lines)}")
     df["origin"] = lines
     if "source" not in df.columns:
         df["source"] = path.stem
