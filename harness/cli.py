@@ -754,13 +754,9 @@ def leaderboard(
     zones = built["zones"]
     places = [(f"across networks, {name}", z) for name, z in zones["across"].items()]
     for name, zone in [*places, *zones["networks"].items()]:
-        spans = "; ".join(f"{kind} {span_of(zone[kind])}" for kind in ("conditional", "generalizing"))
-        out.print(f"safe zone, {name}: descriptive {span_of(zone['descriptive'])} (the paper: 25%-90%); {spans}",
+        spans = "; ".join(f"{kind} {zone[kind]['span']}" for kind in ("conditional", "generalizing"))
+        out.print(f"safe zone, {name}: descriptive {zone['descriptive']['span']} (the paper: 25%-90%); {spans}",
                   highlight=False, soft_wrap=True)
-
-
-def span_of(reading: dict) -> str:
-    return f"{reading['start']:.0%}-{reading['end']:.0%} of T" if reading["verdict"] == "zone" else reading["verdict"]
 
 
 @app.command()

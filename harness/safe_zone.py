@@ -256,7 +256,8 @@ class Reading:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "start": self.start, "end": self.end, "reason": self.reason,
+        return {"verdict": self.verdict, "span": self.span(), "start": self.start, "end": self.end,
+                "reason": self.reason,
                 "bounds": list(self.bounds), "segments": [list(s) for s in self.segments], "needed": self.needed,
                 "alpha": self.alpha, "anchors": list(self.anchors), "margin": self.margin,
                 "stability": None if self.no_zone_share is None else {
