@@ -627,13 +627,8 @@ def tune(
                   + ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
                   + "".join(f", {k} = {v:g}" for k, v in fixed.items()), highlight=False, soft_wrap=True)
         display.start(trials)
-        try:
-            with display.bar:
-                s.run(timeout=timeout)
-        except KeyboardInterrupt as stop:
-            err.print("interrupted: the study keeps its trials; rerun the same command to resume "
-                      "(the interrupted trial runs again from its last epoch)", highlight=False)
-            raise typer.Exit(signals.exit_code(stop)) from None
+        with display.bar:  # a stop leaves the interrupted trial to be queued again by the rerun (tune.Search)
+            s.run(timeout=timeout)
         best = search.best_trial(study)
         # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
         eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import reaper
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
 from harness.hparams import Compute
@@ -220,8 +221,10 @@ class RayExecutor(Executor):
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address:
                 kwargs["address"] = address
-            elif num_cpus:
-                kwargs["num_cpus"] = num_cpus
+            else:  # a cluster of our own: what it starts must end with this process, even by SIGKILL
+                reaper.watch_descendants()
+                if num_cpus:
+                    kwargs["num_cpus"] = num_cpus
             try:
                 ray.init(**kwargs)
             except ConnectionError as e:

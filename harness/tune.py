@@ -32,6 +32,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from harness import signals
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams, content_hash
@@ -371,7 +372,8 @@ class Search:
         reports = TrialReports(trial, self.tracker, run_id, self.listener)
         self.runner.reporter = reports
         try:
-            result = self.runner.retrain(hp)
+            with signals.allowed():
+                result = self.runner.retrain(hp)
         except optuna.TrialPruned:
             self._end(run_id, "KILLED", "PRUNED", {})
             raise
@@ -411,7 +413,8 @@ class Search:
             if timeout is not None and time.time() - started > timeout:
                 self.listener.note(f"--timeout {timeout:g}s reached: stopping; rerun the command to go on")
                 break
-            self.study.optimize(self.objective, n_trials=1, catch=(Exception,), callbacks=[self.after_trial])
+            with signals.deferred():  # a stop in Optuna's bookkeeping would leave the trial in no state
+                self.study.optimize(self.objective, n_trials=1, catch=(Exception,), callbacks=[self.after_trial])
             if self.surplus:
                 break
             if self.failures_in_a_row >= max_failures:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 from torch import nn
@@ -46,3 +48,10 @@ def task() -> Task:
 def shared_store(tmp_path_factory: pytest.TempPathFactory):
     """One results store for tests that only read results, so MNIST-1D base training runs once."""
     return tmp_path_factory.mktemp("shared-store")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.statistics import normalize
 from leaderboard.site import build
+from tests.conftest import free_port
 
 METHODS = ("fine-tuning", "weight-rewinding", "lr-rewinding", "reinit")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -154,12 +154,6 @@ def test_leaderboard_command_reads_the_store_and_external_csv(tmp_path):
     assert "safe zone 30%-80% of T" in md  # computed on the published rows
     bad = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "empty")])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: no results in")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def processes_with(text: str) -> list[int]:

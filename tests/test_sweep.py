@@ -20,6 +20,7 @@ from harness.plan import plan
 from harness.store import Store
 from harness.study import load_study
 from harness.sweep import Listener, run_study
+from tests.processes import cleanup, gone_within, session, start, wait_for_work
 
 STUDY = """
 task: mnist1d
@@ -261,62 +262,18 @@ def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_
 # -- stopping ------------------------------------------------------------------------------------
 
 
-def session(sid: int) -> list[int]:
-    """The live processes of session ``sid`` (the harness and everything it started)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session
-            pids.append(int(entry.name))
-    return pids
-
-
-def gone_within(sid: int, seconds: float) -> bool:
-    deadline = time.time() + seconds
-    while session(sid) and time.time() < deadline:
-        time.sleep(0.2)
-    return not session(sid)
-
-
-def start(command: list[str], sigint_ignored: bool) -> subprocess.Popen:
-    def prepare() -> None:
-        os.setsid()  # a session of its own: every process it starts can be found, and killed after the test
-        signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
-
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=prepare)
-
-
-def wait_for_work(proc: subprocess.Popen, store: Path, pattern: str = "retrain/*/resume.pt") -> None:
-    deadline = time.time() + 180
-    while not list(store.glob(pattern)):
-        assert proc.poll() is None, f"it finished before it could be stopped: {proc.stderr.read()[-2000:]}"
-        assert time.time() < deadline
-        time.sleep(0.02)
-
-
-def cleanup(sid: int) -> None:
-    for pid in session(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
+@pytest.mark.parametrize("executor", [["--jobs", "2"], ["--executor", "ray"]], ids=["pool", "ray"])
 def test_a_driver_killed_by_sigkill_takes_its_workers_and_the_rerun_gives_the_same_bits(reference, study_file,
-                                                                                        tmp_path):
+                                                                                        tmp_path, executor):
     root, _ = reference
     store = tmp_path / "killed"
-    command = sweep_command(study_file, store, "--jobs", "2", "--no-tracking")
+    command = sweep_command(study_file, store, *executor, "--no-tracking")
     proc = start(command, sigint_ignored=True)
     try:
         wait_for_work(proc, store)
-        assert len(session(proc.pid)) >= 4  # the driver, the fork server, two workers (and the resource tracker)
+        # pool: the driver, the fork server, two workers (and the resource tracker); ray: the driver, its
+        # watcher, the GCS, the raylet, its agents and workers
+        assert len(session(proc.pid)) >= 4
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone, as the OOM killer would
         proc.wait(timeout=30)
         assert gone_within(proc.pid, 10), f"left behind: {session(proc.pid)}"
@@ -363,3 +320,69 @@ def test_a_stop_signal_ends_harness_run_with_sigint_ignored(tmp_path, stop):
         cleanup(proc.pid)
     assert code == 128 + stop and "Traceback" not in stderr, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith(f"stopped by {signal.Signals(stop).name}")
+
+
+# -- a cluster of several nodes --------------------------------------------------------------------
+
+
+def cells_running_under(raylet: int) -> set[str]:
+    """The labels of the cells that Ray workers of the raylet ``raylet`` train now (a worker's title is
+    ``ray::LABEL`` while it runs a task)."""
+    labels = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == raylet and title.startswith("ray::") and " density " in title:
+            labels.add(title.removeprefix("ray::").strip())
+    return labels
+
+
+def test_a_ray_sweep_that_loses_a_node_retries_its_jobs_elsewhere_and_equals_the_local_sweep(reference, study_file,
+                                                                                            tmp_path):
+    """Three Ray nodes on this machine (a head that runs nothing and two workers of one CPU each) share the
+    store's folder. A worker node is removed while it trains a cell: the sweep finishes on the other node,
+    the lost job runs again there from its last saved epoch, no cell is computed twice, and every cell holds
+    the bits of the uninterrupted local sweep."""
+    import ray
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
+    from ray.cluster_utils import Cluster
+
+    root, _ = reference
+    store = tmp_path / "cluster"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        raylets = [node.all_processes[PROCESS_TYPE_RAYLET][0].process.pid for node in workers]
+        proc = start(sweep_command(study_file, store, "--executor", "ray", "--address", cluster.address,
+                                   "--retries", "2", "--no-tracking"), sigint_ignored=False)
+        try:
+            wait_for_work(proc, store)
+            deadline = time.time() + 60
+            while not (lost := cells_running_under(raylets[0])):
+                assert time.time() < deadline and proc.poll() is None, "no cell ran on the first node"
+                time.sleep(0.01)
+            cluster.remove_node(workers[0], allow_graceful=False)  # as a machine that loses power
+            retried: set[str] = set()
+            while proc.poll() is None and not lost <= retried:
+                retried |= cells_running_under(raylets[1]) & lost
+                time.sleep(0.01)
+            code = proc.wait(timeout=600)
+            stderr = proc.stderr.read()
+        finally:
+            cleanup(proc.pid)
+        assert code == 0, stderr[-2000:]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert retried == lost  # each job lost with the node ran again on the other one
+    assert results(store) == results(root)
+    summary = summary_of(store)
+    assert summary["counts"] == {"done": CELLS, "cached": 0, "failed": 0}
+    # the retried job resumed from its last saved epoch: no epoch was trained twice by a finished attempt
+    assert summary["executed_epochs"] <= summary["minimal_epochs"] == pytest.approx(MINIMAL)
+    print(f"jobs retried: {len(retried)} ({', '.join(sorted(retried))}); epochs executed by finished attempts "
+          f"{summary['executed_epochs']:.2f}, minimal {MINIMAL:.2f}")

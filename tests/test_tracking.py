@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.export import load_exported
 from tasks.spec import DataOptions, get_task
-from tests.conftest import QUICK
+from tests.conftest import QUICK, free_port
 
 cli = CliRunner()
 
@@ -81,12 +80,6 @@ def test_default_is_sqlite_in_the_store_and_reruns_do_not_duplicate(tmp_path, mo
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     check_mirrored(client, store)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

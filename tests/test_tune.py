@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from harness.cli import app
 from harness.errors import HarnessError
 from methods.spec import get_method
 from tests.conftest import QUICK
+from tests.processes import cleanup, gone_within, session, start, wait_for_work
 
 cli = CliRunner()
 T = 30 * QUICK  # MNIST-1D's T at --epochs-scale QUICK
@@ -298,6 +300,28 @@ def test_a_trial_lost_with_its_process_runs_again_and_resumes(tmp_path):
     assert len(retry) == 1 and retry[0].params == lost[0].params and retry[0].state == TrialState.COMPLETE
     assert study.trials[lost[0].number].state == TrialState.FAIL
     assert len(finished(study)) == 2
+
+
+@pytest.mark.parametrize(("stop", "sigint_ignored"), [
+    (signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGHUP, True)])
+def test_a_stop_signal_ends_a_search_whatever_the_sigint_it_inherited_and_the_rerun_finishes_it(tmp_path, stop,
+                                                                                                 sigint_ignored):
+    storage = ["--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
+    proc = start(tune_command(tmp_path, storage, 2, t="3"), sigint_ignored)
+    try:
+        wait_for_work(proc, tmp_path, "tune/shared/retrain/*/resume.pt")  # mid-trial
+        os.kill(proc.pid, stop)
+        code = proc.wait(timeout=30)
+        stderr = proc.stderr.read()
+        assert gone_within(proc.pid, 10), f"left behind: {session(proc.pid)}"
+    finally:
+        cleanup(proc.pid)
+    assert code == 128 + stop and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (f"stopped by {signal.Signals(stop).name}: what is finished is stored; "
+                                              "rerun the same command to resume")
+    done = subprocess.run(tune_command(tmp_path, storage, 2, t="3"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(finished(load(storage[1], "shared"))) == 2
 
 
 def test_open_storage_names_what_it_opened(tmp_path):
