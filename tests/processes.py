@@ -9,6 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+# every stop signal, sent to a process that inherited SIGINT as default and as ignored (a script's background job)
+STOP_CASES = [(stop, ignored) for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) for ignored in (False, True)]
+STOP_IDS = [f"{signal.Signals(stop).name}-sigint-{'ignored' if ignored else 'default'}" for stop, ignored in STOP_CASES]
+
 
 def session(sid: int) -> list[int]:
     """The live processes of session ``sid`` (the harness and everything it started)."""
@@ -32,12 +36,12 @@ def gone_within(sid: int, seconds: float) -> bool:
     return not session(sid)
 
 
-def start(command: list[str], sigint_ignored: bool) -> subprocess.Popen:
+def start(command: list[str], sigint_ignored: bool, stdout: int = subprocess.DEVNULL) -> subprocess.Popen:
     def prepare() -> None:
         os.setsid()  # a session of its own: every process it starts can be found, and killed after the test
         signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
 
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
                             preexec_fn=prepare)
 
 

@@ -22,6 +22,7 @@ from harness.cli import app
 from harness.statistics import normalize
 from leaderboard.site import build
 from tests.conftest import free_port
+from tests.processes import STOP_CASES, STOP_IDS, cleanup, start
 
 METHODS = ("fine-tuning", "weight-rewinding", "lr-rewinding", "reinit")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -167,19 +168,25 @@ def processes_with(text: str) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tmp_path, stop):
+@pytest.fixture(scope="module")
+def tracked_store(tmp_path_factory) -> Path:
+    """A store with one trained cell mirrored to its sqlite MLflow store."""
     from harness.experiment import Runner
     from harness.hparams import BaseHparams, RetrainHparams
     from harness.store import Store
     from harness.tracking import Tracker, default_uri
 
-    store = Store(tmp_path)
+    store = Store(tmp_path_factory.mktemp("tracked"))
     runner = Runner(store, tracker=Tracker(default_uri(store.root), store.root))
     runner.retrain(RetrainHparams(BaseHparams("mnist1d", seed=0, epochs_scale=0.1), "lr-rewinding", 1.5, (0.5,)))
+    return store.root
+
+
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tracked_store, tmp_path, stop, sigint_ignored):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--store", str(tmp_path), "--port", str(port)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = start([sys.executable, "-m", "harness", "ui", "--store", str(tracked_store), "--port", str(port)],
+                 sigint_ignored, stdout=subprocess.PIPE)
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in line
@@ -188,13 +195,16 @@ def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tmp_path, sto
         assert '"name": "mnist1d"' in body or '"name":"mnist1d"' in body
         assert "custom_model_development" in body  # the experiment's kind: model training
         assert processes_with(f"--port {port}")
-        if stop == signal.SIGTERM:  # the address printed opens an experiment on its runs, not on GenAI pages
+        if (stop, sigint_ignored) == (signal.SIGTERM, False):
+            # the address printed opens an experiment on its runs, not on GenAI pages
             address = line.split(": ", 1)[1].split()[0]
             dom, _ = render(address.replace("#/experiments?", "#/experiments/1?"), tmp_path)
             assert "base s0 epochs_scale=0.1" in dom and "Detect Issues" not in dom
     finally:
         proc.send_signal(stop)  # to harness alone, as `kill` or a service manager would
-        assert proc.wait(timeout=60) == 128 + stop  # as every command stops (harness.signals)
+        code = proc.wait(timeout=60)
+        cleanup(proc.pid)
+    assert code == 128 + stop  # as every command stops (harness.signals)
     deadline = time.time() + 30
     while processes_with(f"--port {port}") and time.time() < deadline:
         time.sleep(0.2)

@@ -20,7 +20,7 @@ from harness.plan import plan
 from harness.store import Store
 from harness.study import load_study
 from harness.sweep import Listener, run_study
-from tests.processes import cleanup, gone_within, session, start, wait_for_work
+from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
 
 STUDY = """
 task: mnist1d
@@ -284,9 +284,7 @@ def test_a_driver_killed_by_sigkill_takes_its_workers_and_the_rerun_gives_the_sa
     assert results(store) == results(root)
 
 
-@pytest.mark.parametrize(("stop", "sigint_ignored"), [
-    (signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True),
-    (signal.SIGHUP, True)])
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
 def test_a_stop_signal_ends_a_sweep_whatever_the_sigint_it_inherited(study_file, tmp_path, stop, sigint_ignored):
     store = tmp_path / "stopped"
     proc = start(sweep_command(study_file, store, "--jobs", "2", "--no-tracking"), sigint_ignored)
@@ -304,12 +302,12 @@ def test_a_stop_signal_ends_a_sweep_whatever_the_sigint_it_inherited(study_file,
                                               "rerun the same command to resume")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_signal_ends_harness_run_with_sigint_ignored(tmp_path, stop):
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+def test_a_stop_signal_ends_harness_run_whatever_the_sigint_it_inherited(tmp_path, stop, sigint_ignored):
     store = tmp_path / "run"
     command = [sys.executable, "-m", "harness", "run", "lr-rewinding", "mnist1d", "--epochs-scale", "0.3",
                "--store", str(store), "--no-tracking"]
-    proc = start(command, sigint_ignored=True)
+    proc = start(command, sigint_ignored)
     try:
         wait_for_work(proc, store, "base/*/resume.pt")
         os.kill(proc.pid, stop)
