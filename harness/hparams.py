@@ -89,6 +89,12 @@ class BaseHparams:
     batch_size: int | None = None  # None: the task's standard batch size
     compute: Compute = CPU
 
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> BaseHparams:
+        """The hyperparameters a folder's ``hparams.json`` was written from (its fingerprint is derived)."""
+        fields = {k: v for k, v in stored.items() if k != "task_fingerprint"}
+        return cls(**{**fields, "compute": Compute(**fields.get("compute", {}))})
+
     def identity(self) -> dict[str, Any]:
         """What names the base run: these fields and what the task resolves to (``harness.identity``)."""
         from harness.identity import base_identity
@@ -117,6 +123,17 @@ class RetrainHparams:
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
     variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`
     pruning_params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> RetrainHparams:
+        """The hyperparameters a cell folder's ``hparams.json`` was written from."""
+        fields = dict(stored)
+        if "structured" in fields:
+            fields["pruning"] = fields.pop("structured")
+        pairs = {k: tuple((str(n), float(v)) for n, v in fields[k]) for k in ("method_params", "pruning_params")
+                 if k in fields}
+        return cls(**{**fields, **pairs, "base": BaseHparams.from_stored(fields["base"]),
+                      "densities": tuple(fields.get("densities", ()))})
 
     def identity(self) -> dict[str, Any]:
         """What names the cell. Cells of a structured configuration were stored, before every strategy

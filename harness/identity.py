@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.declared import identity_name
 from harness.hparams import BaseHparams, flatten
 
 if TYPE_CHECKING:
@@ -38,20 +39,12 @@ STORED_BEFORE = {
 }
 
 
-def qualified_name(fn: Any) -> str | None:
-    if fn is None:
-        return None
-    if hasattr(fn, "func"):  # functools.partial: the function and its arguments
-        return f"{qualified_name(fn.func)}{fn.args!r}{sorted(fn.keywords.items())!r}"
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
 _ARCHITECTURES: dict[str, str] = {}  # by task and model factory: a factory call per content hash is too slow
 
 
 def architecture(task: Task) -> str:
     """The model's module tree (types and their arguments) and every tensor's name, shape and dtype."""
-    key = f"{task.name}:{qualified_name(task.make_model)}"
+    key = f"{task.name}:{identity_name(task.make_model)}"
     if key not in _ARCHITECTURES:
         with torch.device("meta"):  # the structure and shapes, without allocating or initializing weights
             model = task.make_model()
@@ -66,12 +59,12 @@ def definition(task: Task) -> dict[str, Any]:
         "schedule": flatten(task.schedule),
         "optimizer": flatten(task.optimizer),
         "batch_size": task.batch_size,
-        "data": qualified_name(task.load_data),
+        "data": identity_name(task.load_data),
         "data_definition": task.data_definition,
         "input_shape": list(task.input_shape),
-        "loss": qualified_name(task.criterion) or "cross_entropy",
+        "loss": identity_name(task.criterion) or "cross_entropy",
         "grad_clip": task.grad_clip,
-        "prunable": qualified_name(task.prunable),
+        "prunable": identity_name(task.prunable),
         "metric": task.metric_definition,
     }
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from harness import safe_pickle
 from harness.data import TensorData
+from harness.declared import identified_as
 from harness.errors import HarnessError
 from harness.schedule import Schedule
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
@@ -135,6 +136,7 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+@identified_as("tasks.cifar10.load")
 def load(options: DataOptions) -> TensorData:
     folder = find_folder(options.data_dir, options.download)
     parts = [read_batch(folder / name) for name in TRAIN_FILES]

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from harness.declared import identified_as
 from harness.errors import HarnessError
 from harness.folder_data import FolderData
 from harness.schedule import Schedule
@@ -43,6 +44,7 @@ def image_folder(root: Path, split: str) -> Any:
                            f"holding {', '.join(EXTENSIONS[:3])} images") from None
 
 
+@identified_as("tasks.imagenet.load")
 def load(options: DataOptions) -> FolderData:
     from torchvision import transforms as T
 

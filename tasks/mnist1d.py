@@ -16,6 +16,7 @@ from torch import nn
 
 from harness import store
 from harness.data import TensorData
+from harness.declared import identified_as
 from harness.errors import DamagedFile, StoreFault
 from harness.schedule import Schedule
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
@@ -74,6 +75,7 @@ def generate() -> dict[str, torch.Tensor]:
     return data
 
 
+@identified_as("tasks.mnist1d.load")
 def load(options: DataOptions) -> TensorData:
     d = generate()
     return TensorData((d["x"], d["y"]), (d["x_test"], d["y_test"]), options.batch_size, device=options.device)

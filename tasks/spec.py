@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from harness import distributed
+from harness.declared import identified_as
 from harness.hparams import BaseHparams
 from harness.registry import Registry
 from harness.schedule import Schedule
@@ -63,6 +64,7 @@ class OptimizerSpec:
         return f"{self.name.capitalize()} {self.betas}, wd {self.weight_decay:g}"
 
 
+@identified_as("tasks.spec.conv_and_linear_weights")
 def conv_and_linear_weights(model: nn.Module) -> list[str]:
     """The weights that global magnitude pruning considers: biases and norm layers never."""
     return [
@@ -80,6 +82,8 @@ class Task:
     batch_size: int
     optimizer: OptimizerSpec
     make_model: Callable[[], nn.Module]
+    # load_data, prunable and criterion enter a base network's identity by their declared names
+    # (``harness.declared.identified_as``), not by the module that defines them
     load_data: Callable[[DataOptions], Data]
     input_shape: tuple[int, ...]  # one sample, for FLOPs and speed measurements
     metric: str = "accuracy"  # what ``Data.evaluate`` returns; higher is better (BLEU for translation)

@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import nn
 
+from harness.declared import identified_as
 from harness.errors import HarnessError
 from harness.schedule import Schedule
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
@@ -49,6 +50,7 @@ def gnmt_schedule() -> Schedule:
                     warmup_epochs=0.125, warmup_from=0.01, exponential_warmup=True)
 
 
+@identified_as("tasks.wmt16.weight_matrices")
 def weight_matrices(model: nn.Module) -> list[str]:
     """Every 2-D parameter (a shared embedding once)."""
     return [name for name, p in model.named_parameters() if p.dim() == 2]
@@ -76,6 +78,7 @@ def translation_task(name: str, description: str, hidden: int, layers: int, drop
 
         return gnmt.build_gnmt(Dictionary(), VOCAB, hidden, layers, dropout)
 
+    @identified_as("tasks.wmt16.translation_task.<locals>.load")
     def load(options: DataOptions) -> Any:
         _, data = fairseq_modules()
         if options.data_dir is None:
@@ -84,6 +87,7 @@ def translation_task(name: str, description: str, hidden: int, layers: int, drop
         return data.TranslationData(options.data_dir, SOURCE, TARGET, VOCAB, options.batch_size,
                                     options.batch_size * TOKENS_PER_SENTENCE, MAX_LENGTH, beam, options.device)
 
+    @identified_as("tasks.wmt16.translation_task.<locals>.criterion")
     def criterion(forward: Any, sample: Any) -> Any:
         return fairseq_modules()[1].label_smoothed_loss(forward, sample)
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from harness.data import TensorData
+from harness.declared import identified_as
 from harness.masks import Mask
 from harness.schedule import Schedule
 from methods.lr import WARMUP, LinearDecay
@@ -44,6 +45,8 @@ register_pruning(PruningStrategy(
 
 
 # A task: two Gaussian blobs in 16 dimensions, a small 1-D CNN, a CIFAR-shaped schedule over 8 epochs.
+# The loader declares the name it enters base networks' identity under, so moving it renames nothing.
+@identified_as("harness_plugin_example.blobs_data")
 def blobs_data(options: DataOptions) -> TensorData:
     generator = torch.Generator().manual_seed(0)
 

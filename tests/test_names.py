@@ -1,0 +1,55 @@
+"""Folder names stay what they were: names rebuilt from stored ``hparams.json`` files equal the folders'
+(tests/data/stored_names.json, recorded before identity came from declared names), and a task's
+fingerprint does not depend on the module that defines it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.hparams import BaseHparams, RetrainHparams
+from harness.identity import task_fingerprint
+from harness.store import Store
+from tasks.spec import TASKS, get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+STORED = json.loads((Path(__file__).parent / "data" / "stored_names.json").read_text())["entries"]
+
+
+@pytest.fixture(scope="module")
+def plugin_task():
+    """The example plugin's task: not built in, so its folders' names carry its fingerprint."""
+    if "blobs" not in TASKS:
+        sys.path.insert(0, str(ROOT / "docs" / "plugin-example"))
+        importlib.import_module("harness_plugin_example")
+
+
+def test_stored_hparams_rebuild_their_folders_names(plugin_task, tmp_path):
+    store = Store(tmp_path)
+    rebuilt = {}
+    for entry in STORED:
+        if entry["kind"] == "base":
+            rebuilt[entry["folder"]] = store.base_dir(BaseHparams.from_stored(entry["hparams"])).name
+        else:
+            rebuilt[entry["folder"]] = store.retrain_dir(RetrainHparams.from_stored(entry["hparams"])).name
+    assert len(STORED) > 100 and sum("task_fingerprint" in json.dumps(e) for e in STORED) >= 3
+    assert {old: new for old, new in rebuilt.items() if old != new} == {}
+
+
+def test_a_tasks_fingerprint_does_not_depend_on_its_modules_name(tmp_path, monkeypatch):
+    """tasks/mnist1d.py loaded as another module (as if moved or renamed) defines the same task."""
+    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))  # the registration ends with the test
+    source = (ROOT / "tasks" / "mnist1d.py").read_text().replace('@register_task("mnist1d")',
+                                                                   '@register_task("mnist1d-moved")')
+    moved = tmp_path / "relocated_tasks" / "one_d.py"
+    moved.parent.mkdir()
+    moved.write_text(source)
+    spec = importlib.util.spec_from_file_location("relocated_tasks.one_d", moved)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.load.__module__ == "relocated_tasks.one_d"
+    assert task_fingerprint(get_task("mnist1d-moved")) == task_fingerprint(get_task("mnist1d"))
