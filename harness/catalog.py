@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import paths
 from harness.errors import HarnessError
 
 KINDS = ("tasks", "methods", "pruning", "presets", "variants")
@@ -87,7 +88,7 @@ def variants(store: Path) -> list[dict[str, Any]]:
     from harness import variants as saved
 
     return [{"name": v.name, "method": v.method, "params": dict(v.params), "retrain_fraction": v.retrain_fraction,
-             "file": str(saved.folder(store) / f"{v.name}.json")} for v in saved.load_all(store).values()]
+             "file": str(paths.variant(store, v.name))} for v in saved.load_all(store).values()]
 
 
 def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> dict[str, list[dict[str, Any]]]:

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness import distributed, signals, undertrained, variants
+from harness import distributed, paths, signals, undertrained, variants
 from harness.checks import check_batch_size, check_device, check_epochs_scale
 from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
@@ -608,12 +608,12 @@ def tune(
         results_store = Store(store)
         results_store.check_writable()
         search.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
-        optuna_storage, storage_label = search.open_storage(storage, journal, results_store.root / "optuna.db")
+        optuna_storage, storage_label = search.open_storage(storage, journal, paths.optuna_db(results_store.root))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
-    trial_store = Store(results_store.root / "tune" / name, bases=results_store.root)
+    trial_store = Store(paths.tune(results_store.root, name), bases=results_store.root)
     runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16, threads=threads)
     started = time.time()
     with user_errors():
@@ -798,7 +798,7 @@ def ui(
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(port)]
     if uri.startswith("sqlite:///"):
-        command += ["--default-artifact-root", (results_store.root / "mlartifacts").as_uri()]
+        command += ["--default-artifact-root", paths.mlartifacts(results_store.root).as_uri()]
     # its own process group: uvicorn workers and huey consumers go with it when it is stopped
     # the server dies with harness ui, even when harness ui is killed by SIGKILL
     proc = subprocess.Popen(command, stdout=sys.stderr, start_new_session=True,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import distributed, masks, store
+from harness import distributed, masks, paths, store
 from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams, Compute, RetrainHparams, flatten
 from harness.identity import task_fingerprint
@@ -100,16 +100,16 @@ def stored_weights(folder: Path, record: CellRecord) -> tuple[dict[str, torch.Te
     """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its record
     holds; a file that fails takes the result with it, so that the cell is computed again."""
     loaded = []
-    for name, key in ((store.WEIGHTS, "weights_sha256"), (store.MASK, "mask_sha256")):
+    for name, key in ((paths.WEIGHTS, "weights_sha256"), (paths.MASK, "mask_sha256")):
         path = folder / name
         try:
             tensors = store.load(path)
             if getattr(record, key) and digest(tensors) != getattr(record, key):
                 raise DamagedFile(path, f"its digest differs from the {key} in result.json")
         except FileNotFoundError:
-            raise DamagedFile(path, "missing", invalidates=(folder / store.RESULT,)) from None
+            raise DamagedFile(path, "missing", invalidates=(folder / paths.RESULT,)) from None
         except DamagedFile as e:
-            raise DamagedFile(path, e.reason, invalidates=(folder / store.RESULT,)) from None
+            raise DamagedFile(path, e.reason, invalidates=(folder / paths.RESULT,)) from None
         loaded.append(tensors)
     return loaded[0], loaded[1]
 
@@ -300,7 +300,7 @@ class Runner:
                 model, None, task, start_epoch=first / spe, epochs=(end - first) / spe,
                 seed=hp.seed, optimizer_state=optimizer_state,
                 checkpoint_steps=frozenset(missing), on_checkpoint=save,
-                resume_path=run.folder / store.RESUME if fresh else None, progress=progress,
+                resume_path=run.folder / paths.RESUME if fresh else None, progress=progress,
             )
         run.trained_now = True
         self.executed_epochs += outcome.executed_steps / spe
@@ -313,10 +313,10 @@ class Runner:
                 "task_fingerprint": task_fingerprint(task), "val_acc": final["val"], "test_acc": final["test"],
                 "seconds": time.time() - started, "finished_at": time.time(),
             }
-            store.atomic_write_json(run.folder / store.HISTORY, outcome.history)
-            store.atomic_write_json(run.folder / store.RESULT, run.result)
+            store.atomic_write_json(run.folder / paths.HISTORY, outcome.history)
+            store.atomic_write_json(run.folder / paths.RESULT, run.result)
         else:
-            run.result = store.read_result(run.folder / store.RESULT) or {}
+            run.result = store.read_result(run.folder / paths.RESULT) or {}
 
     def _say_resumed(self, folder: Path, outcome: TrainOutcome, spe: int) -> None:
         if outcome.resumed_step is not None:
@@ -369,7 +369,7 @@ class Runner:
         pending = []
         for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
             folder = self.store.retrain_dir(hp)
-            if (record := store.read_record(folder / store.RESULT)) is not None:
+            if (record := store.read_record(folder / paths.RESULT)) is not None:
                 stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
                 if self.device.type == "cpu" and record.torch_threads not in (0, self.threads):
                     self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
@@ -446,7 +446,7 @@ class Runner:
                 model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
                 lr_at=rate_at_step(method.lr, window, params, spe),
                 checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
-                mask_update=mask_update, resume_path=folder / store.RESUME, progress=progress,
+                mask_update=mask_update, resume_path=folder / paths.RESUME, progress=progress,
             )
         self.executed_epochs += outcome.executed_steps / spe
         self._say_resumed(folder, outcome, spe)
@@ -486,11 +486,11 @@ class Runner:
         )
         if not distributed.all_same((record.weights_sha256, record.mask_sha256)):
             raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
-        store.atomic_save(folder / store.WEIGHTS, weights)
-        store.atomic_save(folder / store.MASK, mask)
-        store.atomic_write_json(folder / "mask_densities.json", masks.layer_densities(mask))
-        store.atomic_write_json(folder / store.HISTORY, history)
-        store.atomic_write_json(folder / store.RESULT, record.to_json())
+        store.atomic_save(folder / paths.WEIGHTS, weights)
+        store.atomic_save(folder / paths.MASK, mask)
+        store.atomic_write_json(folder / paths.MASK_DENSITIES, masks.layer_densities(mask))
+        store.atomic_write_json(folder / paths.HISTORY, history)
+        store.atomic_write_json(folder / paths.RESULT, record.to_json())
         self._mirror_retrain(folder, task, hp)
         return record
 
@@ -502,11 +502,11 @@ class Runner:
         task = self.task(hp.base)
         folder = self.store.retrain_dir(hp)
         model = task.make_model()
-        model.load_state_dict(store.load(folder / store.WEIGHTS))
-        mask = {k: v.to(self.device) for k, v in store.load(folder / store.MASK).items()}
+        model.load_state_dict(store.load(folder / paths.WEIGHTS))
+        mask = {k: v.to(self.device) for k, v in store.load(folder / paths.MASK).items()}
         speed = compare(model.to(self.device), mask, task.input_shape, task.channels_last)
         speed["device"] = str(self.device)
-        store.atomic_write_json(folder / "speed.json", speed)
+        store.atomic_write_json(folder / paths.SPEED, speed)
         return speed
 
     def _mirror_retrain(self, folder: Path, task: Task, hp: RetrainHparams) -> None:

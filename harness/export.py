@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import store
+from harness import paths, store
 from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams
 from harness.masks import Mask
@@ -55,9 +55,9 @@ def pruned_model(folder: Path) -> PrunedModel:
     from harness.experiment import stored_weights
     from methods.compaction import compact
 
-    record = store.read_record(folder / store.RESULT)
+    record = store.read_record(folder / paths.RESULT)
     if record is None:
-        raise HarnessError(f"cell {folder.name} has not finished: it has no {store.RESULT}; rerun its command")
+        raise HarnessError(f"cell {folder.name} has not finished: it has no {paths.RESULT}; rerun its command")
     weights, mask = stored_weights(folder, record)
     model = task_of(record).make_model()
     model.load_state_dict(weights)

@@ -14,7 +14,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.hparams import BaseHparams, RetrainHparams, content_hash
-from harness.store import RESULT, Store, intact_result
+from harness.paths import RESULT
+from harness.store import Store, intact_result
 from methods.pruning import Target, get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task

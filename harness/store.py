@@ -18,28 +18,23 @@ from typing import Any
 import filelock
 import torch
 
-from harness import distributed
+from harness import distributed, paths
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
+from harness.paths import HPARAMS, LOCK, RESULT, WRITTEN
 from harness.record import LEGACY_NAMES, CellRecord
 
 FILE_MODE = 0o644  # every file of the store, whatever the umask of the process that wrote it
-# The files of a run's folder; ``result.json`` is written last, so its presence means the run is done.
-RESULT, HISTORY, HPARAMS = "result.json", "history.json", "hparams.json"
-WEIGHTS, MASK, RESUME = "weights.pt", "mask.pt", "resume.pt"
-CHECKPOINTS = "checkpoints"  # a base run's W_g, one file per step
-LOCK = ".lock"
 RESULT_KEYS = ("kind", "val_acc", "test_acc")  # what every result.json holds (under its current names)
-WRITTEN = ("base", "retrain", "studies", "tune", "variants")  # folders a store writes into, checked before work
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / CHECKPOINTS / f"step_{step:08d}.pt"
+    return paths.checkpoint(folder, step)
 
 
 def checkpoint_steps(folder: Path) -> list[int]:
     """The steps a base run's folder holds checkpoints of."""
-    return sorted(int(p.stem.split("_")[1]) for p in (folder / CHECKPOINTS).glob("step_*.pt"))
+    return sorted(paths.checkpoint_step(p) for p in paths.checkpoints(folder))
 
 
 def missing_checkpoints(folder: Path, steps: set[int]) -> set[int]:
@@ -94,7 +89,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def digest_path(path: Path) -> Path:
     """Where the SHA-256 of a tensor file is kept: beside it, written after it."""
-    return path.with_name(path.name + ".sha256")
+    return paths.digest_of(path)
 
 
 def atomic_save(path: Path, obj: Any, digest: bool = True) -> None:
@@ -262,11 +257,11 @@ class Store:
                                        "make it writable or pass --store a writable folder") from None
 
     def base_dir(self, hp: BaseHparams) -> Path:
-        return self.bases / "base" / f"{hp.task}-s{hp.seed}-{content_hash(hp)}"
+        return self.bases / paths.BASE / paths.base_name(hp.task, hp.seed, content_hash(hp))
 
     def retrain_dir(self, hp: RetrainHparams) -> Path:
-        name = f"{hp.base.task}-{hp.method_label}-r{hp.round}-{content_hash(hp)}"
-        return self.root / "retrain" / name
+        return self.root / paths.RETRAIN / paths.retrain_name(hp.base.task, hp.method_label, hp.round,
+                                                             content_hash(hp))
 
     def cell_dir(self, cell: str | os.PathLike) -> Path:
         """A retraining cell's folder from its name (a record's ``run``, ``results.csv``'s column), a
@@ -274,7 +269,7 @@ class Store:
         path = Path(cell)
         if path.is_dir() and (path / RESULT).exists():
             return path.resolve()
-        folder = self.root / "retrain"
+        folder = self.root / paths.RETRAIN
         if str(cell) and (folder / str(cell)).is_dir():  # a whole name, as records hold it
             return folder / str(cell)
         named = sorted(p for p in folder.glob(f"{glob_escape(str(cell))}*") if p.is_dir()) if str(cell) else []
@@ -305,7 +300,7 @@ class Store:
 
     def result_files(self) -> list[Path]:
         """The ``result.json`` of every finished retraining round."""
-        return sorted((self.root / "retrain").glob(f"*/{RESULT}"))
+        return sorted((self.root / paths.RETRAIN).glob(f"*/{RESULT}"))
 
     def results(self) -> Iterator[CellRecord]:
         """Every finished retraining round: the store's results table, one record a run."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import paths
 from harness.errors import StoreFault
 from harness.executors import Executor, Outcome, describe_error
 from harness.plan import Job
@@ -132,7 +133,7 @@ class StudyReport:
 
 
 def study_folder(store: Store, study: Any) -> Path:
-    return store.root / "studies" / f"{study.name}-{study.hash}"
+    return paths.study(store.root, study.name, study.hash)
 
 
 def run_study(study: Any, store: Store, executor: Executor, listener: Listener, retries: int = 0,
@@ -151,7 +152,7 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
     cells = study.cells()
     jobs = plan(cells)
     folder = study_folder(store, study)
-    st.atomic_write_json(folder / "study.json", describe(study))
+    st.atomic_write_json(folder / paths.STUDY, describe(study))
     done = {j.id for j in jobs if is_done(j, store)}
     pending_by_job = {j.id: 0.0 if j.id in done else pending_epochs(j, store) for j in jobs}
     pending = sum(pending_by_job.values())
@@ -202,8 +203,8 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         writer = csv.DictWriter(text, list(rows[0].row()), lineterminator="\n")
         writer.writeheader()
         writer.writerows(r.row() for r in rows)
-        st.atomic_write_bytes(folder / "results.csv", text.getvalue().encode())
-    st.atomic_write_json(folder / "summary.json", {
+        st.atomic_write_bytes(folder / paths.RESULTS_CSV, text.getvalue().encode())
+    st.atomic_write_json(folder / paths.SUMMARY, {
         "cells": report.cells, "jobs": report.jobs, "counts": counts, "failures": failures,
         "minimal_epochs": report.minimal_epochs, "pending_epochs": pending,
         "executed_epochs": report.executed_epochs, "seconds": report.seconds})

@@ -15,20 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import store
+from harness import paths, store
 from harness.errors import DamagedFile
 from harness.hparams import BaseHparams, RetrainHparams, flatten
 from methods.spec import get_method
 
-MARKER = "mlflow.json"
-MIRROR_LOCK = ".mlflow.lock"
 # MLflow 3 opens an experiment without this tag on its GenAI pages; model training opens on the runs list
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MODEL_ARTIFACTS = "model"  # a retraining run's pruned network, as `harness export` writes it
 
 
 def default_uri(store_root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db(store_root)}"
 
 
 def tracker_for(store_root: Path, tracking: bool, tracking_uri: str | None, warn: Any = print) -> Tracker | None:
@@ -87,7 +85,7 @@ class Tracker:
                 # Processes opening a new database at once would each create its tables: one does,
                 # under a lock next to the database, and the others find them made.
                 db = Path(self.uri[len("sqlite:///"):])
-                with store.exclusive(db.parent, name=f".{db.name}.lock"):
+                with store.exclusive(db.parent, name=paths.mlflow_db_lock(db)):
                     client.search_experiments(max_results=1)
                     store.give_file_mode(db)
             self._client = client
@@ -99,7 +97,7 @@ class Tracker:
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 local = not self.uri.startswith(("http://", "https://", "databricks"))
-                location = (self.artifact_root / "mlartifacts" / name).as_uri() if local else None
+                location = paths.mlartifacts(self.artifact_root, name).as_uri() if local else None
                 self._experiments[name] = client.create_experiment(name, artifact_location=location,
                                                                    tags=EXPERIMENT_KIND)
             else:
@@ -112,7 +110,7 @@ class Tracker:
     def _markers(self, folder: Path) -> dict[str, str]:
         """The runs a folder was mirrored to; a damaged marker is set aside, and the run is found
         again by its tags."""
-        marker = folder / MARKER
+        marker = folder / paths.MLFLOW_MARKER
         try:
             known = store.read_json(marker)
         except FileNotFoundError:
@@ -127,7 +125,7 @@ class Tracker:
         return self._markers(folder).get(key or self.uri)
 
     def _remember(self, folder: Path, run_id: str, key: str | None = None) -> None:
-        store.atomic_write_json(folder / MARKER, {**self._markers(folder), (key or self.uri): run_id})
+        store.atomic_write_json(folder / paths.MLFLOW_MARKER, {**self._markers(folder), (key or self.uri): run_id})
 
     def _find(self, experiment_id: str, folder: Path, key: str, reopen: bool) -> str | None:
         """The run already made for ``folder`` and ``key`` (its marker lost). A run left RUNNING by a
@@ -150,7 +148,7 @@ class Tracker:
         end) of the work it mirrors, in seconds since the epoch; ``files`` writes the files to log as
         ``MODEL_ARTIFACTS`` into the folder it is given."""
         def log() -> str | None:
-            with store.exclusive(folder, name=MIRROR_LOCK):  # one process at a time: one run per folder and key
+            with store.exclusive(folder, name=paths.MLFLOW_LOCK):  # one process at a time: one run per folder and key
                 return self._log_once(folder, experiment, name, params, tags, metrics, artifacts,
                                       key or self.uri, terminate, span, files)
 
@@ -172,7 +170,7 @@ class Tracker:
         run = client.create_run(experiment_id, start_time=start_ms, run_name=name, tags={**tags, "harness.key": key})
         rid = run.info.run_id
         now = int((span[1] if span else time.time()) * 1000)
-        history = store.read_json(folder / store.HISTORY) if (folder / store.HISTORY).exists() else []
+        history = store.read_json(folder / paths.HISTORY) if (folder / paths.HISTORY).exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
         # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
         by_step = {(metric, round(rec["epoch"])): float(rec[field]) for rec in history
@@ -200,7 +198,7 @@ class Tracker:
         return self._guard(lambda: self._mirror_base(folder, task, hp))
 
     def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
-        path = folder / store.RESULT
+        path = folder / paths.RESULT
         result = store.read_result(path) or {}
         seconds = float(result.get("seconds", 0.0))
         return self._log(
@@ -259,7 +257,7 @@ class Tracker:
                         study: tuple[str, str] | None) -> str | None:
         from harness.export import export
 
-        path = folder / store.RESULT
+        path = folder / paths.RESULT
         record = store.read_record(path)
         parent = self.mirror_base(base_folder, task, hp.base)
         # the record's names; the target density as it was asked for, the realized one as reached
@@ -282,7 +280,7 @@ class Tracker:
             params=record.run_params() | task_params(task) | {"formula": get_method(hp.method).formula},
             tags=tags,
             metrics=record.outcome(),
-            artifacts={"mask_densities.json": store.read_json(folder / "mask_densities.json")},
+            artifacts={paths.MASK_DENSITIES: store.read_json(folder / paths.MASK_DENSITIES)},
             key=key, span=span(path, record.seconds, record.finished_at),
             files=lambda into: export(folder, into, "safetensors"),
         )

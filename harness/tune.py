@@ -36,8 +36,9 @@ from harness import signals
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner, paper_retraining_times
 from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams, content_hash
+from harness.paths import HISTORY
 from harness.record import CellRecord
-from harness.store import HISTORY, give_file_mode
+from harness.store import give_file_mode
 from methods.pruning import PruningStrategy
 from methods.spec import Param, Retraining
 

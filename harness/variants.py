@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import store
+from harness import paths, store
 from harness.errors import HarnessError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -43,10 +43,6 @@ class MethodChoice:
     variant: str | None = None
 
 
-def folder(root: Path) -> Path:
-    return root / "variants"
-
-
 def check_name(name: str) -> str:
     import methods  # noqa: F401  (registers every method)
     from methods.recipes import RECIPES
@@ -61,7 +57,7 @@ def check_name(name: str) -> str:
 
 
 def save(root: Path, variant: Variant) -> Path:
-    path = folder(root) / f"{check_name(variant.name)}.json"
+    path = paths.variant(root, check_name(variant.name))
     store.atomic_write_json(path, variant.as_dict())
     return path
 
@@ -69,7 +65,7 @@ def save(root: Path, variant: Variant) -> Path:
 def load_all(root: Path) -> dict[str, Variant]:
     """The variants saved in a store, by name; a file that is not a valid variant is one line naming it."""
     out = {}
-    for path in sorted(folder(root).glob("*.json")):
+    for path in sorted(paths.variants(root).glob("*.json")):
         variant = parse_file(path)
         out[variant.name] = variant
     return out

@@ -19,7 +19,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
-from harness.store import FILE_MODE, LOCK, Store, atomic_save
+from harness.paths import LOCK
+from harness.store import FILE_MODE, Store, atomic_save
 from tests.conftest import QUICK
 
 RUN = ["run", "weight-rewinding", "mnist1d", "--epochs-scale", str(QUICK), "-t", "1.5", "--density", "0.5"]
