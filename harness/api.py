@@ -23,6 +23,7 @@ from harness.checks import check_batch_size, check_device, check_epochs_scale, c
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
 from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams
+from harness.protocol import DEFAULT_PRUNING, density_chain
 from harness.record import CellRecord
 from harness.store import Store
 from tasks.spec import DataOptions
@@ -38,12 +39,12 @@ class RunPlan:
 
 
 def plan_run(method: str, task: str, *, density: float | None = None, rounds: int | None = None,
-             iterative: bool | None = None, pruning: str = "global-magnitude",
+             iterative: bool | None = None, pruning: str = DEFAULT_PRUNING,
              pruning_params: dict[str, float] | None = None, level: Sequence[int] = (),
              retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
              batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU) -> RunPlan:
     """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK."""
-    from methods.pruning import Prunes, Target, density_chain, get_pruning
+    from methods.pruning import Prunes, Target, get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
 

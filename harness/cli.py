@@ -22,6 +22,7 @@ from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
 from harness.hparams import BaseHparams, Compute
+from harness.protocol import DEFAULT_PRUNING
 from harness.record import CellRecord
 from harness.selection import best_validated
 from harness.store import Store
@@ -146,7 +147,7 @@ def run(
     iterative: Annotated[
         bool | None, typer.Option("--iterative/--one-shot", help="prune 20% per round, or at once [one-shot]")
     ] = None,
-    pruning: Annotated[str, typer.Option(help="pruning strategy (see `harness list`)")] = "global-magnitude",
+    pruning: Annotated[str, typer.Option(help="pruning strategy (see `harness list`)")] = DEFAULT_PRUNING,
     pruning_param: Annotated[
         list[str] | None, typer.Option(help="a strategy's parameter as NAME=VALUE, e.g. n=2 m=4; repeat")] = None,
     structured: Annotated[
@@ -177,7 +178,6 @@ def run(
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
     from harness.api import plan_run
-    from methods.pruning import DEFAULT as DEFAULT_PRUNING
 
     with user_errors():
         check_finite(locals())
@@ -220,7 +220,7 @@ def run(
 def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: str, results_store: Store,
                  tracker: Tracker | None, seconds: float) -> None:
     first = rows[0]
-    pruning = "" if first.pruning == "global-magnitude" else f", {first.pruning}"
+    pruning = "" if first.pruning == DEFAULT_PRUNING else f", {first.pruning}"
     units = f"{metric}, %" if metric == "accuracy" else metric
     table = Table(title=f"{first.variant or first.method} on {first.task}{pruning} ({units})")
     for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
@@ -519,7 +519,7 @@ def tune(
     trials: Annotated[int, typer.Option(help="the study's total number of trials (finished or pruned)")] = 20,
     density: Annotated[float, typer.Option(help="the density the method is tuned at, in (0, 1]")] = 0.2,
     pruning: Annotated[
-        str, typer.Option(help="pruning strategy; its parameters are searched as pruning.NAME")] = "global-magnitude",
+        str, typer.Option(help="pruning strategy; its parameters are searched as pruning.NAME")] = DEFAULT_PRUNING,
     space: Annotated[
         list[str] | None, typer.Option(help="narrow the search: NAME=LOW:HIGH, NAME=A,B,C or NAME=VALUE; repeatable")
     ] = None,
@@ -671,7 +671,7 @@ def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_labe
         v = variants.Variant(save_as, s.method.name, s.method.overrides(method_values), t / T,
                              origin={"study": name, "storage": storage_label, "trial": best.number,
                                      "task": s.base.task, "density": s.density, "val_acc": best.value,
-                                     "pruning": s.pruning.name if s.pruning else "global-magnitude",
+                                     "pruning": s.pruning.name if s.pruning else DEFAULT_PRUNING,
                                      "pruning_params": pruning_values,
                                      "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
         path = variants.save(results_store.root, v)

@@ -24,6 +24,7 @@ from harness.errors import DamagedFile, HarnessError
 from harness.hparams import BaseHparams, Compute, RetrainHparams, flatten
 from harness.identity import task_fingerprint
 from harness.plan import check_cell
+from harness.protocol import paper_retraining_times
 from harness.record import CellRecord
 from harness.seeding import derive_seed
 from harness.store import Store
@@ -32,22 +33,6 @@ from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import get_pruning
 from methods.spec import Weights, get_method
 from tasks.spec import Data, DataOptions, Task, get_task
-
-PAPER_GRID_POINTS = 10  # the paper's ten retraining times evenly spread over (0, T]
-
-
-def paper_retraining_times(T: float, points: int = PAPER_GRID_POINTS) -> list[float]:
-    """``points`` retraining times evenly spread over (0, T]: t_k = k T / points.
-
-    When those are not whole epochs but T is whole and they are at least 10 epochs apart, they
-    are taken on whole epochs, t_k = k floor(T / points) and t_n = T, so that rewind points fall
-    on epoch boundaries (CIFAR's T = 182: 18, 36, ..., 162, 182).
-    """
-    times = [T * k / points for k in range(1, points + 1)]
-    if all(float(t).is_integer() for t in times) or not float(T).is_integer() or T / points < 10:
-        return times
-    step = T // points
-    return [float(step * k) for k in range(1, points)] + [float(T)]
 
 
 def base_checkpoint_steps(T: float, steps_per_epoch: int, rewind_epochs: Iterable[float] = ()) -> set[int]:

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.protocol import DEFAULT_PRUNING
+
 
 def canonical(value: Any) -> Any:
     """A JSON-ready form in which equal hyperparameters always serialize identically."""
@@ -34,9 +36,15 @@ def non_defaults(value: Any) -> dict[str, Any]:
             if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default}
 
 
-def content_hash(value: Any) -> str:
-    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+def short_digest(value: Any, default: Any = None) -> str:
+    """The first 12 hex digits of the SHA-256 of ``value`` as compact, key-sorted JSON: every name and
+    fingerprint the store uses."""
+    text = json.dumps(value, sort_keys=True, default=default, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def content_hash(value: Any) -> str:
+    return short_digest(canonical(value))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -118,7 +126,7 @@ class RetrainHparams:
     method: str
     retrain_epochs: float
     densities: tuple[float, ...] = ()
-    pruning: str = "global-magnitude"
+    pruning: str = DEFAULT_PRUNING
     level: int = 1
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
     variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`

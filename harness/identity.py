@@ -12,8 +12,6 @@ is named as it was then. A definition that changes loses that, as it should.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.declared import identity_name
-from harness.hparams import BaseHparams, flatten
+from harness.hparams import BaseHparams, flatten, short_digest
 
 if TYPE_CHECKING:
     from tasks.spec import Task
@@ -70,8 +68,7 @@ def definition(task: Task) -> dict[str, Any]:
 
 
 def digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return short_digest(value, default=str)
 
 
 def task_fingerprint(task: Task) -> str:
@@ -89,7 +86,9 @@ def base_identity(hp: BaseHparams) -> str | None:
 
 @lru_cache(maxsize=4096)  # by the task's registered factory too: a task registered anew is fingerprinted anew
 def _identity(hp: BaseHparams, factory: Callable[[], Task]) -> str | None:
-    task = factory()
+    from tasks.spec import registered_as
+
+    task = registered_as(hp.task, factory())
     if STORED_BEFORE.get(hp.task) == task_fingerprint(task):
         return None
     return task_fingerprint(task.resolved(hp))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import DamagedFile, HarnessError
+from harness.protocol import SCHEDULES
 from harness.record import CellRecord
 
 COLUMNS = ("task", "pruning", "schedule", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc")
@@ -32,7 +33,6 @@ OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpr
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
-SCHEDULES = ("one-shot", "iterative")
 METRICS = ("accuracy", "bleu")
 MAX_SEED = 2**32 - 1  # as a study's seeds
 

@@ -31,13 +31,17 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-from harness.experiment import PAPER_GRID_POINTS, paper_retraining_times
 from harness.hparams import CPU, EPOCHS_SCALE, BaseHparams, Compute, RetrainHparams, content_hash
+from harness.protocol import (
+    DEFAULT_PRUNING,
+    ITERATIVE_RATE,
+    PAPER_GRID_POINTS,
+    SCHEDULES,
+    density_chain,
+    paper_retraining_times,
+)
 from harness.variants import NAME, Variant
-from methods.pruning import ITERATIVE_RATE, density_chain
 
-SCHEDULES = ("one-shot", "iterative")
-UNSTRUCTURED = "global-magnitude"
 MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
 MAX_RETRAIN_POINTS = 1000
 MAX_EXPONENT = 100  # 0.8^100 keeps 2e-10 of the weights
@@ -48,7 +52,7 @@ MAX_SEED = 2**32 - 1
 class PruningKind:
     """A registered pruning strategy with its parameters (a structured configuration: at levels k)."""
 
-    strategy: str = UNSTRUCTURED
+    strategy: str = DEFAULT_PRUNING
     levels: tuple[int, ...] = (1,)
     params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
 

@@ -34,9 +34,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from harness import signals
 from harness.errors import HarnessError
-from harness.experiment import Reporter, Runner, paper_retraining_times
+from harness.experiment import Reporter, Runner
 from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams, content_hash
 from harness.paths import HISTORY
+from harness.protocol import DEFAULT_PRUNING, paper_retraining_times
 from harness.record import CellRecord
 from harness.store import give_file_mode
 from methods.pruning import PruningStrategy
@@ -268,14 +269,14 @@ class Config:
     batch_size: int | None
     space: tuple[tuple[str, str], ...]
     fixed: tuple[tuple[str, float], ...]
-    pruning: str = "global-magnitude"
+    pruning: str = DEFAULT_PRUNING
     compute: Compute = CPU
 
     def default_name(self) -> str:
         return f"{self.method}-{self.task}-d{self.density:g}-{content_hash(self)[:8]}"
 
     def as_json(self) -> str:
-        defaults = {"pruning": "global-magnitude", "compute": CPU}
+        defaults = {"pruning": DEFAULT_PRUNING, "compute": CPU}
         fields = {k: v for k, v in self.__dict__.items() if not (k in defaults and v == defaults[k])}
         if "compute" in fields:
             fields["compute"] = dataclasses.asdict(self.compute)

@@ -19,11 +19,9 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.masks import Mask
+from harness.protocol import DEFAULT_PRUNING
 from harness.registry import Registry
 from methods.spec import Param, overrides, resolve_params
-
-ITERATIVE_RATE = 0.2  # each iterative round prunes 20% of the remaining weights
-DEFAULT = "global-magnitude"
 
 
 class Prunes(enum.Enum):
@@ -213,7 +211,7 @@ def global_magnitude(weights: dict[str, torch.Tensor], mask: Mask, density: floa
 
 
 register_pruning(PruningStrategy(
-    name=DEFAULT, summary="the largest |w| across all layers (the paper's)",
+    name=DEFAULT_PRUNING, summary="the largest |w| across all layers (the paper's)",
     prunes=Prunes.WEIGHTS, target=Target.DENSITY,
     select=lambda p: global_magnitude(p.weights, p.mask, p.target),
     cite="Han et al., Learning both weights and connections for efficient neural networks, 2015",
@@ -225,29 +223,6 @@ register_pruning(PruningStrategy(
     select=lambda p: keep_largest_per_layer(magnitudes(p.weights, p.mask), p.mask, p.target),
     cite="Zhu & Gupta, To prune, or not to prune, 2018",
 ))
-
-
-def density_chain(
-    density: float | None = None, rounds: int | None = None, iterative: bool = False
-) -> tuple[float, ...]:
-    """Target density after each round: one round for one-shot, 0.8, 0.64, ... for iterative.
-
-    Iterative to a density that is not a power of 0.8 ends with a last round that prunes to it.
-    """
-    if density is not None and not 0.0 < density <= 1.0:
-        raise HarnessError(f"density must be in (0, 1], got {density:g}")
-    if rounds is not None and rounds < 1:
-        raise HarnessError(f"rounds must be a positive integer, got {rounds}")
-    keep = 1.0 - ITERATIVE_RATE
-    if rounds is not None:
-        if density is not None:
-            raise HarnessError("give --density or --rounds, not both")
-        return tuple(keep**r for r in range(1, rounds + 1)) if iterative else (keep**rounds,)
-    density = 0.2 if density is None else density
-    if not iterative:
-        return (density,)
-    n = max(1, math.ceil(math.log(density) / math.log(keep) - 1e-9))
-    return (*tuple(keep ** r for r in range(1, n)), density)
 
 
 def keeping_dense(is_dense: Callable[[str], bool]) -> Callable[[PruningInput], Mask]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from harness import distributed
 from harness.declared import identified_as
+from harness.errors import HarnessError
 from harness.hparams import BaseHparams
 from harness.registry import Registry
 from harness.schedule import Schedule
@@ -141,4 +142,13 @@ def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task
 def get_task(name: str) -> Task:
     import tasks  # noqa: F401  (registers every task module)
 
-    return TASKS.get(name)()
+    return registered_as(name, TASKS.get(name)())
+
+
+def registered_as(name: str, task: Task) -> Task:
+    """``task``, made by the factory registered as ``name``: store folders use the registered name and
+    MLflow experiments the task's own, so the two must be one."""
+    if task.name != name:
+        raise HarnessError(f"task registered as {name!r} names itself {task.name!r}; valid: the same name in "
+                           "register_task(...) and Task(name=...)")
+    return task

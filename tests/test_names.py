@@ -14,18 +14,26 @@ import pytest
 from harness.hparams import BaseHparams, RetrainHparams
 from harness.identity import task_fingerprint
 from harness.store import Store
+from methods.pruning import PRUNING
+from methods.spec import METHODS
 from tasks.spec import TASKS, get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 STORED = json.loads((Path(__file__).parent / "data" / "stored_names.json").read_text())["entries"]
 
 
-@pytest.fixture(scope="module")
-def plugin_task():
-    """The example plugin's task: not built in, so its folders' names carry its fingerprint."""
+@pytest.fixture
+def plugin_task(monkeypatch):
+    """The example plugin's task: not built in, so its folders' names carry its fingerprint. Its
+    registrations (a task, a method, a strategy) end with the test."""
+    for registry in (TASKS, METHODS, PRUNING):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "plugin-example"))
+    monkeypatch.delitem(sys.modules, "harness_plugin_example", raising=False)
     if "blobs" not in TASKS:
-        sys.path.insert(0, str(ROOT / "docs" / "plugin-example"))
         importlib.import_module("harness_plugin_example")
+    yield
+    sys.modules.pop("harness_plugin_example", None)
 
 
 def test_stored_hparams_rebuild_their_folders_names(plugin_task, tmp_path):
@@ -43,8 +51,10 @@ def test_stored_hparams_rebuild_their_folders_names(plugin_task, tmp_path):
 def test_a_tasks_fingerprint_does_not_depend_on_its_modules_name(tmp_path, monkeypatch):
     """tasks/mnist1d.py loaded as another module (as if moved or renamed) defines the same task."""
     monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))  # the registration ends with the test
-    source = (ROOT / "tasks" / "mnist1d.py").read_text().replace('@register_task("mnist1d")',
-                                                                   '@register_task("mnist1d-moved")')
+    source = (ROOT / "tasks" / "mnist1d.py").read_text()
+    for registered in ('@register_task("{}")', 'name="{}"'):
+        assert registered.format("mnist1d") in source
+        source = source.replace(registered.format("mnist1d"), registered.format("mnist1d-moved"))
     moved = tmp_path / "relocated_tasks" / "one_d.py"
     moved.parent.mkdir()
     moved.write_text(source)
@@ -53,3 +63,16 @@ def test_a_tasks_fingerprint_does_not_depend_on_its_modules_name(tmp_path, monke
     spec.loader.exec_module(module)
     assert module.load.__module__ == "relocated_tasks.one_d"
     assert task_fingerprint(get_task("mnist1d-moved")) == task_fingerprint(get_task("mnist1d"))
+
+
+def test_a_task_registered_under_another_name_than_its_own_is_one_line(monkeypatch):
+    import dataclasses
+
+    from harness.errors import HarnessError
+
+    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
+    TASKS.register("mnist1d-alias")(lambda: dataclasses.replace(get_task("mnist1d")))
+    with pytest.raises(HarnessError, match="task registered as 'mnist1d-alias' names itself 'mnist1d'"):
+        get_task("mnist1d-alias")
+    with pytest.raises(HarnessError, match="names itself"):
+        Store("/nonexistent").base_dir(BaseHparams("mnist1d-alias"))

@@ -5,7 +5,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.masks import compression_ratio, density, full_mask, layer_densities
-from methods.pruning import density_chain, global_magnitude
+from harness.protocol import density_chain
+from methods.pruning import global_magnitude
 from tests.conftest import tiny_model
 
 
