@@ -3,6 +3,7 @@
     from harness import api
 
     records = api.run("lr-rewinding", "mnist1d", density=0.2, epochs_scale=0.5, store="results")
+    found = api.tune("lr-rewinding", "mnist1d", trials=10, epochs_scale=0.5)   # found.values, found.rows
     api.results("results")                  # every finished cell of the store, a pandas DataFrame
     model = api.load_model("results", records[0])   # the pruned nn.Module (compacted if structured)
 
@@ -173,3 +174,122 @@ def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "s
 
     write(cell_folder(store, cell), Path(out), fmt)
     return Path(out)
+
+
+@dataclass
+class TuneResult:
+    """A finished search: the best trial, its test evaluation over seeds, and where things went."""
+
+    search: Any  # harness.tune.Search: the method, base, density, searched space, fixed values, study
+    best: Any  # the best trial (optuna FrozenTrial)
+    rows: list[CellRecord]  # the best configuration's cells on the evaluation seeds
+    study_name: str
+    storage_label: str
+    variant_path: Path | None  # where ``save_as`` saved the variant
+    tracker: Any  # the MLflow mirror, or None
+    seconds: float
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The best configuration: the fixed values and the best trial's searched ones."""
+        return {**self.search.fixed, **{k: self.best.params[k] for k in self.search.searched}}
+
+
+def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, pruning: str = DEFAULT_PRUNING,
+         space: Sequence[str] = (), storage: str | None = None, journal: PathLike | None = None,
+         study_name: str | None = None, search_seed: int = 0, seeds: Sequence[int] = (0, 1, 2),
+         save_as: str | None = None, pruner: str = "median", sampler_seed: int | None = None,
+         timeout: float | None = None, epochs_scale: float = 1.0, batch_size: int | None = None,
+         store: PathLike = "results", data_dir: PathLike | None = None, download: bool = False,
+         device: str = "cpu", bf16: bool = False, threads: int = 1, workers: int = 0, tracking: bool = True,
+         tracking_uri: str | None = None, listener: Any = None, reporter: Reporter | None = None,
+         warn: Any = print) -> TuneResult:
+    """Search ``method``'s declared parameters and retraining time on ``task`` at one density (Optuna),
+    maximizing validation accuracy on seed ``search_seed``; then evaluate the best configuration on the
+    test set over ``seeds``. Calling it again with the same arguments resumes the same study; several
+    processes on one ``storage`` or ``journal`` share it. ``save_as`` saves the best configuration as a
+    variant that ``run`` and studies accept; ``listener`` (``harness.tune.Listener``) hears progress."""
+    import logging
+    import statistics
+    import time
+
+    import optuna
+
+    from harness import paths
+    from harness import tune as search
+    from harness.tracking import tracker_for
+    from methods.pruning import Target, get_pruning
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    spec = get_method(method)
+    if trials < 1:
+        raise HarnessError(f"--trials must be a positive integer, got {trials}")
+    if not 0.0 < density <= 1.0:
+        raise HarnessError(f"--density must be in (0, 1], got {density:g}")
+    check_epochs_scale(epochs_scale)
+    check_batch_size(batch_size)
+    if save_as is not None:
+        variants.check_name(save_as)
+    check_device(device)
+    base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size,
+                       compute=Compute.of(device, bf16, threads))
+    resolved = get_task(task).resolved(base)
+    strategy = get_pruning(pruning)
+    if strategy.target is Target.LEVEL:
+        raise HarnessError(f"tune searches at a density; {pruning} is a structured configuration pruned at a level")
+    strategy.check(task, during_training=method if spec.during is not None else None,
+                   density=None if strategy.fixed_density is not None else density)
+    searched, fixed = search.parse_space(spec, resolved.epochs, list(space), strategy)
+    config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
+                           tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),
+                           pruning, base.compute)
+    name = study_name or config.default_name()
+    results_store = Store(store)
+    results_store.check_writable()
+    search.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
+    optuna_storage, storage_label = search.open_storage(storage, Path(journal) if journal else None,
+                                                        paths.optuna_db(results_store.root))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    listener = listener or search.Listener()
+    tracker = tracker_for(results_store.root, tracking, tracking_uri, warn)
+    options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
+                          workers=workers)
+    trial_store = Store(paths.tune(results_store.root, name), bases=results_store.root)
+    runner = Runner(trial_store, options, None, reporter or Reporter(), bf16=bf16, threads=threads)
+    started = time.time()
+    runner.base(base)  # every paper rewind point, once, before any trial
+    spe = runner.data(resolved).steps_per_epoch
+    study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed,
+                              search.defaults(spec, resolved.epochs, searched, strategy))
+    s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, listener, strategy)
+    listener.search_started(name, storage_label, len(study.trials),
+                            ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
+                            + "".join(f", {k} = {v:g}" for k, v in fixed.items()), trials)
+    try:  # a stop leaves the interrupted trial to be queued again by the next call (tune.Search)
+        s.run(timeout=timeout)
+    finally:
+        listener.search_ended()
+    best = search.best_trial(study)
+    # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
+    eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
+                         reporter or Reporter(), bf16=bf16, threads=threads)
+    rows = s.evaluate(best, list(seeds), eval_runner, variant=save_as)
+    tests = [r.test_acc for r in rows]
+    if tracker is not None:
+        tracker.mark_best(s.experiment, name, best.number, {
+            "test_acc_median": statistics.median(tests), "test_acc_min": min(tests), "test_acc_max": max(tests),
+            **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
+    result = TuneResult(s, best, rows, name, storage_label, None, tracker, 0.0)
+    if save_as is not None:
+        method_values, pruning_values, t = search.split_values(result.values)
+        # a variant is a method: the strategy's parameters found with it are kept in its origin
+        variant = variants.Variant(save_as, spec.name, spec.overrides(method_values), t / resolved.epochs,
+                                   origin={"study": name, "storage": storage_label, "trial": best.number,
+                                           "task": task, "density": density, "val_acc": best.value,
+                                           "pruning": strategy.name, "pruning_params": pruning_values,
+                                           "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
+        result.variant_path = variants.save(results_store.root, variant)
+    result.seconds = time.time() - started
+    return result

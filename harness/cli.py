@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness import distributed, paths, signals, undertrained, variants
-from harness.checks import check_batch_size, check_device, check_epochs_scale
+from harness.checks import check_device, check_epochs_scale
 from harness.display import err, out, show_table
 from harness.errors import DamagedFile, HarnessError, StoreFault
 from harness.experiment import Reporter, Runner
@@ -487,6 +487,15 @@ class TuneDisplay:
     def note(self, message: str) -> None:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
 
+    def search_started(self, name: str, storage_label: str, trials_so_far: int, space: str, total: int) -> None:
+        out.print(f"study {name} in {storage_label}: {trials_so_far} trials so far, searching {space}",
+                  highlight=False, soft_wrap=True)
+        self.start(total)
+        self.bar.start()
+
+    def search_ended(self) -> None:
+        self.bar.stop()
+
 
 def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
     from harness.tune import declared_space, describe_space, distribution
@@ -560,12 +569,7 @@ def tune(
     """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
     maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
     Rerun the same command to resume; several processes on one --storage or --journal share a study."""
-    import logging
-
-    import optuna
-
-    from harness import tune as search
-    from methods.pruning import Target, get_pruning
+    from harness import api
     from methods.spec import get_method
     from tasks.spec import get_task
 
@@ -582,73 +586,24 @@ def tune(
             return
         if method is None or task is None:
             raise HarnessError("give METHOD and TASK (or --list-space METHOD)")
-        spec = get_method(method)
-        if trials < 1:
-            raise HarnessError(f"--trials must be a positive integer, got {trials}")
-        if not 0.0 < density <= 1.0:
-            raise HarnessError(f"--density must be in (0, 1], got {density:g}")
-        check_epochs_scale(epochs_scale)
-        check_batch_size(batch_size)
-        if save_as is not None:
-            variants.check_name(save_as)
-        check_device(device)
-        base = BaseHparams(task, seed=search_seed, epochs_scale=epochs_scale, batch_size=batch_size,
-                           compute=Compute.of(device, bf16, threads))
-        resolved = get_task(task).resolved(base)
-        strategy = get_pruning(pruning)
-        if strategy.target is Target.LEVEL:
-            raise HarnessError(f"tune searches at a density; {pruning} is a structured configuration pruned at a level")
-        strategy.check(task, during_training=method if spec.during is not None else None,
-                       density=None if strategy.fixed_density is not None else density)
-        searched, fixed = search.parse_space(spec, resolved.epochs, space or [], strategy)
-        config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
-                               tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),
-                               pruning, base.compute)
-        name = study_name or config.default_name()
-        results_store = Store(store)
-        results_store.check_writable()
-        search.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
-        optuna_storage, storage_label = search.open_storage(storage, journal, paths.optuna_db(results_store.root))
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    logging.getLogger("optuna").setLevel(logging.ERROR)
-    tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
-    options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
-    trial_store = Store(paths.tune(results_store.root, name), bases=results_store.root)
-    runner = Runner(trial_store, options, None, BarReporter(), bf16=bf16, threads=threads)
-    started = time.time()
-    with user_errors():
-        runner.base(base)  # every paper rewind point, once, before any trial
-        spe = runner.data(resolved).steps_per_epoch
-        study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed,
-                                  search.defaults(spec, resolved.epochs, searched, strategy))
-        display = TuneDisplay()
-        s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, display, strategy)
-        out.print(f"study {name} in {storage_label}: {len(study.trials)} trials so far, searching "
-                  + ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
-                  + "".join(f", {k} = {v:g}" for k, v in fixed.items()), highlight=False, soft_wrap=True)
-        display.start(trials)
-        with display.bar:  # a stop leaves the interrupted trial to be queued again by the rerun (tune.Search)
-            s.run(timeout=timeout)
-        best = search.best_trial(study)
-        # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
-        eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
-                             BarReporter(), bf16=bf16, threads=threads)
-        rows = s.evaluate(best, seed or [0, 1, 2], eval_runner, variant=save_as)
-        if tracker is not None:
-            tests = [r.test_acc for r in rows]
-            tracker.mark_best(s.experiment, name, best.number, {
-                "test_acc_median": statistics.median(tests), "test_acc_min": min(tests), "test_acc_max": max(tests),
-                **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
-    show_tune(s, best, rows, name, storage_label, save_as, results_store, tracker, time.time() - started)
+        result = api.tune(method, task, trials=trials, density=density, pruning=pruning, space=space or [],
+                          storage=storage, journal=journal, study_name=study_name, search_seed=search_seed,
+                          seeds=seed or [0, 1, 2], save_as=save_as, pruner=pruner, sampler_seed=sampler_seed,
+                          timeout=timeout, epochs_scale=epochs_scale, batch_size=batch_size, store=store,
+                          data_dir=data_dir, download=download, device=device, bf16=bf16, threads=threads,
+                          workers=workers, tracking=not no_tracking, tracking_uri=tracking_uri,
+                          listener=TuneDisplay(), reporter=BarReporter(), warn=warn)
+    show_tune(result)
 
 
-def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_label: str, save_as: str | None,
-              results_store: Store, tracker: Tracker | None, seconds: float) -> None:
-    from harness.tune import default_trial, split_values, trial_counts
+def show_tune(result: Any) -> None:
+    from harness.tune import default_trial, trial_counts
 
+    s, best, rows = result.search, result.best, result.rows
     c = trial_counts(s.study)
     say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
-    say(f"study {name} ({storage_label}): {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed")
+    say(f"study {result.study_name} ({result.storage_label}): {c['complete']} complete, {c['pruned']} pruned, "
+        f"{c['failed']} failed")
     table = Table(title=f"{s.method.name} on {s.base.task} at density {s.density:g}: best and default")
     for col in ("trial", *s.searched, f"val (seed {s.base.seed})"):
         table.add_column(col, justify="right")
@@ -659,27 +614,18 @@ def show_tune(s: Any, best: Any, rows: list[CellRecord], name: str, storage_labe
                           f"{trial.value:.2f}")
     show_table(table)
     tests = [r.test_acc for r in rows]
-    values = {**s.fixed, **{k: best.params[k] for k in s.searched}}
-    say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
+    say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.values.items()))
     say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: median "
         f"{statistics.median(tests):.2f}, min {min(tests):.2f}, max {max(tests):.2f} "
         f"(unpruned {statistics.median(r.unpruned_test_acc for r in rows):.2f})")
-    if save_as is not None:
-        T = s.runner.task(s.base).epochs
-        method_values, pruning_values, t = split_values(values)
-        # a variant is a method: the strategy's parameters found with it are kept in its origin
-        v = variants.Variant(save_as, s.method.name, s.method.overrides(method_values), t / T,
-                             origin={"study": name, "storage": storage_label, "trial": best.number,
-                                     "task": s.base.task, "density": s.density, "val_acc": best.value,
-                                     "pruning": s.pruning.name if s.pruning else DEFAULT_PRUNING,
-                                     "pruning_params": pruning_values,
-                                     "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
-        path = variants.save(results_store.root, v)
-        say(f"saved variant {save_as} ({path}): `harness run {save_as} {s.base.task}`, or list it in a study's methods")
-    say(f"wall time: {seconds:.0f}s")
-    if tracker is not None:
-        state = "FAILED (results kept locally)" if tracker.failure else "ok"
-        say(f"mlflow: {tracker.uri} experiment '{s.experiment}' [{state}]")
+    if result.variant_path is not None:
+        name = result.variant_path.stem
+        say(f"saved variant {name} ({result.variant_path}): `harness run {name} {s.base.task}`, or list it in a "
+            "study's methods")
+    say(f"wall time: {result.seconds:.0f}s")
+    if result.tracker is not None:
+        state = "FAILED (results kept locally)" if result.tracker.failure else "ok"
+        say(f"mlflow: {result.tracker.uri} experiment '{s.experiment}' [{state}]")
 
 
 @app.command()

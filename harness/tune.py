@@ -256,6 +256,12 @@ class Listener:
     def note(self, message: str) -> None:
         pass
 
+    def search_started(self, name: str, storage_label: str, trials_so_far: int, space: str, total: int) -> None:
+        """After the base network is trained and the study is open, before the first trial."""
+
+    def search_ended(self) -> None:
+        """After the last trial, or on a stop or an error."""
+
 
 @dataclass(frozen=True)
 class Config:

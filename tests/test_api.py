@@ -114,3 +114,35 @@ def test_sweep_runs_a_narrowed_study_and_returns_its_records(tmp_path):
     assert [(r.method, r.seed, r.epochs_scale) for r in records] == [("fine-tuning", 0, QUICK)]
     [png] = (tmp_path / "store" / "studies").glob("*/accuracy_vs_compression.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+NOTEBOOK = """
+import json, sys
+from harness import api
+
+found = api.tune("fine-tuning", "mnist1d", trials=2, density=0.1, epochs_scale={quick}, store=sys.argv[1],
+                 space=["t=1.5,3"], seeds=[0, 1], save_as="ft-found", tracking=False)
+again = api.run("ft-found", "mnist1d", density=0.1, epochs_scale={quick}, store=sys.argv[1], tracking=False)
+print(json.dumps({{"values": found.values, "seeds": [r.seed for r in found.rows],
+                  "tests": [r.test_acc for r in found.rows], "variant": str(found.variant_path),
+                  "trials": len(found.search.study.trials), "again": again[0].test_acc}}))
+"""
+
+
+def test_tune_from_a_notebook_searches_saves_a_variant_and_run_reuses_its_cell(tmp_path):
+    """A notebook's cells, as a script: api.tune, then api.run of the variant it saved."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "notebook.py"
+    script.write_text(NOTEBOOK.format(quick=QUICK))
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "store")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(found["values"]) == {"lr_scale", "t"} and found["values"]["t"] in (1.5, 3.0)
+    assert found["seeds"] == [0, 1] and found["trials"] == 2
+    assert found["variant"] == str(tmp_path / "store" / "variants" / "ft-found.json")
+    assert found["again"] == found["tests"][0]  # the saved variant's seed-0 cell, read back rather than retrained
+    with pytest.raises(HarnessError, match="--trials must be a positive integer"):
+        api.tune("fine-tuning", "mnist1d", trials=0, store=tmp_path / "store")
