@@ -1,21 +1,29 @@
-"""Name -> object registries: a new task, method or pruning strategy is one decorator next to its
+"""Name -> object registries: a new task, method or pruning strategy is one registration next to its
 definition, in this package or in a plugin.
 
-A plugin is any installed distribution that declares an entry point in the group
-``pruning_harness.plugins``; the entry point names a module, imported (and so registering what
-its decorators register) the first time any registry is read.
+Every registry lives here, at the bottom of the layers, so that any layer can read one without
+importing the layer that fills it. What fills them is a module named by an entry point in the group
+``pruning_harness.plugins``, imported (and so registering what it registers) the first time any
+registry is read. The built-in methods and tasks are two such entry points of this distribution
+(``pyproject.toml``): they register through the same path as any plugin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from harness.errors import HarnessError
 
+if TYPE_CHECKING:
+    from methods.pruning import PruningStrategy
+    from methods.recipes import Recipe
+    from methods.spec import Retraining
+
 T = TypeVar("T")
 PLUGIN_GROUP = "pruning_harness.plugins"
+BUILT_IN = ("methods", "tasks")  # this distribution's own entry points: loaded before any plugin
 _plugins_loaded = False
 
 
@@ -26,7 +34,7 @@ def load_plugins() -> list[str]:
         return []
     _plugins_loaded = True
     loaded = []
-    for entry in entry_points(group=PLUGIN_GROUP):
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: (e.value not in BUILT_IN, e.name)):
         try:
             entry.load()
         except Exception as e:
@@ -70,3 +78,9 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+TASKS: Registry[Callable[[], Any]] = Registry("task")  # name -> a factory of tasks.spec.Task
+METHODS: Registry[Retraining] = Registry("method")
+PRUNING: Registry[PruningStrategy] = Registry("pruning strategy")
+RECIPES: Registry[Recipe] = Registry("recipe")

@@ -40,6 +40,7 @@ from harness.protocol import (
     density_chain,
     paper_retraining_times,
 )
+from harness.registry import METHODS, TASKS
 from harness.variants import NAME, Variant
 
 MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
@@ -219,16 +220,10 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
 
 
 def task_names() -> list[str]:
-    import tasks  # noqa: F401  (registers every task module)
-    from tasks.spec import TASKS
-
     return TASKS.names()
 
 
 def method_names() -> list[str]:
-    import methods  # noqa: F401
-    from methods.spec import METHODS
-
     return METHODS.names()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness import paths, store
 from harness.errors import HarnessError
+from harness.registry import METHODS, RECIPES
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -44,10 +45,6 @@ class MethodChoice:
 
 
 def check_name(name: str) -> str:
-    import methods  # noqa: F401  (registers every method)
-    from methods.recipes import RECIPES
-    from methods.spec import METHODS
-
     if not NAME.fullmatch(name):
         raise HarnessError(f"variant name {name!r} is not valid; valid: letters, digits, '.', '_', '-', "
                            "starting with a letter or digit")
@@ -72,9 +69,6 @@ def load_all(root: Path) -> dict[str, Variant]:
 
 
 def parse_file(path: Path) -> Variant:
-    import methods  # noqa: F401  (registers every method)
-    from methods.spec import METHODS
-
     def bad(why: str) -> HarnessError:
         return HarnessError(f"{path}: not a valid variant ({why}); fix or delete the file")
 
@@ -105,10 +99,6 @@ def parse_file(path: Path) -> Variant:
 
 def resolve(name: str, root: Path) -> MethodChoice:
     """A method, a recipe or a variant saved in the store at ``root``."""
-    import methods  # noqa: F401
-    from methods.recipes import RECIPES
-    from methods.spec import METHODS
-
     if name in METHODS:
         return MethodChoice(name)
     if name in RECIPES:

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from harness.registry import METHODS
 from harness.store import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ matplotlib.rcParams["svg.hashsalt"] = "leaderboard"  # the same results give byt
 
 def declared(method: str) -> Retraining | None:
     """The registered method of this name, if any (a variant or an external CSV's name has none)."""
-    import methods  # noqa: F401  (registers every method)
-    from methods.spec import METHODS
-
     return METHODS.get(method) if method in METHODS else None
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.masks import Mask
 from harness.protocol import DEFAULT_PRUNING
-from harness.registry import Registry
+from harness.registry import PRUNING
 from methods.spec import Param, overrides, resolve_params
 
 
@@ -123,7 +123,6 @@ def fmt_params(params: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "no parameters"
 
 
-PRUNING: Registry[PruningStrategy] = Registry("pruning strategy")
 
 
 def register_pruning(strategy: PruningStrategy) -> PruningStrategy:
@@ -131,8 +130,6 @@ def register_pruning(strategy: PruningStrategy) -> PruningStrategy:
 
 
 def get_pruning(name: str) -> PruningStrategy:
-    import methods  # noqa: F401  (registers every strategy module)
-
     return PRUNING.get(name)
 
 

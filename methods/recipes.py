@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.registry import Registry
+from harness.registry import RECIPES
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,6 @@ class Recipe:
     summary: str
 
 
-RECIPES: Registry[Recipe] = Registry("recipe")
 
 
 def register_recipe(recipe: Recipe) -> Recipe:

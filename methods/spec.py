@@ -21,7 +21,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.masks import Mask
-from harness.registry import Registry
+from harness.registry import METHODS
 from methods.lr import LR_SCALE, LearningRate, Replay
 
 __all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "overrides",
@@ -187,7 +187,6 @@ class Retraining:
         return self.label or self.name
 
 
-METHODS: Registry[Retraining] = Registry("method")
 
 
 def register_method(method: Retraining) -> Retraining:
@@ -195,6 +194,4 @@ def register_method(method: Retraining) -> Retraining:
 
 
 def get_method(name: str) -> Retraining:
-    import methods  # noqa: F401  (registers every method module)
-
     return METHODS.get(name)

@@ -15,7 +15,7 @@ from harness import distributed
 from harness.declared import identified_as
 from harness.errors import HarnessError
 from harness.hparams import BaseHparams
-from harness.registry import Registry
+from harness.registry import TASKS
 from harness.schedule import Schedule
 
 
@@ -132,7 +132,6 @@ class Task:
         return dataclasses.replace(self, schedule=schedule, batch_size=batch)
 
 
-TASKS: Registry[Callable[[], Task]] = Registry("task")
 
 
 def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task]]:
@@ -140,8 +139,6 @@ def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task
 
 
 def get_task(name: str) -> Task:
-    import tasks  # noqa: F401  (registers every task module)
-
     return registered_as(name, TASKS.get(name)())
 
 
