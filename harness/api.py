@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import variants
-from harness.checks import check_batch_size, check_device, check_epochs_scale, check_keeps_weights
+from harness.checks import check_batch_size, check_device, check_epochs_scale
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
+from harness.gate import check_cell
 from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.protocol import DEFAULT_PRUNING, density_chain
 from harness.record import CellRecord
@@ -60,10 +61,10 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
     T = resolved.epochs
     times = list(retrain_epochs) or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2]
     spec = get_method(choice.method)
-    for t in times:
-        spec.validate(T, t)
     strategy = get_pruning(pruning)
     given = dict(pruning_params or {})
+    # what no cell shows: a density given to a level strategy, levels to a density one, one-shot asked of
+    # an iterative-only combination (check_cell then refuses every cell that cannot run)
     strategy.check(task, iterative=iterative, during_training=choice.method if spec.during is not None else None,
                    density=density, levels=tuple(level), params=given)
     params = strategy.overrides(given)
@@ -73,13 +74,14 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
         shapes = [{"level": k} for k in (level or [1])]
     else:
         chain = density_chain(strategy.density_for(given, density), rounds, iterative)
-        check_keeps_weights(resolved, chain[-1], "--rounds" if rounds is not None else "--density")
         shapes = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
     cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size,
                                         compute=compute),
                             choice.method, t, **shape, pruning=pruning, pruning_params=params,
                             method_params=choice.params, variant=choice.variant)
              for s in seeds for t in times for shape in shapes]
+    for hp in cells:
+        check_cell(hp, "--rounds" if rounds is not None else "--density")
     return RunPlan(cells, resolved, strategy.prunes is Prunes.FILTERS)
 
 
@@ -240,6 +242,8 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
         raise HarnessError(f"tune searches at a density; {pruning} is a structured configuration pruned at a level")
     strategy.check(task, during_training=method if spec.during is not None else None,
                    density=None if strategy.fixed_density is not None else density)
+    # the gate, on the cell every trial shares but its searched values (their ranges are parse_space's)
+    check_cell(RetrainHparams(base, method, resolved.epochs / 2, (density,), pruning=pruning))
     searched, fixed = search.parse_space(spec, resolved.epochs, list(space), strategy)
     config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
                            tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),

@@ -3,8 +3,6 @@ input with one line that says what was wrong and what is valid."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.errors import HarnessError
 from harness.hparams import EPOCHS_SCALE
 
@@ -29,16 +27,3 @@ def check_device(device: str) -> None:
         raise HarnessError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise HarnessError(f"device {device!r} is not available here; valid: cpu")
-
-
-def check_keeps_weights(task: Any, density: float, flag: str) -> None:
-    """A target density that keeps less than one prunable weight of the task's network is refused."""
-    import torch
-
-    with torch.device("meta"):  # counted without allocating
-        model = task.make_model()
-    params = dict(model.named_parameters())
-    total = sum(params[name].numel() for name in task.prunable(model))
-    if density * total < 1:
-        raise HarnessError(f"{flag} asks for density {density:.3g}, which keeps less than one of the "
-                           f"{total:,} prunable weights of {task.name}; valid: density >= {1 / total:.3g}")

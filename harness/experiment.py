@@ -20,10 +20,11 @@ import torch
 from torch import nn
 
 from harness import distributed, masks, paths, store
+from harness.canonical import flatten
 from harness.errors import DamagedFile, HarnessError
-from harness.hparams import BaseHparams, Compute, RetrainHparams, flatten
+from harness.gate import check_cell
+from harness.hparams import BaseHparams, Compute, RetrainHparams
 from harness.identity import task_fingerprint
-from harness.plan import check_cell
 from harness.protocol import paper_retraining_times
 from harness.record import CellRecord
 from harness.seeding import derive_seed
@@ -338,8 +339,6 @@ class Runner:
         method = get_method(first.method)
         T = task.epochs
         for hp in hps:
-            method.validate(T, hp.retrain_epochs)
-            method.resolve_params(dict(hp.method_params))
             check_cell(hp)
             self.check_compute(hp.base)
         if len(hps) > 1:

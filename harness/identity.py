@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.canonical import flatten, short_digest
 from harness.declared import identity_name
-from harness.hparams import BaseHparams, flatten, short_digest
+from harness.registry import TASKS, checked_task
 
 if TYPE_CHECKING:
+    from harness.hparams import BaseHparams
     from tasks.spec import Task
 
 # task -> the fingerprint of its definition (``definition_fingerprint``) when fingerprints were introduced
@@ -79,16 +81,12 @@ def task_fingerprint(task: Task) -> str:
 def base_identity(hp: BaseHparams) -> str | None:
     """What a base run's name adds to its hyperparameters: the resolved task's fingerprint, or None for a
     task whose definition is the one its stored base networks were trained under (``STORED_BEFORE``)."""
-    from tasks.spec import TASKS
-
     return _identity(hp, TASKS.get(hp.task))
 
 
 @lru_cache(maxsize=4096)  # by the task's registered factory too: a task registered anew is fingerprinted anew
 def _identity(hp: BaseHparams, factory: Callable[[], Task]) -> str | None:
-    from tasks.spec import registered_as
-
-    task = registered_as(hp.task, factory())
+    task = checked_task(hp.task, factory())
     if STORED_BEFORE.get(hp.task) == task_fingerprint(task):
         return None
     return task_fingerprint(task.resolved(hp))

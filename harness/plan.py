@@ -12,11 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.canonical import content_hash
+from harness.experiment import base_checkpoint_steps
+from harness.gate import check_cell
+from harness.hparams import BaseHparams, RetrainHparams
 from harness.paths import RESULT
 from harness.store import Store, intact_result
-from methods.pruning import Target, get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
 
@@ -48,17 +49,6 @@ def epochs_of(hp: RetrainHparams, T: float) -> float:
     return get_method(hp.method).epochs(T, hp.retrain_epochs)
 
 
-def check_cell(hp: RetrainHparams) -> None:
-    """A cell's method, pruning strategy and target go together: a one-line error before any training."""
-    method = get_method(hp.method)
-    strategy = get_pruning(hp.pruning)
-    if hp.structured and strategy.target is not Target.LEVEL:
-        raise HarnessError(f"pruning strategy {hp.pruning} needs a target density; the cell has none")
-    strategy.check(
-        hp.base.task, iterative=hp.round > 1, during_training=method.name if method.during is not None else None,
-        density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
-
-
 def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
     """The cells and every earlier round their iterative chains pass through."""
     seen: dict[RetrainHparams, None] = {}
@@ -76,7 +66,7 @@ def plan(cells: list[RetrainHparams]) -> list[Job]:
     """Jobs in an order that respects their dependencies."""
     every = with_dependencies(cells)
     for hp in every:
-        check_cell(hp)
+        check_cell(hp, "densities")
     T_of = {b: get_task(b.task).resolved(b).epochs for b in {hp.base for hp in every}}
 
     rewinds: dict[BaseHparams, set[float]] = defaultdict(set)
@@ -109,8 +99,6 @@ def is_done(job: Job, store: Store) -> bool:
     """Whether a job's results are all in the store (a base job: its result and checkpoints)."""
     if job.kind == "cells":
         return all(store.cell_result(hp) is not None for hp in job.cells)
-    from harness.experiment import base_checkpoint_steps
-
     result = intact_result(store.base_dir(job.base) / RESULT)
     if result is None or "steps_per_epoch" not in result:  # none yet, damaged, or from before sweeps
         return False

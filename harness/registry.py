@@ -84,3 +84,12 @@ TASKS: Registry[Callable[[], Any]] = Registry("task")  # name -> a factory of ta
 METHODS: Registry[Retraining] = Registry("method")
 PRUNING: Registry[PruningStrategy] = Registry("pruning strategy")
 RECIPES: Registry[Recipe] = Registry("recipe")
+
+
+def checked_task(name: str, task: Any) -> Any:
+    """``task``, made by the factory registered as ``name``: store folders use the registered name and
+    MLflow experiments the task's own, so the two must be one."""
+    if task.name != name:
+        raise HarnessError(f"task registered as {name!r} names itself {task.name!r}; valid: the same name in "
+                           "register_task(...) and Task(name=...)")
+    return task

@@ -19,8 +19,9 @@ import filelock
 import torch
 
 from harness import distributed, paths
+from harness.canonical import canonical, content_hash
 from harness.errors import DamagedFile, HarnessError, StoreFault
-from harness.hparams import BaseHparams, RetrainHparams, canonical, content_hash
+from harness.hparams import BaseHparams, RetrainHparams
 from harness.paths import HPARAMS, LOCK, RESULT, WRITTEN
 from harness.record import LEGACY_NAMES, CellRecord
 

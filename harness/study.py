@@ -30,8 +30,10 @@ from typing import Any
 
 import yaml
 
+from harness.canonical import content_hash
 from harness.errors import HarnessError
-from harness.hparams import CPU, EPOCHS_SCALE, BaseHparams, Compute, RetrainHparams, content_hash
+from harness.gate import check_keeps_weights
+from harness.hparams import CPU, EPOCHS_SCALE, BaseHparams, Compute, RetrainHparams
 from harness.protocol import (
     DEFAULT_PRUNING,
     ITERATIVE_RATE,
@@ -42,6 +44,7 @@ from harness.protocol import (
 )
 from harness.registry import METHODS, TASKS
 from harness.variants import NAME, Variant
+from tasks.spec import get_task
 
 MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
 MAX_RETRAIN_POINTS = 1000
@@ -92,8 +95,6 @@ class Study:
 
     @property
     def T(self) -> float:
-        from tasks.spec import get_task
-
         return get_task(self.task).resolved(self.base(0)).epochs
 
     def times(self) -> list[float]:
@@ -381,6 +382,11 @@ def check_against_task(study: Study) -> None:
                                levels=kind.levels if level else (), params=dict(kind.params))
             except HarnessError as e:
                 raise StudyError(f"pruning: {e}") from None
+    if any(kind.spec.target is Target.DENSITY for kind in study.pruning) and study.target_densities():
+        try:
+            check_keeps_weights(get_task(study.task), min(study.target_densities()), "densities")
+        except HarnessError as e:
+            raise StudyError(str(e)) from None
 
 
 def describe(study: Study) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import paths, store
+from harness.canonical import flatten
 from harness.errors import DamagedFile
-from harness.hparams import BaseHparams, RetrainHparams, flatten
+from harness.hparams import BaseHparams, RetrainHparams
 from methods.spec import get_method
 
 # MLflow 3 opens an experiment without this tag on its GenAI pages; model training opens on the runs list

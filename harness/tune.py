@@ -33,9 +33,10 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from harness import signals
+from harness.canonical import content_hash
 from harness.errors import HarnessError
 from harness.experiment import Reporter, Runner
-from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams, content_hash
+from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.paths import HISTORY
 from harness.protocol import DEFAULT_PRUNING, paper_retraining_times
 from harness.record import CellRecord

@@ -13,9 +13,8 @@ from torch import nn
 
 from harness import distributed
 from harness.declared import identified_as
-from harness.errors import HarnessError
 from harness.hparams import BaseHparams
-from harness.registry import TASKS
+from harness.registry import TASKS, checked_task
 from harness.schedule import Schedule
 
 
@@ -139,13 +138,4 @@ def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task
 
 
 def get_task(name: str) -> Task:
-    return registered_as(name, TASKS.get(name)())
-
-
-def registered_as(name: str, task: Task) -> Task:
-    """``task``, made by the factory registered as ``name``: store folders use the registered name and
-    MLflow experiments the task's own, so the two must be one."""
-    if task.name != name:
-        raise HarnessError(f"task registered as {name!r} names itself {task.name!r}; valid: the same name in "
-                           "register_task(...) and Task(name=...)")
-    return task
+    return checked_task(name, TASKS.get(name)())

@@ -9,10 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from harness.canonical import content_hash
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.hparams import BaseHparams, RetrainHparams
 from harness.masks import full_mask
 from harness.plan import plan
 from harness.store import Store

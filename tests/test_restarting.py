@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
+from harness.canonical import content_hash
 from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams, content_hash
+from harness.hparams import BaseHparams, RetrainHparams
 from harness.plan import plan
 from harness.store import Store
 from methods.lr import Compressed, LinearDecay, OneCycle

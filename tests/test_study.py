@@ -3,8 +3,8 @@
 import pytest
 from typer.testing import CliRunner
 
+from harness.canonical import content_hash
 from harness.cli import app
-from harness.hparams import content_hash
 from harness.plan import epochs_of, plan
 from harness.study import Study, load_study, parse_study, presets
 from methods.spec import METHODS
