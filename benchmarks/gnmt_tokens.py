@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from harness.masks import apply_mask, full_mask, mask_gradients
+from harness.core.masks import apply_mask, full_mask, mask_gradients
 from methods.pruning import PRUNERS
 from tasks.spec import get_task
 

@@ -23,7 +23,7 @@ from pathlib import Path
 # Run as a script, this file's folder comes first on sys.path and its name would hide the package.
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from harness.safe_zone import safe_zones  # noqa: E402
+from harness.analysis.safe_zone import safe_zones  # noqa: E402
 from leaderboard.site import build  # noqa: E402
 from leaderboard.synthetic import paper_shaped  # noqa: E402
 

@@ -16,7 +16,7 @@ import time
 import torch
 
 import harness  # noqa: F401  (the torchvision shim)
-from harness.masks import full_mask
+from harness.core.masks import full_mask
 from methods import pruning
 from tasks.spec import get_task
 

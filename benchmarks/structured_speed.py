@@ -17,8 +17,8 @@ import argparse
 import torch
 
 import harness  # noqa: F401  (the torchvision shim)
-from harness.masks import apply_mask, compression_ratio, full_mask
-from harness.speed import compare
+from harness.core.masks import apply_mask, compression_ratio, full_mask
+from harness.engine.speed import compare
 from methods.pruning import Target, get_pruning, strategies_where
 from methods.structured import LEVELS
 from tasks.spec import get_task

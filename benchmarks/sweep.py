@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.executors import WORKER_PRELOAD
+from harness.sweep.executors import WORKER_PRELOAD
 
 STUDY = """\
 task: mnist1d
@@ -43,15 +43,15 @@ seeds: 2
 # where a sweep's time goes, by the functions that spend it (cumulative time); an indented phase is
 # part of the one above it
 PHASES = {
-    "TRAIN": ("harness/train.py", ("train",)),
-    "  evaluation": ("harness/data.py", ("evaluate",)),
-    "  masks (W ⊙ m after each step, their gradients)": ("harness/masks.py", ("apply", "mask_gradients")),
-    "weight and checkpoint writes (those of TRAIN too)": ("harness/store.py", ("atomic_save",)),
+    "TRAIN": ("harness/engine/train.py", ("train",)),
+    "  evaluation": ("harness/data/tensor_data.py", ("evaluate",)),
+    "  masks (W ⊙ m after each step, their gradients)": ("harness/core/masks.py", ("apply", "mask_gradients")),
+    "weight and checkpoint writes (those of TRAIN too)": ("harness/storage/store.py", ("atomic_save",)),
     "base training's data generation": ("tasks/mnist1d.py", ("generate",)),
-    "result writes": ("harness/store.py", ("atomic_write_json",)),
-    "planning": ("harness/plan.py", ("plan",)),
-    "MLflow mirroring": ("harness/tracking.py", ("_log_once",)),
-    "FLOPs counting": ("harness/flops.py", ("flops",)),
+    "result writes": ("harness/storage/store.py", ("atomic_write_json",)),
+    "planning": ("harness/sweep/plan.py", ("plan",)),
+    "MLflow mirroring": ("harness/tracking/mirror.py", ("_log_once",)),
+    "FLOPs counting": ("harness/core/flops.py", ("flops",)),
     "accuracy-vs-compression PNG": ("leaderboard/plots.py", ("study_compression_pngs",)),
     "imports during the run": ("<frozen importlib._bootstrap>", ("_find_and_load",)),
 }
@@ -60,7 +60,7 @@ PHASES = {
 BARE_START = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import torch; "
               "torch.set_num_threads(1); import sweep; sweep.bare_loop(0)")
 STARTS = {
-    "driver start (import harness.cli)": "import harness.cli",
+    "driver start (import harness.cli.app)": "import harness.cli.app",
     "fork server start (import the workers' modules)": "import " + ", ".join(WORKER_PRELOAD),
 }
 
@@ -68,7 +68,7 @@ STARTS = {
 def bare_loop(epochs: int) -> float:
     """CPU-seconds of a plain loop's ``epochs``: MNIST-1D's 4,000 training sequences, the task's network,
     optimizer and batch size; validation (a fifth of the test set) and test evaluated at each epoch's end."""
-    from harness.data import validation_split
+    from harness.data.tensor_data import validation_split
     from tasks.mnist1d import generate
     from tasks.spec import get_task
 
@@ -125,7 +125,7 @@ def start_cpu(statement: str) -> float:
 
 
 def profile(study: str, store: Path, top: int) -> None:
-    from harness.cli import main
+    from harness.cli.app import main
 
     profiler = cProfile.Profile()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):

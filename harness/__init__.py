@@ -1,5 +1,5 @@
 """The pruning benchmark harness: TRAIN, PRUNE, RETRAIN as in Renda, Frankle & Carbin (2020)."""
 
-from harness import torchvision_compat
+from harness.core import torchvision_compat
 
 torchvision_compat.install()

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import variants
-from harness.checks import check_batch_size, check_device, check_epochs_scale
-from harness.errors import HarnessError
-from harness.experiment import Reporter, Runner
-from harness.gate import check_cell
-from harness.hparams import CPU, BaseHparams, Compute, RetrainHparams
-from harness.protocol import DEFAULT_PRUNING, density_chain
-from harness.record import CellRecord
-from harness.store import Store
+from harness.core.errors import HarnessError
+from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
+from harness.core.protocol import DEFAULT_PRUNING, density_chain
+from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
+from harness.engine.experiment import Reporter, Runner
+from harness.engine.gate import check_cell
+from harness.storage.record import CellRecord
+from harness.storage.store import Store
+from harness.sweep import variants
 from tasks.spec import DataOptions
 
 PathLike = str | os.PathLike
@@ -91,7 +91,7 @@ def run(method: str, task: str, *, store: PathLike = "results", device: str = "c
     """Train the base network (once per seed, reused thereafter), prune, retrain with ``method``; one
     record per cell. ``cells`` are ``plan_run``'s: density, rounds, iterative, pruning, pruning_params,
     level, retrain_epochs, seeds, epochs_scale, batch_size."""
-    from harness.tracking import tracker_for
+    from harness.tracking.mirror import tracker_for
 
     check_device(device)
     planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16), **cells)
@@ -109,10 +109,10 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
           data_dir: PathLike | None = None, tracking: bool = True, tracking_uri: str | None = None) -> list[CellRecord]:
     """Run a study (a YAML file or a preset's name), narrowed by ``epochs_scale``, ``seeds`` and
     ``methods`` where given, on ``jobs`` local worker processes; the records of its cells."""
-    from harness.executors import WorkerContext, make_executor
-    from harness.study import load_study
-    from harness.sweep import Listener, run_study
-    from harness.tracking import tracker_for
+    from harness.sweep.driver import Listener, run_study
+    from harness.sweep.executors import WorkerContext, make_executor
+    from harness.sweep.study import load_study
+    from harness.tracking.mirror import tracker_for
 
     results = Store(store)
     spec = load_study(str(study), variants.load_all(results.root),
@@ -165,14 +165,14 @@ def cell_folder(store: PathLike, cell: CellRecord | str) -> Path:
 def load_model(store: PathLike, cell: CellRecord | str) -> Any:
     """The pruned ``nn.Module`` of a finished cell (a record, or its ``run`` name): in eval mode on the
     CPU, its pruned weights zero; a network whose filters were removed comes compacted."""
-    from harness.export import pruned_model
+    from harness.engine.export import pruned_model
 
     return pruned_model(cell_folder(store, cell)).model
 
 
 def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "safetensors") -> Path:
     """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
-    from harness.export import export as write
+    from harness.engine.export import export as write
 
     write(cell_folder(store, cell), Path(out), fmt)
     return Path(out)
@@ -182,7 +182,7 @@ def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "s
 class TuneResult:
     """A finished search: the best trial, its test evaluation over seeds, and where things went."""
 
-    search: Any  # harness.tune.Search: the method, base, density, searched space, fixed values, study
+    search: Any  # harness.tune.search.Search: the method, base, density, searched space, fixed values, study
     best: Any  # the best trial (optuna FrozenTrial)
     rows: list[CellRecord]  # the best configuration's cells on the evaluation seeds
     study_name: str
@@ -210,16 +210,16 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     maximizing validation accuracy on seed ``search_seed``; then evaluate the best configuration on the
     test set over ``seeds``. Calling it again with the same arguments resumes the same study; several
     processes on one ``storage`` or ``journal`` share it. ``save_as`` saves the best configuration as a
-    variant that ``run`` and studies accept; ``listener`` (``harness.tune.Listener``) hears progress."""
+    variant that ``run`` and studies accept; ``listener`` (``harness.tune.search.Listener``) hears progress."""
     import logging
     import statistics
     import time
 
     import optuna
 
-    from harness import paths
-    from harness import tune as search
-    from harness.tracking import tracker_for
+    from harness.storage import paths
+    from harness.tracking.mirror import tracker_for
+    from harness.tune import search
     from methods.pruning import Target, get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import paths
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.storage import paths
 
 KINDS = ("tasks", "methods", "pruning", "presets", "variants")
 
@@ -72,8 +72,8 @@ def pruning() -> list[dict[str, Any]]:
 
 
 def presets() -> list[dict[str, Any]]:
-    from harness.study import load_study
-    from harness.study import presets as files
+    from harness.sweep.study import load_study
+    from harness.sweep.study import presets as files
 
     entries = []
     for name, path in sorted(files().items()):
@@ -85,7 +85,7 @@ def presets() -> list[dict[str, Any]]:
 
 def variants(store: Path) -> list[dict[str, Any]]:
     """The method variants saved in a store (`harness tune --save-as`), each checked as it is read."""
-    from harness import variants as saved
+    from harness.sweep import variants as saved
 
     return [{"name": v.name, "method": v.method, "params": dict(v.params), "retrain_fraction": v.retrain_fraction,
              "file": str(paths.variant(store, v.name))} for v in saved.load_all(store).values()]
@@ -93,7 +93,7 @@ def variants(store: Path) -> list[dict[str, Any]]:
 
 def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> dict[str, list[dict[str, Any]]]:
     """The entries of each kind asked for (``variants``: those of ``store``)."""
-    from harness.registry import load_plugins
+    from harness.core.registry import load_plugins
 
     load_plugins()
     unknown = [k for k in kinds if k not in KINDS]

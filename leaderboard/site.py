@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import statistics as st
-from harness.errors import HarnessError
-from harness.safe_zone import ALPHA, ANCHORS, MARGIN, SafeZones, safe_zones, scope_name, scope_of
-from harness.statistics import GROUP
-from harness.store import atomic_write_bytes, probe_writable
-from harness.undertrained import undertrained
+from harness.analysis import statistics as st
+from harness.analysis.safe_zone import ALPHA, ANCHORS, MARGIN, SafeZones, safe_zones, scope_name, scope_of
+from harness.analysis.statistics import GROUP
+from harness.core.errors import HarnessError
+from harness.engine.undertrained import undertrained
+from harness.storage.store import atomic_write_bytes, probe_writable
 from leaderboard import plots
 from leaderboard.plots import slug
 from leaderboard.tables import (

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness import statistics as st
-from harness.safe_zone import HEADLINE, READINGS, NetworkZone, Reading, SafeZones, ScopeZone, scope_name
+from harness.analysis import statistics as st
+from harness.analysis.safe_zone import HEADLINE, READINGS, NetworkZone, Reading, SafeZones, ScopeZone, scope_name
 
 
 @dataclass

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from harness.masks import Mask
+from harness.core.masks import Mask
 from methods.structured import residual_blocks
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.masks import Mask
+from harness.core.masks import Mask
 from methods.spec import Length, MaskUpdate, Param, Retraining, Start, Weights, register_method
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from harness.schedule import Schedule
+from harness.core.schedule import Schedule
 
 LR_SCALE = "lr_scale"  # a parameter by this name multiplies the rate a rule gives
 WARMUP = "warmup"  # a parameter by this name is the warm-up's fraction of the run

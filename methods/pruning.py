@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from harness.masks import Mask
-from harness.protocol import DEFAULT_PRUNING
-from harness.registry import PRUNING
+from harness.core.errors import HarnessError
+from harness.core.masks import Mask
+from harness.core.protocol import DEFAULT_PRUNING
+from harness.core.registry import PRUNING
 from methods.spec import Param, overrides, resolve_params
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.masks import Mask, remaining
-from harness.seeding import derive_seed
+from harness.core.masks import Mask, remaining
+from harness.core.seeding import derive_seed
 from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, keep_largest_across, register_pruning
 
 

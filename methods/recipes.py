@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.registry import RECIPES
+from harness.core.registry import RECIPES
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 import torch
 
-from harness.errors import HarnessError
-from harness.masks import Mask
+from harness.core.errors import HarnessError
+from harness.core.masks import Mask
 from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, register_pruning
 from methods.spec import Param
 

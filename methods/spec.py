@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import torch
 
-from harness.errors import HarnessError
-from harness.masks import Mask
-from harness.registry import METHODS
+from harness.core.errors import HarnessError
+from harness.core.masks import Mask
+from harness.core.registry import METHODS
 from methods.lr import LR_SCALE, LearningRate, Replay
 
 __all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "overrides",

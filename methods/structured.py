@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from harness.masks import Mask
+from harness.core.errors import HarnessError
+from harness.core.masks import Mask
 from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, register_pruning
 
 LEVELS = (1, 2, 3, 4, 5)

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness import safe_pickle
-from harness.data import TensorData
-from harness.declared import identified_as
-from harness.errors import HarnessError
-from harness.schedule import Schedule
+from harness.core import safe_pickle
+from harness.core.declared import identified_as
+from harness.core.errors import HarnessError
+from harness.core.schedule import Schedule
+from harness.data.tensor_data import TensorData
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
 FOLDER = "cifar-10-batches-py"

@@ -13,10 +13,10 @@ from typing import Any
 
 from torch import nn
 
-from harness.declared import identified_as
-from harness.errors import HarnessError
-from harness.folder_data import FolderData
-from harness.schedule import Schedule
+from harness.core.declared import identified_as
+from harness.core.errors import HarnessError
+from harness.core.schedule import Schedule
+from harness.data.folder_data import FolderData
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
 MEAN = (0.485, 0.456, 0.406)

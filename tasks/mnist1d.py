@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness import store
-from harness.data import TensorData
-from harness.declared import identified_as
-from harness.errors import DamagedFile, StoreFault
-from harness.schedule import Schedule
+from harness.core.declared import identified_as
+from harness.core.errors import DamagedFile, StoreFault
+from harness.core.schedule import Schedule
+from harness.data.tensor_data import TensorData
+from harness.storage import store
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
 EPOCHS = 30

@@ -11,11 +11,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from harness import distributed
-from harness.declared import identified_as
-from harness.hparams import BaseHparams
-from harness.registry import TASKS, checked_task
-from harness.schedule import Schedule
+from harness.core import distributed
+from harness.core.declared import identified_as
+from harness.core.hparams import BaseHparams
+from harness.core.registry import TASKS, checked_task
+from harness.core.schedule import Schedule
 
 
 class Data(Protocol):
@@ -83,7 +83,7 @@ class Task:
     optimizer: OptimizerSpec
     make_model: Callable[[], nn.Module]
     # load_data, prunable and criterion enter a base network's identity by their declared names
-    # (``harness.declared.identified_as``), not by the module that defines them
+    # (``harness.core.declared.identified_as``), not by the module that defines them
     load_data: Callable[[DataOptions], Data]
     input_shape: tuple[int, ...]  # one sample, for FLOPs and speed measurements
     metric: str = "accuracy"  # what ``Data.evaluate`` returns; higher is better (BLEU for translation)
@@ -94,10 +94,10 @@ class Task:
     grad_clip: float | None = None  # clip the gradients' global norm to this before each step
     count_flops: Callable[[nn.Module, Any], tuple[int, int]] | None = None  # None: traced from input_shape
     # what ``load_data`` yields beyond its name (its split, augmentation, version): part of a base
-    # network's identity (``harness.identity``), so edit it whenever the data changes
+    # network's identity (``harness.core.identity``), so edit it whenever the data changes
     data_definition: str = ""
     # the unpruned network's score under the full schedule, as documented (the paper's tables 1 and 2;
-    # the README for MNIST-1D): a base network far under it is under-trained (``harness.undertrained``)
+    # the README for MNIST-1D): a base network far under it is under-trained (``harness.engine.undertrained``)
     documented_unpruned: float | None = None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
@@ -113,7 +113,7 @@ class Task:
         """(FLOPs with the mask's zeros skipped, dense FLOPs) of one sample's inference."""
         if self.count_flops is not None:
             return self.count_flops(model, mask)
-        from harness.flops import flops
+        from harness.core.flops import flops
 
         return flops(model, self.input_shape, mask)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from torch import nn
 
-from harness.declared import identified_as
-from harness.errors import HarnessError
-from harness.schedule import Schedule
+from harness.core.declared import identified_as
+from harness.core.errors import HarnessError
+from harness.core.schedule import Schedule
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 
 EPOCHS = 5.0

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import TensorData
-from harness.schedule import Schedule
+from harness.core.schedule import Schedule
+from harness.data.tensor_data import TensorData
 from tasks.spec import OptimizerSpec, Task
 
 QUICK = 0.1  # --epochs-scale for MNIST-1D in tests: T = 3 epochs

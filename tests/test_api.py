@@ -10,10 +10,10 @@ import torch
 from typer.testing import CliRunner
 
 from harness import api
-from harness.cli import app
-from harness.errors import HarnessError
-from harness.export import load_exported
-from harness.store import Store
+from harness.cli.app import app
+from harness.core.errors import HarnessError
+from harness.engine.export import load_exported
+from harness.storage.store import Store
 from tasks.spec import DataOptions
 from tests.conftest import QUICK
 from tests.fabricate import cifar10_folder
@@ -23,7 +23,7 @@ cli = CliRunner()
 
 def score_of(model: torch.nn.Module, record, data_dir=None) -> float:
     """The test score of ``model`` on the record's task, as the harness measures it."""
-    from harness.export import task_of
+    from harness.engine.export import task_of
 
     task = task_of(record)
     return task.load_data(DataOptions(data_dir=data_dir, batch_size=task.batch_size, workers=0)).evaluate(model, "test")

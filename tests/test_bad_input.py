@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.app import main
 from methods.spec import METHODS
 from tests.conftest import QUICK
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.errors import HarnessError
+from harness.cli.app import app
+from harness.core.errors import HarnessError
 from tasks.cifar10 import MEAN, STD, load, pad_crop_flip
 from tasks.spec import DataOptions, get_task
 from tests.fabricate import cifar10_folder
@@ -121,7 +121,7 @@ def test_a_batch_that_would_run_code_is_refused_before_it_runs(tmp_path):
 def test_array_pickles_of_every_protocol_load(tmp_path, protocol):
     import numpy as np
 
-    from harness import safe_pickle
+    from harness.core import safe_pickle
 
     entry = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [1, 2]}
     path = tmp_path / "batch"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.masks import apply_mask, full_mask
+from harness.core.masks import apply_mask, full_mask
 from methods.compaction import compact
 from methods.pruning import get_pruning
 from methods.structured import residual_blocks

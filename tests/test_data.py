@@ -1,6 +1,6 @@
 import torch
 
-from harness.data import validation_split
+from harness.data.tensor_data import validation_split
 from tasks.mnist1d import generate, load
 from tasks.spec import DataOptions
 

@@ -18,8 +18,8 @@ pytest.importorskip("fairseq", reason="the nmt extra (fairseq) is not installed"
 from fairseq.data import Dictionary
 from fairseq.models import ARCH_MODEL_REGISTRY
 
-from harness import store
-from harness.cli import app
+from harness.cli.app import app
+from harness.storage import store
 from methods.pruning import get_pruning
 from tasks.nmt.gnmt import build_gnmt
 from tasks.spec import DataOptions, get_task
@@ -204,7 +204,7 @@ def test_two_methods_run_end_to_end_and_report_bleu(runs):
     # the rewind point at the fractional epoch 2.5 is a checkpoint of the base run
     steps = base["steps_per_epoch"]
     assert (next(root.glob("base/*")) / "checkpoints" / f"step_{round(2.5 * steps):08d}.pt").exists()
-    from harness.statistics import read_store
+    from harness.analysis.statistics import read_store
 
     table = read_store(root)
     assert set(table["metric"]) == {"bleu"} and set(table["method"]) == {"weight-rewinding", "lr-rewinding"}

@@ -2,10 +2,10 @@
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.store import Store, load
+from harness.core.errors import HarnessError
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.experiment import Runner
+from harness.storage.store import Store, load
 from methods.gradual import CubicSchedule, Gradual, cubic_sparsity
 from methods.spec import get_method
 from tests.conftest import QUICK

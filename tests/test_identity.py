@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import HarnessError
-from harness.experiment import Reporter, Runner
-from harness.hparams import BaseHparams, Compute, RetrainHparams
-from harness.identity import STORED_BEFORE, task_fingerprint
-from harness.store import Store
+from harness.core.errors import HarnessError
+from harness.core.hparams import BaseHparams, Compute, RetrainHparams
+from harness.core.identity import STORED_BEFORE, task_fingerprint
+from harness.engine.experiment import Reporter, Runner
+from harness.storage.store import Store
 from tasks.spec import TASKS, get_task
 
 BASE = BaseHparams("mnist1d", seed=0, epochs_scale=0.1)

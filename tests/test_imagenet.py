@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from harness.errors import HarnessError
-from harness.hparams import BaseHparams
+from harness.core.errors import HarnessError
+from harness.core.hparams import BaseHparams
 from tasks.imagenet import load
 from tasks.spec import DataOptions, get_task
 from tests.fabricate import image_folder

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.statistics import normalize
+from harness.analysis.statistics import normalize
+from harness.cli.app import app
 from leaderboard.site import build
 from tests.conftest import free_port
 from tests.processes import STOP_CASES, STOP_IDS, cleanup, start
@@ -136,9 +136,9 @@ def test_the_chromium_check_catches_a_broken_page(site, tmp_path):
 
 
 def test_leaderboard_command_reads_the_store_and_external_csv(tmp_path):
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
 
     runner = Runner(Store(tmp_path / "store"))
     base = BaseHparams("mnist1d", seed=0, epochs_scale=0.1)
@@ -171,10 +171,10 @@ def processes_with(text: str) -> list[int]:
 @pytest.fixture(scope="module")
 def tracked_store(tmp_path_factory) -> Path:
     """A store with one trained cell mirrored to its sqlite MLflow store."""
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
-    from harness.tracking import Tracker, default_uri
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
+    from harness.tracking.mirror import Tracker, default_uri
 
     store = Store(tmp_path_factory.mktemp("tracked"))
     runner = Runner(store, tracker=Tracker(default_uri(store.root), store.root))
@@ -204,7 +204,7 @@ def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tracked_store
         proc.send_signal(stop)  # to harness alone, as `kill` or a service manager would
         code = proc.wait(timeout=60)
         cleanup(proc.pid)
-    assert code == 128 + stop  # as every command stops (harness.signals)
+    assert code == 128 + stop  # as every command stops (harness.core.signals)
     deadline = time.time() + 30
     while processes_with(f"--port {port}") and time.time() < deadline:
         time.sleep(0.2)
@@ -244,7 +244,7 @@ def tick_labels_overlap(fig, axis: str = "x") -> bool:
 def test_plots_use_percent_and_keep_tick_labels_apart_at_25_densities():
     import matplotlib.pyplot as plt
 
-    from harness import statistics as st
+    from harness.analysis import statistics as st
     from leaderboard.plots import compression_figure, retraining_figure
     from leaderboard.synthetic import GROUPS, paper_shaped
 
@@ -280,10 +280,10 @@ def test_one_search_cost_panel_when_both_criteria_pick_the_same_density():
 
 def test_ui_killed_by_sigkill_takes_its_server(tmp_path):
     """SIGKILL reaches no handler: the MLflow server goes because the kernel tells it its parent died."""
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
-    from harness.tracking import Tracker, default_uri
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
+    from harness.tracking.mirror import Tracker, default_uri
 
     store = Store(tmp_path)
     Runner(store, tracker=Tracker(default_uri(store.root), store.root)).retrain(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.app import app
 
 COLUMNS = "task,pruning,schedule,method,density,retraining_epochs,seed,val_acc,test_acc"
 
@@ -40,9 +40,9 @@ def leaderboard(*args: str):
 
 def test_a_store_mixing_a_full_schedule_run_with_a_scaled_one_builds(tmp_path):
     """Neither group reaches its unpruned accuracy at density 0.02: the table says so instead of crashing."""
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
 
     runner = Runner(Store(tmp_path / "store"))
     for scale in (1.0, 0.1):
@@ -101,9 +101,9 @@ def test_csv_reads_only_what_it_is_given_and_labels_its_source(tmp_path, monkeyp
 
 def test_a_read_only_store_gets_one_line_suggesting_out(tmp_path):
     """Root ignores permission bits: as root, the command runs without the capability that lets it."""
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
 
     store = tmp_path / "store"
     Runner(Store(store)).retrain(RetrainHparams(BaseHparams("mnist1d", epochs_scale=0.1), "fine-tuning", 1.5, (0.5,)))

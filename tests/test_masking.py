@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.masks import full_mask
-from harness.train import train
+from harness.core.masks import full_mask
+from harness.engine.train import train
 from methods.pruning import global_magnitude
 from tasks.spec import OptimizerSpec
 from tests.conftest import tiny_data, tiny_task

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from harness.experiment import Runner, init_model, starting_weights
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.store import Store, load
-from harness.train import train
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.experiment import Runner, init_model, starting_weights
+from harness.engine.train import train
+from harness.storage.store import Store, load
 from methods.spec import get_method
 from tests.conftest import QUICK
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.identity import task_fingerprint
-from harness.store import Store
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.core.identity import task_fingerprint
+from harness.storage.store import Store
 from methods.pruning import PRUNING
 from methods.spec import METHODS
 from tasks.spec import TASKS, get_task
@@ -68,7 +68,7 @@ def test_a_tasks_fingerprint_does_not_depend_on_its_modules_name(tmp_path, monke
 def test_a_task_registered_under_another_name_than_its_own_is_one_line(monkeypatch):
     import dataclasses
 
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
     TASKS.register("mnist1d-alias")(lambda: dataclasses.replace(get_task("mnist1d")))

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from harness.errors import HarnessError
-from harness.masks import compression_ratio, density, full_mask, layer_densities
-from harness.protocol import density_chain
+from harness.core.errors import HarnessError
+from harness.core.masks import compression_ratio, density, full_mask, layer_densities
+from harness.core.protocol import density_chain
 from methods.pruning import global_magnitude
 from tests.conftest import tiny_model
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.canonical import content_hash
-from harness.cli import app
-from harness.errors import HarnessError
-from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.masks import full_mask
-from harness.plan import plan
-from harness.store import Store
-from harness.tune import declared_space, split_values
+from harness.cli.app import app
+from harness.core.canonical import content_hash
+from harness.core.errors import HarnessError
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.core.masks import full_mask
+from harness.engine.experiment import Runner
+from harness.storage.store import Store
+from harness.sweep.plan import plan
+from harness.tune.search import declared_space, split_values
 from methods.pruning import PRUNING, Prunes, Target, get_pruning
 from methods.semi_structured import groups_of
 from methods.spec import get_method

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from harness import statistics
-from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.record import CellRecord
-from harness.store import Store, read_record
+from harness.analysis import statistics
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.experiment import Runner
+from harness.storage.record import CellRecord
+from harness.storage.store import Store, read_record
 
 BASE = BaseHparams("mnist1d", seed=1, epochs_scale=0.1)
 

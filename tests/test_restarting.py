@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from harness.canonical import content_hash
-from harness.experiment import Runner
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.plan import plan
-from harness.store import Store
+from harness.core.canonical import content_hash
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.experiment import Runner
+from harness.storage.store import Store
+from harness.sweep.plan import plan
 from methods.lr import Compressed, LinearDecay, OneCycle
 from methods.spec import METHODS, Length, Retraining, Start, Weights, get_method
 from tests.conftest import QUICK
@@ -166,7 +166,7 @@ def test_wherever_the_plan_shares_a_prefix_the_bits_equal_a_cell_run_alone(tmp_p
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_a_search_explores_what_each_method_declares(name):
-    from harness import tune
+    from harness.tune import search as tune
 
     method = get_method(name)
     searched, fixed = tune.parse_space(method, 30.0, [])

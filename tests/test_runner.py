@@ -5,9 +5,9 @@ import contextlib
 import pytest
 import torch
 
-from harness.experiment import Reporter, Runner
-from harness.hparams import BaseHparams, RetrainHparams
-from harness.store import Store, load
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.experiment import Reporter, Runner
+from harness.storage.store import Store, load
 from tests.conftest import QUICK
 
 BASE = BaseHparams("mnist1d", seed=0, epochs_scale=QUICK)

@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness import sign_test, zone_simulation
-from harness.errors import HarnessError
-from harness.graphical import graphical, line_graph
-from harness.safe_zone import (
+from harness.analysis import sign_test, zone_simulation
+from harness.analysis.graphical import graphical, line_graph
+from harness.analysis.safe_zone import (
     BASELINE,
     REWINDING,
     Paired,
@@ -26,9 +25,10 @@ from harness.safe_zone import (
     safe_zone,
     safe_zones,
 )
-from harness.signed_rank import hodges_lehmann, noether_lead, null_distribution, signed_rank, units_to_reach
-from harness.statistics import normalize
-from harness.zone_simulation import NULLS, ZONES, rates, zone_model
+from harness.analysis.signed_rank import hodges_lehmann, noether_lead, null_distribution, signed_rank, units_to_reach
+from harness.analysis.statistics import normalize
+from harness.analysis.zone_simulation import NULLS, ZONES, rates, zone_model
+from harness.core.errors import HarnessError
 
 ALPHA = 0.05
 REPLICATES = 2000

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.schedule import Schedule
+from harness.core.schedule import Schedule
 from tasks.spec import get_task
 
 

@@ -1,5 +1,5 @@
-from harness.record import CellRecord
-from harness.selection import best_validated
+from harness.analysis.selection import best_validated
+from harness.storage.record import CellRecord
 
 
 def row(t, seed, val, test):

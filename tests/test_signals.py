@@ -1,4 +1,4 @@
-"""harness.signals: stops that wait for bookkeeping to end (deferred) and are raised where it is safe (allowed)."""
+"""harness.core.signals: stops that wait for bookkeeping to end (deferred) and are raised where it is safe (allowed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from harness import signals
+from harness.core import signals
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@
 import pandas as pd
 import pytest
 
-from harness.errors import HarnessError
-from harness.statistics import (
+from harness.analysis.statistics import (
     best_validated,
     compression_at_drop,
     frontiers,
@@ -16,6 +15,7 @@ from harness.statistics import (
     search_cost_curves,
     summarize,
 )
+from harness.core.errors import HarnessError
 
 
 def table(rows):
@@ -93,10 +93,10 @@ def test_search_cost_curve_at_one_density():
 
 
 def test_store_and_mlflow_give_the_same_table(tmp_path):
-    from harness.experiment import Runner
-    from harness.hparams import BaseHparams, RetrainHparams
-    from harness.store import Store
-    from harness.tracking import Tracker
+    from harness.core.hparams import BaseHparams, RetrainHparams
+    from harness.engine.experiment import Runner
+    from harness.storage.store import Store
+    from harness.tracking.mirror import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runner = Runner(Store(tmp_path), tracker=Tracker(uri, tmp_path))

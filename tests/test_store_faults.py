@@ -18,9 +18,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from harness.cli import main
-from harness.paths import LOCK
-from harness.store import FILE_MODE, Store, atomic_save
+from harness.cli.app import main
+from harness.storage.paths import LOCK
+from harness.storage.store import FILE_MODE, Store, atomic_save
 from tests.conftest import QUICK
 
 RUN = ["run", "weight-rewinding", "mnist1d", "--epochs-scale", str(QUICK), "-t", "1.5", "--density", "0.5"]
@@ -100,8 +100,8 @@ def test_every_tensor_file_the_store_reads_back_is_checked_against_its_digest(tm
     """The mechanism behind the base checkpoint's case above, for any file ``atomic_save`` writes
     (resume.pt, weights, masks): a change that still loads is a DamagedFile; a file from before
     digests (no NAME.sha256) is read as it is; an export carries no digest."""
-    from harness.errors import DamagedFile
-    from harness.store import digest_path, load
+    from harness.core.errors import DamagedFile
+    from harness.storage.store import digest_path, load
 
     path = tmp_path / "resume.pt"
     atomic_save(path, {"model": {"w": torch.ones(3)}, "step": 7})
@@ -256,7 +256,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(reference, tmp_path):
 def test_a_lock_left_by_a_killed_process_is_recovered(tmp_path):
     folder = Store(tmp_path).root / "retrain" / "some-cell"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from harness.store import exclusive\n"
+        "import sys, time; from pathlib import Path; from harness.storage.store import exclusive\n"
         f"with exclusive(Path({str(folder)!r})):\n    print('held', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from harness.flops import flops
-from harness.masks import density, full_mask
+from harness.core.errors import HarnessError
+from harness.core.flops import flops
+from harness.core.masks import density, full_mask
 from methods.pruning import get_pruning
 from methods.structured import LEVELS, residual_blocks
 from tasks.spec import get_task

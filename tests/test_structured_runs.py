@@ -6,8 +6,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.store import load
+from harness.cli.app import app
+from harness.storage.store import load
 from tests.fabricate import cifar10_folder
 
 METHODS = ["fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding", "reinit"]

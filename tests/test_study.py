@@ -3,10 +3,10 @@
 import pytest
 from typer.testing import CliRunner
 
-from harness.canonical import content_hash
-from harness.cli import app
-from harness.plan import epochs_of, plan
-from harness.study import Study, load_study, parse_study, presets
+from harness.cli.app import app
+from harness.core.canonical import content_hash
+from harness.sweep.plan import epochs_of, plan
+from harness.sweep.study import Study, load_study, parse_study, presets
 from methods.spec import METHODS
 
 PAPER_METHODS = ["fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding", "reinit"]

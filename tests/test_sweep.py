@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.executors import InProcess, LocalPool, WorkerContext
-from harness.plan import plan
-from harness.store import Store
-from harness.study import load_study
-from harness.sweep import Listener, run_study
+from harness.storage.store import Store
+from harness.sweep.driver import Listener, run_study
+from harness.sweep.executors import InProcess, LocalPool, WorkerContext
+from harness.sweep.plan import plan
+from harness.sweep.study import load_study
 from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
 
 STUDY = """
@@ -102,7 +102,7 @@ def test_rerun_of_a_finished_study_trains_nothing(reference, study_file):
 
 def test_shared_prefix_cells_equal_cells_run_alone(study_file, tmp_path):
     """fine-tuning and reinit at t = 1.5 are read off the t = 3 run; run alone, they are bit-identical."""
-    from harness.experiment import Runner
+    from harness.engine.experiment import Runner
 
     study = load_study(str(study_file))
     groups = [j for j in plan(study.cells()) if len(j.cells) > 1]
@@ -182,7 +182,7 @@ def test_other_executors_give_the_same_results(reference, study_file, tmp_path, 
     else:
         import ray
 
-        from harness.executors import RayExecutor
+        from harness.sweep.executors import RayExecutor
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         executor = RayExecutor(context, address=None, retries=0, cpus=1, gpus=0)
@@ -243,7 +243,7 @@ def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_
     """The round trip: `--csv studies/*/results.csv` reads what `--store` reads, row for row."""
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.app import app
 
     root, _ = reference
     [csv] = (root / "studies").glob("*/results.csv")

@@ -14,8 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.export import load_exported
+from harness.cli.app import app
+from harness.engine.export import load_exported
 from tasks.spec import DataOptions, get_task
 from tests.conftest import QUICK, free_port
 

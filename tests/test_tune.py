@@ -19,9 +19,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from harness import tune
-from harness.cli import app
-from harness.errors import HarnessError
+from harness.cli.app import app
+from harness.core.errors import HarnessError
+from harness.tune import search as tune
 from methods.spec import get_method
 from tests.conftest import QUICK
 from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
@@ -212,7 +212,7 @@ def test_the_saved_variant_runs_in_run_and_studies(searched, tmp_path):
     dry = harness("sweep", str(spec), "--store", str(store), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "2 cells in 3 jobs" in dry.output and "2 jobs cached" in dry.output and "1 to run" in dry.output
-    from harness.statistics import read_store
+    from harness.analysis.statistics import read_store
 
     assert set(read_store(store)["method"]) == {"ft-tuned"}  # trials stay out of the results tables
 

@@ -23,8 +23,8 @@ from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, data_utils
 from torch import nn
 
-from harness.data import epoch_order
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.data.tensor_data import epoch_order
 
 SPLITS = {"train": "train", "val": "valid", "test": "test"}  # the harness's names -> fairseq-preprocess's
 

@@ -9,14 +9,31 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.data import TensorData
-from harness.declared import identified_as
-from harness.masks import Mask
-from harness.schedule import Schedule
-from methods.lr import WARMUP, LinearDecay
-from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, keep_largest_across, register_pruning
-from methods.spec import LR_SCALE, Length, Param, Retraining, Start, Weights, register_method
-from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
+from harness.extend import (
+    LR_SCALE,
+    WARMUP,
+    DataOptions,
+    Length,
+    LinearDecay,
+    Mask,
+    OptimizerSpec,
+    Param,
+    Prunes,
+    PruningInput,
+    PruningStrategy,
+    Retraining,
+    Schedule,
+    Start,
+    Target,
+    Task,
+    TensorData,
+    Weights,
+    identified_as,
+    keep_largest_across,
+    register_method,
+    register_pruning,
+    register_task,
+)
 
 # A method: W_T retrained with a linear decay from half of S's peak, no warm-up. Its rate depends on
 # t, so the harness never serves one t from another's run.

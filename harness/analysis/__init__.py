@@ -1,0 +1,1 @@
+"""Statistics of results: tables, selection, the safe zone and its tests."""

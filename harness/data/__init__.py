@@ -1,0 +1,1 @@
+"""Data sets in memory and in image folders, with their loaders."""

@@ -1,0 +1,1 @@
+"""TRAIN, PRUNE, RETRAIN: the runner, the gate for cells, speed, export."""

@@ -1,0 +1,499 @@
+"""TRAIN, PRUNE, RETRAIN on the results store: each step computed once and reused thereafter.
+
+The base network and its rewind checkpoints are trained once per (task, seed); a retraining round
+is a folder named by the hash of its hyperparameters, and iterative rounds form a chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.core import distributed, masks
+from harness.core.canonical import flatten
+from harness.core.errors import DamagedFile, HarnessError
+from harness.core.hparams import BaseHparams, Compute, RetrainHparams
+from harness.core.identity import task_fingerprint
+from harness.core.protocol import paper_retraining_times
+from harness.core.seeding import derive_seed
+from harness.engine.gate import check_cell
+from harness.engine.train import Progress, TrainOutcome, to_step, train
+from harness.storage import paths, store
+from harness.storage.record import CellRecord
+from harness.storage.store import Store
+from methods.lr import PruningEffect, Window, rate_at_step
+from methods.pruning import get_pruning
+from methods.spec import Weights, get_method
+from tasks.spec import Data, DataOptions, Task, get_task
+
+
+def base_checkpoint_steps(T: float, steps_per_epoch: int, rewind_epochs: Iterable[float] = ()) -> set[int]:
+    """The steps of the original run kept as checkpoints: the paper's rewind points, the ones asked
+    for, and W_T."""
+    epochs = [T - t for t in paper_retraining_times(T)] + list(rewind_epochs) + [T]
+    return {to_step(g, steps_per_epoch) for g in epochs}
+
+
+class Reporter:
+    """Where progress goes; the CLI shows bars, the library is silent by default."""
+
+    @contextlib.contextmanager
+    def track(self, description: str, total_steps: int) -> Iterator[Progress | None]:
+        yield None
+
+    def note(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        """What must be seen even when progress is not shown (a damaged file set aside)."""
+        print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class BaseRun:
+    hp: BaseHparams
+    folder: Path
+    steps_per_epoch: int
+    result: dict[str, Any]
+    trained_now: bool
+
+    def checkpoint_path(self, step: int) -> Path:
+        return store.checkpoint_path(self.folder, step)
+
+    def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
+        path = self.checkpoint_path(to_step(epoch, self.steps_per_epoch))
+        try:
+            return store.load(path, keys=("model",))["model"]
+        except FileNotFoundError:  # set aside by another process since this run was opened
+            raise DamagedFile(path, "missing") from None
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict that loads anywhere: on the CPU, in the standard memory layout."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def stored_weights(folder: Path, record: CellRecord) -> tuple[dict[str, torch.Tensor], masks.Mask]:
+    """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its record
+    holds; a file that fails takes the result with it, so that the cell is computed again."""
+    loaded = []
+    for name, key in ((paths.WEIGHTS, "weights_sha256"), (paths.MASK, "mask_sha256")):
+        path = folder / name
+        try:
+            tensors = store.load(path)
+            if getattr(record, key) and digest(tensors) != getattr(record, key):
+                raise DamagedFile(path, f"its digest differs from the {key} in result.json")
+        except FileNotFoundError:
+            raise DamagedFile(path, "missing", invalidates=(folder / paths.RESULT,)) from None
+        except DamagedFile as e:
+            raise DamagedFile(path, e.reason, invalidates=(folder / paths.RESULT,)) from None
+        loaded.append(tensors)
+    return loaded[0], loaded[1]
+
+
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A fingerprint of weights or a mask: equal digests, bit-identical tensors."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def pruning_effect(weights: dict[str, torch.Tensor], before: masks.Mask, after: masks.Mask,
+                   model: nn.Module) -> PruningEffect:
+    """How much one pruning step removed: the norm of the weights it zeroed relative to the norm of
+    all of the network's parameters, and the share of the surviving weights it took."""
+    params = dict(model.named_parameters())
+    total = sum(float(weights[name].double().pow(2).sum()) for name in params)
+    removed = sum(float((weights[name].double() * (before[name] & ~after[name])).pow(2).sum()) for name in after)
+    kept_before, kept_after = masks.remaining(before), masks.remaining(after)
+    return PruningEffect(math.sqrt(removed / total) if total > 0 else 0.0,
+                         1.0 - kept_after / kept_before if kept_before else 0.0)
+
+
+def own_history(history: list[dict[str, float]], end_step: int, spe: int) -> list[dict[str, float]]:
+    """The records a run ending at ``end_step`` would have: epoch ends up to it, and its own end
+    (a shared run also holds evaluations taken at the ends of the shorter runs it stands for)."""
+    own = []
+    for record in history:
+        step = round(record["epoch"] * spe)
+        if step <= end_step and (step % spe == 0 or step == end_step):
+            own.append(record)
+    return own
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def init_model(task: Task, seed: int, *purpose: object) -> nn.Module:
+    torch.manual_seed(derive_seed(seed, "init", *purpose))
+    return task.make_model()
+
+
+def starting_weights(
+    hp: RetrainHparams, task: Task, trained: dict[str, torch.Tensor], base: BaseRun
+) -> dict[str, torch.Tensor]:
+    """The W a retraining method hands to TRAIN: W_T (``trained``), W_{T-t}, or a fresh W'_0."""
+    weights = get_method(hp.method).weights
+    if weights is Weights.TRAINED:
+        return trained
+    if weights is Weights.REWOUND:
+        return base.weights_at_epoch(task.epochs - hp.retrain_epochs)
+    return init_model(task, hp.base.seed, "reinit", hp.round).state_dict()
+
+
+@dataclass
+class Runner:
+    """Runs on one device, in one precision, on CPU with one thread count: its ``compute``, which
+    every run it is given must declare (``BaseHparams.compute``)."""
+
+    store: Store
+    data_options: DataOptions = field(default_factory=DataOptions)
+    tracker: Any = None  # harness.tracking.mirror.Tracker, or None for no mirroring
+    reporter: Reporter = field(default_factory=Reporter)
+    bf16: bool = False
+    threads: int = 1  # CPU intra-op threads while training
+    executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
+    _data: dict[tuple[str, int], Data] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.data_options.device)
+
+    @property
+    def compute(self) -> Compute:
+        return Compute.of(self.data_options.device, self.bf16, self.threads)
+
+    def check_compute(self, hp: BaseHparams) -> None:
+        if hp.compute != self.compute:
+            raise HarnessError(f"{hp.task} seed {hp.seed} is declared to be computed as {hp.compute}, but this "
+                               f"runner computes as {self.compute}: build the cells with the runner's compute")
+
+    def task(self, hp: BaseHparams) -> Task:
+        return get_task(hp.task).resolved(hp)
+
+    def data(self, task: Task) -> Data:
+        key = (task.name, task.batch_size)
+        if key not in self._data:
+            self._data[key] = task.load_data(replace(self.data_options, batch_size=task.batch_size))
+        return self._data[key]
+
+    def train(self, model: nn.Module, mask: masks.Mask | None, task: Task, **kwargs: Any) -> TrainOutcome:
+        if mask is not None:
+            mask = {k: v.to(self.device) for k, v in mask.items()}
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return train(model, mask, task, self.data(task), bf16=self.bf16, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    # -- TRAIN: the original run -------------------------------------------------------------
+
+    def base(self, hp: BaseHparams, rewind_epochs: Iterable[float] = ()) -> BaseRun:
+        """W_0 ... W_T of the original run, with W_g stored at every epoch g that will be rewound to."""
+        self.check_compute(hp)
+        with store.exclusive(self.store.base_dir(hp), self._waiting):
+            distributed.barrier()
+            run = self._repairing(lambda retry: self._base(hp, rewind_epochs))
+            distributed.barrier()
+        return run
+
+    def _waiting(self, folder: Path) -> None:
+        self.reporter.note(f"waiting for {folder.name}: another process is computing it")
+
+    def _repairing(self, work: Any) -> Any:
+        """``work(retry)``, again after each damaged file it meets is set aside (and with it what it
+        stood for), so that the work recomputes what the file held."""
+        seen: set[Path] = set()
+        while True:
+            try:
+                return work(bool(seen))
+            except DamagedFile as e:
+                if e.path in seen:
+                    raise
+                seen.add(e.path)
+                aside = store.set_aside(e.path)
+                for path in e.invalidates:
+                    store.set_aside(path, "stale")
+                moved = f"moved to {aside.name}" if aside is not None else "already moved"
+                self.reporter.warn(f"{e}: {moved}; recomputing what it held")
+
+    def _base(self, hp: BaseHparams, rewind_epochs: Iterable[float]) -> BaseRun:
+        task = self.task(hp)
+        data = self.data(task)
+        spe = data.steps_per_epoch
+        T = task.epochs
+        if to_step(task.epochs, spe) < 1:
+            raise HarnessError(f"--epochs-scale {hp.epochs_scale:g} leaves {task.name} T = {task.epochs:.3g} epochs, "
+                               f"less than one step ({spe} steps an epoch); valid: --epochs-scale >= "
+                               f"{hp.epochs_scale / (task.epochs * spe):.3g}")
+        folder = self.store.base_dir(hp)
+        wanted = base_checkpoint_steps(T, spe, rewind_epochs)
+        run = BaseRun(hp, folder, spe, {}, trained_now=False)
+        result, missing = self.store.base_progress(hp, wanted)
+        if result is not None and not missing:
+            run.result = result
+            self.reporter.note(f"reusing base network {folder.name}")
+            if "compute.threads" not in result:
+                self.reporter.warn(f"{folder.name} was stored before its compute (device, bf16, threads) was "
+                                   "recorded: `harness run` and `tune` then trained with the machine's thread count, "
+                                   f"so it may hold other numbers than {self.compute} computes; delete {folder} to "
+                                   "recompute it")
+        else:
+            self._train_base(run, task, sorted(missing), fresh=result is None)
+        self._mirror_base(run, task)
+        return run
+
+    def _train_base(self, run: BaseRun, task: Task, missing: list[int], fresh: bool) -> None:
+        hp, spe = run.hp, run.steps_per_epoch
+        Store.write_hparams(run.folder, hp)
+
+        def save(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
+            store.atomic_save(run.checkpoint_path(step), {
+                "model": cpu_state(model), "optimizer": optimizer.state_dict()})
+
+        model = init_model(task, hp.seed).to(self.device)
+        if fresh:
+            first, optimizer_state = 0, None
+            end = to_step(task.epochs, spe)
+        else:
+            # A rewind point nobody asked for before: replay from the closest stored checkpoint.
+            have = store.checkpoint_steps(run.folder)
+            first = max((s for s in have if s <= missing[0]), default=0)
+            end = missing[-1]
+            if first in have:
+                state = store.load(run.checkpoint_path(first), keys=("model", "optimizer"))
+                model.load_state_dict(state["model"])
+                optimizer_state = state["optimizer"]
+            else:
+                optimizer_state = None
+        started = time.time()
+        label = f"train {hp.task} seed {hp.seed}" + ("" if fresh else " (rewind points)")
+        with self.reporter.track(label, end - first) as progress:
+            outcome = self.train(
+                model, None, task, start_epoch=first / spe, epochs=(end - first) / spe,
+                seed=hp.seed, optimizer_state=optimizer_state,
+                checkpoint_steps=frozenset(missing), on_checkpoint=save,
+                resume_path=run.folder / paths.RESUME if fresh else None, progress=progress,
+            )
+        run.trained_now = True
+        self.executed_epochs += outcome.executed_steps / spe
+        self._say_resumed(run.folder, outcome, spe)
+        if fresh:
+            final = outcome.history[-1]
+            run.result = {
+                "kind": "base", **flatten(hp), "metric": task.metric, "metric_definition": task.metric_definition,
+                "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
+                "task_fingerprint": task_fingerprint(task), "val_acc": final["val"], "test_acc": final["test"],
+                "seconds": time.time() - started, "finished_at": time.time(),
+            }
+            store.atomic_write_json(run.folder / paths.HISTORY, outcome.history)
+            store.atomic_write_json(run.folder / paths.RESULT, run.result)
+        else:
+            run.result = store.read_result(run.folder / paths.RESULT) or {}
+
+    def _say_resumed(self, folder: Path, outcome: TrainOutcome, spe: int) -> None:
+        if outcome.resumed_step is not None:
+            self.reporter.note(f"{folder}: resumed from epoch {outcome.resumed_step / spe:g}")
+
+    def _mirror_base(self, run: BaseRun, task: Task) -> None:
+        if self.tracker is not None:
+            self.tracker.mirror_base(run.folder, task, run.hp)
+
+    # -- PRUNE + RETRAIN -----------------------------------------------------------------------
+
+    def retrain(self, hp: RetrainHparams, base: BaseRun | None = None) -> CellRecord:
+        """One round of pruning and retraining (and, first, the rounds before it in the chain)."""
+        return self.retrain_group([hp], base)[0]
+
+    def retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None = None) -> list[CellRecord]:
+        """Cells that differ only in t, of a method whose run for t is a prefix of its run for any
+        longer t (``Retraining.shares_prefix``): one run to the longest t, each shorter t's result
+        taken on the way. A single cell is the group of one. Results come back in the order given."""
+        # one lock order everywhere (a round before its previous round, then by name, the base last)
+        folders = sorted({self.store.retrain_dir(hp) for hp in hps})
+        with contextlib.ExitStack() as held:
+            for folder in folders:
+                held.enter_context(store.exclusive(folder, self._waiting))
+            distributed.barrier()
+            # a retry opens the base network again: a checkpoint set aside is trained anew
+            results = self._repairing(lambda retry: self._retrain_group(hps, None if retry else base))
+            distributed.barrier()
+        return results
+
+    def _retrain_group(self, hps: list[RetrainHparams], base: BaseRun | None) -> list[CellRecord]:
+        first = hps[0]
+        task = self.task(first.base)
+        method = get_method(first.method)
+        T = task.epochs
+        for hp in hps:
+            check_cell(hp)
+            self.check_compute(hp.base)
+        if len(hps) > 1:
+            shape = {replace(hp, retrain_epochs=0.0) for hp in hps}
+            if len(shape) > 1 or first.round > 1 or not method.shares_prefix(T):
+                raise ValueError("a group shares one run only across retraining times of a prefix-sharing "
+                                 "method's first round")
+        if base is None:
+            rewinds = {method.rewind_epoch(T, hp.retrain_epochs) for hp in hps} - {None}
+            base = self.base(first.base, sorted(rewinds))
+        results: dict[RetrainHparams, CellRecord] = {}
+        pending = []
+        for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
+            folder = self.store.retrain_dir(hp)
+            if (record := store.read_record(folder / paths.RESULT)) is not None:
+                stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
+                if self.device.type == "cpu" and record.torch_threads not in (0, self.threads):
+                    self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
+                                       f"threads were part of a cell's name (now {self.threads}); delete {folder} "
+                                       "to recompute it")
+                results[hp] = record
+                self._mirror_retrain(folder, task, hp)
+            else:
+                pending.append(hp)
+        if pending:
+            results.update(self._run_pending(pending, task, base))
+        return [results[hp] for hp in hps]
+
+    def _pruning_input(
+        self, hp: RetrainHparams, task: Task, base: BaseRun
+    ) -> tuple[dict[str, torch.Tensor], masks.Mask]:
+        """The network this round prunes (W_T, or the previous round's result) and its mask so far."""
+        previous = hp.previous()
+        if previous is None:
+            model = task.make_model()
+            return base.weights_at_epoch(task.epochs), masks.full_mask(model, task.prunable(model))
+        record = self.retrain(previous, base)
+        return stored_weights(self.store.retrain_dir(previous), record)
+
+    def _run_pending(self, pending: list[RetrainHparams], task: Task, base: BaseRun) -> dict[RetrainHparams, Any]:
+        longest = pending[-1]
+        method = get_method(longest.method)
+        strategy = get_pruning(longest.pruning)
+        pruning_params = dict(longest.pruning_params)
+        params = method.resolve_params(dict(longest.method_params))
+        T, t = task.epochs, longest.retrain_epochs
+        trained, mask = self._pruning_input(longest, task, base)
+        before = mask
+        mask_update = None
+        data = self.data(task)
+        spe = data.steps_per_epoch
+        start, epochs = method.start(T, t), method.epochs(T, t)
+        first_step, last_step = to_step(start, spe), to_step(start + epochs, spe)
+        model, seed = task.make_model(), longest.base.seed  # the network trained, and the architecture pruned
+        if method.during is not None:
+            mask_update = method.during.mask_update(
+                first_step, last_step, params, (masks.density(mask), longest.densities[-1]),
+                strategy.pruner(pruning_params, model, seed))
+        else:
+            target = longest.level if longest.structured else longest.densities[-1]
+            mask = strategy.prune(trained, mask, target, pruning_params, model, seed)
+
+        effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
+        window = Window(task.schedule, T, t, start, epochs, effect)
+        model.load_state_dict(starting_weights(longest, task, trained, base))
+        model = model.to(self.device)
+
+        # the shorter retraining times of the group end inside this run
+        ends: dict[int, list[RetrainHparams]] = {}
+        for hp in pending[:-1]:
+            ends.setdefault(to_step(method.start(T, hp.retrain_epochs) + method.epochs(T, hp.retrain_epochs),
+                                    spe), []).append(hp)
+        for hp in pending:
+            Store.write_hparams(self.store.retrain_dir(hp), hp)
+        started = time.time()
+        results: dict[RetrainHparams, Any] = {}
+
+        def snapshot(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
+            for hp in ends.get(step, []):
+                results[hp] = self._finalize(hp, task, base, model, mask, own_history(history, step, spe),
+                                             time.time() - started)
+
+        folder = self.store.retrain_dir(longest)
+        label = f"{longest.method_label} round {longest.round} {longest.label}"
+        if len(pending) > 1:
+            label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
+        with self.reporter.track(label, last_step - first_step) as progress:
+            outcome = self.train(
+                model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                lr_at=rate_at_step(method.lr, window, params, spe),
+                checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
+                mask_update=mask_update, resume_path=folder / paths.RESUME, progress=progress,
+            )
+        self.executed_epochs += outcome.executed_steps / spe
+        self._say_resumed(folder, outcome, spe)
+        final_mask = outcome.mask if outcome.mask is not None else mask
+        results[longest] = self._finalize(longest, task, base, model, final_mask,
+                                          own_history(outcome.history, last_step, spe), time.time() - started)
+        return results
+
+    def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
+                  history: list[dict[str, float]], seconds: float) -> CellRecord:
+        """Measure and store one finished cell; ``result.json`` is written last, so its presence
+        means the cell is complete."""
+        method = get_method(hp.method)
+        T, t = task.epochs, hp.retrain_epochs
+        data = self.data(task)
+        folder = self.store.retrain_dir(hp)
+        sparse_flops, dense_flops = task.flops(model, mask)
+        weights = cpu_state(model)
+        mask = {k: v.cpu() for k, v in mask.items()}
+        final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
+        record = CellRecord(
+            run=folder.name, task=hp.base.task, seed=hp.base.seed, epochs_scale=hp.base.epochs_scale,
+            batch_size=hp.base.batch_size, method=hp.method, variant=hp.variant,
+            method_params=dict(hp.method_params), pruning=hp.pruning, pruning_params=dict(hp.pruning_params),
+            schedule="iterative" if hp.round > 1 else "one-shot", round=hp.round,
+            target_density=hp.density, densities=hp.densities, level=hp.level if hp.structured else None,
+            density=masks.density(mask), compression_ratio=masks.compression_ratio(mask),
+            remaining_weights=masks.remaining(mask), prunable_weights=masks.total(mask),
+            parameters=parameter_count(model) - masks.total(mask) + masks.remaining(mask),
+            flops=sparse_flops, dense_flops=dense_flops,
+            retraining_epochs=t, T=T, start_epoch=method.start(T, t), epochs_trained=method.epochs(T, t),
+            val_acc=final["val"], test_acc=final["test"], metric=task.metric,
+            metric_definition=task.metric_definition,
+            unpruned_val_acc=base.result["val_acc"], unpruned_test_acc=base.result["test_acc"],
+            seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=self.threads,
+            weights_sha256=digest(weights), mask_sha256=digest(mask),
+        )
+        if not distributed.all_same((record.weights_sha256, record.mask_sha256)):
+            raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")
+        store.atomic_save(folder / paths.WEIGHTS, weights)
+        store.atomic_save(folder / paths.MASK, mask)
+        store.atomic_write_json(folder / paths.MASK_DENSITIES, masks.layer_densities(mask))
+        store.atomic_write_json(folder / paths.HISTORY, history)
+        store.atomic_write_json(folder / paths.RESULT, record.to_json())
+        self._mirror_retrain(folder, task, hp)
+        return record
+
+    def measure_speed(self, hp: RetrainHparams) -> dict[str, float]:
+        """Latency of the compacted network against the unpruned one, on this runner's device;
+        kept next to the run's results as ``speed.json``."""
+        from harness.engine.speed import compare
+
+        task = self.task(hp.base)
+        folder = self.store.retrain_dir(hp)
+        model = task.make_model()
+        model.load_state_dict(store.load(folder / paths.WEIGHTS))
+        mask = {k: v.to(self.device) for k, v in store.load(folder / paths.MASK).items()}
+        speed = compare(model.to(self.device), mask, task.input_shape, task.channels_last)
+        speed["device"] = str(self.device)
+        store.atomic_write_json(folder / paths.SPEED, speed)
+        return speed
+
+    def _mirror_retrain(self, folder: Path, task: Task, hp: RetrainHparams) -> None:
+        if self.tracker is not None:
+            self.tracker.mirror_retrain(folder, task, hp, self.store.base_dir(hp.base))

@@ -1,0 +1,55 @@
+"""The one gate: whether a cell can run. A cell names a method, a pruning strategy, a target (a density
+chain, or a structured configuration's level), a task and its schedule; ``check_cell`` refuses, in one
+line and before any training, every combination that cannot run. ``harness run``, studies, ``tune``,
+the Python API and the runner itself all ask it, so they refuse the same things."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.core.declared import identity_name
+from harness.core.errors import HarnessError
+from harness.core.hparams import RetrainHparams
+from methods.pruning import Target, get_pruning
+from methods.spec import get_method
+from tasks.spec import get_task
+
+
+def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
+    """``flag`` is how the user gave the density, for the message (--density, --rounds, densities)."""
+    method = get_method(hp.method)
+    task = get_task(hp.base.task).resolved(hp.base)
+    method.validate(task.epochs, hp.retrain_epochs)
+    method.resolve_params(dict(hp.method_params))
+    strategy = get_pruning(hp.pruning)
+    if hp.structured and strategy.target is not Target.LEVEL:
+        raise HarnessError(f"pruning strategy {hp.pruning} needs a target density; the cell has none")
+    strategy.check(
+        hp.base.task, iterative=hp.round > 1, during_training=method.name if method.during is not None else None,
+        density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
+    if hp.density is not None:
+        check_keeps_weights(task, hp.density, flag)
+
+
+def check_keeps_weights(task: Any, density: float, flag: str) -> None:
+    """A target density that keeps less than one prunable weight of the task's network is refused."""
+    total = prunable_weights(task)
+    if density * total < 1:
+        raise HarnessError(f"{flag} asks for density {density:.3g}, which keeps less than one of the "
+                           f"{total:,} prunable weights of {task.name}; valid: density >= {1 / total:.3g}")
+
+
+_PRUNABLE: dict[tuple[str, str | None], int] = {}  # by task and model: a study checks every cell
+
+
+def prunable_weights(task: Any) -> int:
+    """How many weights of the task's network its strategy may prune, counted on the meta device."""
+    key = (task.name, identity_name(task.make_model))
+    if key not in _PRUNABLE:
+        import torch
+
+        with torch.device("meta"):  # counted without allocating
+            model = task.make_model()
+        params = dict(model.named_parameters())
+        _PRUNABLE[key] = sum(params[n].numel() for n in task.prunable(model))
+    return _PRUNABLE[key]

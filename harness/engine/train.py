@@ -1,0 +1,165 @@
+"""TRAIN^t(W, m, g): train W ⊙ m for t epochs following the task's schedule S from epoch g.
+
+The one training loop of the harness: every retraining method and the original run call it.
+Epochs may be fractional; position is counted in optimizer steps, ``step = epoch * steps_per_epoch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.core import distributed
+from harness.core.masks import BoundMask, Mask
+from harness.storage import store
+from methods.spec import MaskUpdate
+from tasks.spec import Data, Task
+
+Progress = Callable[[int, dict[str, float]], None]
+Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer, list[dict[str, float]]], None]
+
+
+@dataclass
+class TrainOutcome:
+    history: list[dict[str, float]] = field(default_factory=list)
+    final_step: int = 0
+    executed_steps: int = 0  # steps run by this call (a resumed run skips what it had done)
+    mask: Mask | None = None  # the final mask (it changes during training under gradual pruning)
+    resumed_step: int | None = None  # the step a killed run was continued from, if it was
+
+
+def to_step(epoch: float, steps_per_epoch: int) -> int:
+    return round(epoch * steps_per_epoch)
+
+
+def train(
+    model: nn.Module,
+    mask: Mask | None,
+    task: Task,
+    data: Data,
+    *,
+    start_epoch: float,
+    epochs: float,
+    seed: int,
+    optimizer_state: dict[str, Any] | None = None,
+    checkpoint_steps: frozenset[int] = frozenset(),
+    on_checkpoint: Checkpoint | None = None,
+    eval_steps: frozenset[int] = frozenset(),
+    mask_update: MaskUpdate | None = None,
+    resume_path: Path | None = None,
+    progress: Progress | None = None,
+    bf16: bool = False,
+    lr_at: Callable[[int], float] | None = None,
+) -> TrainOutcome:
+    """TRAIN^t(W, m, g) with W the model's weights, m ``mask``, g ``start_epoch``, t ``epochs``.
+
+    Pruned weights are exactly zero after every optimizer step whatever the optimizer's state.
+    The data order of an epoch depends only on (seed, epoch). With ``resume_path`` the training
+    state is saved at each epoch's end and a killed run continues from there.
+
+    ``eval_steps`` adds evaluations (history records) mid-epoch without touching the training, so a
+    run evaluated at step s holds the same record as a run that ends at s. ``on_checkpoint`` is called
+    at ``checkpoint_steps`` after that step's record. ``mask_update`` may replace the mask before a
+    step (and once after the last): gradual pruning. ``lr_at`` gives the learning rate of each step
+    (by default S at the step's epoch).
+    """
+    spe = data.steps_per_epoch
+    device = next(model.parameters()).device
+    if task.channels_last:
+        model.to(memory_format=torch.channels_last)
+    first, last = to_step(start_epoch, spe), to_step(start_epoch + epochs, spe)
+    if lr_at is None:
+        lr_at = lambda s: task.schedule(s / spe)  # noqa: E731
+    optimizer = task.optimizer.build(model.parameters(), lr_at(first))
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    outcome = TrainOutcome(final_step=last)
+    step = first
+    if resume_path is not None and resume_path.exists():
+        state = store.load(resume_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        outcome.history, step = state["history"], state["step"]
+        outcome.resumed_step = step
+        if "mask" in state:
+            mask = state["mask"]
+    bound = BoundMask(model, mask) if mask is not None else None
+    if bound is not None:
+        bound.apply()
+    resumed_at = step
+
+    def checkpoint_if_due(s: int) -> None:
+        if on_checkpoint is not None and s in checkpoint_steps:
+            on_checkpoint(s, model, optimizer, outcome.history)
+
+    def update_mask(s: int) -> None:
+        nonlocal mask, bound
+        if mask_update is not None and mask is not None:
+            new = mask_update(s, model, mask)
+            if new is not None:
+                mask, bound = new, BoundMask(model, new)
+                bound.apply()
+
+    checkpoint_if_due(step)
+    forward = distributed.wrap(model)
+    model.train()
+    loss_sum, loss_count = 0.0, 0
+    while step < last:
+        update_mask(step)
+        epoch, index = divmod(step, spe)
+        lr = lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = data.batch(seed, epoch, index)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = task.loss(forward, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if bound is not None:
+            bound.mask_gradients()
+        if task.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
+        optimizer.step()
+        if bound is not None:
+            bound.apply()
+        step += 1
+        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        epoch_end = step % spe == 0
+        if epoch_end or step == last or step in checkpoint_steps or step in eval_steps:
+            distributed.sync_buffers(model)
+        if epoch_end or step == last or step in eval_steps:
+            if step == last:
+                update_mask(step)
+            record = {
+                "epoch": step / spe,
+                "lr": lr,
+                "train_loss": loss_sum / loss_count,
+                "val": data.evaluate(model, "val"),
+                "test": data.evaluate(model, "test"),
+            }
+            outcome.history.append(record)
+            if epoch_end:
+                loss_sum, loss_count = 0.0, 0
+            if resume_path is not None and epoch_end and step < last:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "history": outcome.history, "step": step}
+                if mask_update is not None:
+                    state["mask"] = mask
+                store.atomic_save(resume_path, state)
+            if progress is not None:
+                progress(step - first, record)
+        elif progress is not None:
+            progress(step - first, {})
+        checkpoint_if_due(step)
+    if step == first and first == last:
+        update_mask(step)
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    outcome.executed_steps = last - resumed_at
+    outcome.mask = mask
+    return outcome

@@ -1,0 +1,164 @@
+"""The record of a finished cell, and its one vocabulary of field names.
+
+The same names are ``result.json``'s keys, ``results.csv``'s columns, the columns of external results
+(``harness.analysis.statistics``), MLflow's params and metrics, and the leaderboard's. Results stored before this
+vocabulary (``val``, ``base.seed``, ``retrain_epochs``, ...) are read through ``LEGACY_NAMES``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.core.errors import HarnessError
+
+# old name -> name: the only place the vocabulary of results stored before it is known
+LEGACY_NAMES = {
+    "base.task": "task", "base.seed": "seed", "base.epochs_scale": "epochs_scale", "base.batch_size": "batch_size",
+    "retrain_epochs": "retraining_epochs", "val": "val_acc", "test": "test_acc",
+    "base_val": "unpruned_val_acc", "base_test": "unpruned_test_acc",
+}
+
+
+IDENTITY = ("task", "seed", "epochs_scale", "batch_size", "method", "variant", "method_params", "pruning",
+            "pruning_params", "schedule", "round", "target_density", "densities", "level", "retraining_epochs", "T",
+            "start_epoch", "epochs_trained", "metric")
+OUTCOME = ("val_acc", "test_acc", "unpruned_val_acc", "unpruned_test_acc", "density", "compression_ratio",
+           "remaining_weights", "prunable_weights", "parameters", "flops", "dense_flops", "seconds")
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One (cell, seed): what was run, what it reached, and how the result can be checked."""
+
+    run: str  # the cell's folder in the store
+    task: str
+    seed: int
+    method: str
+    pruning: str
+    schedule: str  # "one-shot" or "iterative"
+    round: int
+    density: float  # what pruning reached
+    retraining_epochs: float  # t
+    val_acc: float  # the task's metric (accuracy in %, or BLEU) on the validation split
+    test_acc: float
+    T: float  # the epochs of the (resolved) schedule
+    epochs_scale: float = 1.0
+    batch_size: int | None = None  # None: the task's standard one
+    variant: str | None = None
+    method_params: dict[str, float] = field(default_factory=dict)  # those set apart from the declared defaults
+    pruning_params: dict[str, float] = field(default_factory=dict)
+    target_density: float | None = None  # what was asked for (None: a structured configuration's level)
+    densities: tuple[float, ...] = ()  # target density of each round of the chain
+    level: int | None = None
+    metric: str = "accuracy"
+    metric_definition: str = ""
+    unpruned_val_acc: float | None = None
+    unpruned_test_acc: float | None = None
+    compression_ratio: float = math.nan
+    remaining_weights: int = 0
+    prunable_weights: int = 0
+    parameters: int = 0
+    flops: int = 0
+    dense_flops: int = 0
+    start_epoch: float = 0.0
+    epochs_trained: float = 0.0
+    seconds: float = 0.0  # wall time of the cell's own training and measurement
+    finished_at: float = 0.0  # when it finished, seconds since the epoch (0: stored before this was kept)
+    device: str = "cpu"
+    torch_threads: int = 0
+    weights_sha256: str = ""
+    mask_sha256: str = ""
+    cached: bool = field(default=False, compare=False)  # read back from the store rather than computed now
+
+    def run_params(self) -> dict[str, Any]:
+        """What was run, as MLflow params: the row's fields that name the cell."""
+        row = self.row()
+        return {k: row[k] for k in IDENTITY}
+
+    def outcome(self) -> dict[str, float]:
+        """What it reached, as MLflow metrics."""
+        return {k: float(getattr(self, k)) for k in OUTCOME if getattr(self, k) is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        """``result.json``: every field but ``cached``, and the kind of run."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cached"}
+        return {"kind": "retrain", **out, "densities": list(self.densities)}
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for ``results.csv``: parameters as ``name=value`` lists, the chain comma-joined."""
+        out = self.to_json()
+        del out["kind"]
+        for key in ("method_params", "pruning_params"):
+            out[key] = ";".join(f"{k}={v:g}" for k, v in sorted(out[key].items()))
+        out["densities"] = ",".join(f"{d:.6g}" for d in self.densities)
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], cached: bool = True) -> CellRecord:
+        """A ``result.json`` of any version: the legacy names are renamed, fields it predates take their defaults."""
+        data = {LEGACY_NAMES.get(k, k): v for k, v in raw.items()}
+        for key in ("method_params", "pruning_params"):
+            data[key] = parameters(data.get(key))
+        if raw.get("structured"):  # a structured configuration was named apart from the strategy
+            data["pruning"] = raw["structured"]
+        if "T" not in data and raw.get("retrain_fraction"):
+            data["T"] = data["retraining_epochs"] / raw["retrain_fraction"]
+        data["densities"] = chain_of(data.get("densities"))
+        if "target_density" not in data:
+            data["target_density"] = data["densities"][-1] if data["densities"] else None
+        if "level" in data and data["densities"]:
+            data["level"] = None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [f.name for f in fields.values()
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   and f.name not in data]
+        if missing:
+            raise HarnessError(f"not a cell's result: it lacks {', '.join(missing)}")
+        return cls(**{k: typed(v, str(fields[k].type)) for k, v in data.items() if k in fields and k != "cached"},
+                   cached=cached)
+
+
+
+def parameters(value: Any) -> dict[str, float]:
+    """Parameters as a record holds them, from any form they were written in: a mapping, a
+    ``results.csv`` cell (``a=1;b=2``), or the tuple of pairs results before the record held
+    (``('a', 1)``; read with ``literal_eval``, which never runs code)."""
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("", "()", "None"):
+        return {}
+    text = str(value)
+    if "=" in text:
+        return {k: float(v) for k, _, v in (item.partition("=") for item in text.split(";"))}
+    pairs = ast.literal_eval(text)
+    if pairs and not isinstance(pairs[0], tuple):
+        pairs = (pairs,)
+    return {str(k): float(v) for k, v in pairs}
+
+
+def typed(value: Any, annotation: str) -> Any:
+    """A value read from text (MLflow params, CSV cells) as the field's type."""
+    if annotation.startswith(("int", "float", "str")) and (value is None or value in ("", "None")
+                                                           or (isinstance(value, float) and math.isnan(value))):
+        return None if "None" in annotation else value
+    if annotation.startswith("int"):
+        return int(float(value))
+    if annotation.startswith("float"):
+        return float(value)
+    if annotation.startswith("str"):
+        return str(value)
+    return value
+
+
+def chain_of(value: Any) -> tuple[float, ...]:
+    """The densities of a chain from a list, a ``results.csv`` cell (``0.8,0.64``) or a lone number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return ()
+    if isinstance(value, (int, float)):
+        return (float(value),)
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(float(d) for d in items if str(d).strip())

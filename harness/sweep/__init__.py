@@ -1,0 +1,1 @@
+"""Studies: their files, their plan of jobs, the executors that run them, the driver."""

@@ -1,0 +1,1 @@
+"""Optuna searches over a method's declared space."""
