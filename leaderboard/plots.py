@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from harness.analysis import statistics as st
 from harness.core.registry import METHODS
 from harness.storage.store import atomic_write_bytes
 
@@ -105,7 +106,6 @@ def slug(*parts: object) -> str:
 def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
     """A study's accuracy against compression, one PNG per (task, pruning, schedule) of its
     statistics table: ``accuracy_vs_compression.png``, suffixed by the group where there are several."""
-    from harness.analysis import statistics as st
 
     best, base = st.best_validated(df), st.unpruned(df)
     groups = list(best.groupby(st.GROUP))

@@ -13,6 +13,7 @@ from torch import nn
 
 from harness.core import distributed
 from harness.core.declared import identified_as
+from harness.core.flops import flops
 from harness.core.hparams import BaseHparams
 from harness.core.registry import TASKS, checked_task
 from harness.core.schedule import Schedule
@@ -113,7 +114,6 @@ class Task:
         """(FLOPs with the mask's zeros skipped, dense FLOPs) of one sample's inference."""
         if self.count_flops is not None:
             return self.count_flops(model, mask)
-        from harness.core.flops import flops
 
         return flops(model, self.input_shape, mask)
 

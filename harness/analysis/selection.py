@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.analysis import statistics
 from harness.storage.record import CellRecord
 
 
@@ -13,7 +14,6 @@ def best_validated(rows: list[CellRecord]) -> dict[str, Any]:
     score over seeds, with the median, min and max of its test score."""
     import pandas as pd
 
-    from harness.analysis import statistics
 
     table = pd.DataFrame({
         "retraining_epochs": [r.retraining_epochs for r in rows], "seed": [r.seed for r in rows],

@@ -26,6 +26,7 @@ import pandas as pd
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.protocol import SCHEDULES
 from harness.storage.record import CellRecord
+from harness.storage.store import Store, read_record
 
 COLUMNS = ("task", "pruning", "schedule", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc")
 OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpruned_test_acc", "flops",
@@ -86,7 +87,6 @@ def is_blank(value: Any) -> bool:
 
 
 def read_store(root: str | Path) -> pd.DataFrame:
-    from harness.storage.store import Store, read_record
 
     paths = Store(root).result_files()
     if not paths:

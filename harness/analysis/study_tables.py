@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from harness.analysis import statistics
 from harness.storage.record import CellRecord
 
 
 def best_by_method(rows: list[CellRecord]) -> list[tuple[str, list[list[str]]]]:
     """Tables, one per (task, pruning, schedule): rows are methods, columns densities, each entry
     the median test score at the t with the best median validation score."""
-    from harness.analysis import statistics
 
     if not rows:
         return []

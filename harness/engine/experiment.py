@@ -27,6 +27,7 @@ from harness.core.identity import task_fingerprint
 from harness.core.protocol import paper_retraining_times
 from harness.core.seeding import derive_seed
 from harness.engine.gate import check_cell
+from harness.engine.speed import compare
 from harness.engine.train import Progress, TrainOutcome, to_step, train
 from harness.storage import paths, store
 from harness.storage.record import CellRecord
@@ -482,7 +483,6 @@ class Runner:
     def measure_speed(self, hp: RetrainHparams) -> dict[str, float]:
         """Latency of the compacted network against the unpruned one, on this runner's device;
         kept next to the run's results as ``speed.json``."""
-        from harness.engine.speed import compare
 
         task = self.task(hp.base)
         folder = self.store.retrain_dir(hp)

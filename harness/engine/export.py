@@ -20,8 +20,12 @@ from torch import nn
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams
 from harness.core.masks import Mask
+from harness.engine.experiment import stored_weights
 from harness.storage import paths, store
 from harness.storage.record import CellRecord
+from methods.compaction import compact
+from methods.pruning import Prunes, get_pruning
+from tasks.spec import get_task
 
 FORMATS = ("torch", "safetensors")
 DESCRIPTION = "model.json"
@@ -38,22 +42,18 @@ class PrunedModel:
 
 
 def task_of(record: CellRecord) -> Any:
-    from tasks.spec import get_task
 
     return get_task(record.task).resolved(BaseHparams(record.task, record.seed, record.epochs_scale,
                                                       record.batch_size))
 
 
 def removes_filters(pruning: str) -> bool:
-    from methods.pruning import Prunes, get_pruning
 
     return get_pruning(pruning).prunes is Prunes.FILTERS
 
 
 def pruned_model(folder: Path) -> PrunedModel:
     """The pruned network of the finished cell in ``folder`` (``Store.cell_dir`` finds it by name)."""
-    from harness.engine.experiment import stored_weights
-    from methods.compaction import compact
 
     record = store.read_record(folder / paths.RESULT)
     if record is None:
@@ -110,7 +110,6 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_exported(folder: str | os.PathLike) -> nn.Module:
     """The network ``export`` wrote to ``folder``, in eval mode on the CPU."""
-    from methods.compaction import compact
 
     folder = Path(folder)
     try:

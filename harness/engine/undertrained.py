@@ -5,7 +5,10 @@ that train longer "beat" the unpruned network. Said wherever results are shown."
 from __future__ import annotations
 
 from collections.abc import Iterable
+from statistics import median
 from typing import Any
+
+from tasks.spec import TASKS, get_task
 
 POINTS = 5.0  # how far under the documented score a base network is called under-trained
 
@@ -13,9 +16,7 @@ POINTS = 5.0  # how far under the documented score a base network is called unde
 def undertrained(bases: Iterable[tuple[str, float, float | None]]) -> list[str]:
     """One warning per (task, epochs_scale) whose median unpruned test score is more than ``POINTS``
     under the task's documented one; ``bases`` are (task, epochs_scale, unpruned test score)."""
-    from statistics import median
 
-    from tasks.spec import TASKS, get_task
 
     scores: dict[tuple[str, float], list[float]] = {}
     for task, scale, score in bases:

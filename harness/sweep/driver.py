@@ -5,17 +5,24 @@ Nothing here decides what a result is, so a rerun finds every finished cell in t
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.statistics import from_records
 from harness.core.errors import StoreFault
 from harness.storage import paths
+from harness.storage import store as st
 from harness.storage.record import CellRecord
 from harness.storage.store import Store
 from harness.sweep.executors import Executor, Outcome, describe_error
-from harness.sweep.plan import Job
+from harness.sweep.plan import Job, is_done, pending_epochs, plan
+from harness.sweep.study import describe
+from leaderboard.plots import study_compression_pngs
+from tasks.spec import get_task
 
 # -- the driver -------------------------------------------------------------------------------
 
@@ -139,14 +146,7 @@ def study_folder(store: Store, study: Any) -> Path:
 def run_study(study: Any, store: Store, executor: Executor, listener: Listener, retries: int = 0,
               tracker: Any = None) -> StudyReport:
     """Plan a study, run what the store does not hold yet, and write its results table."""
-    import csv
-    import io
 
-    from harness.analysis.statistics import from_records
-    from harness.storage import store as st
-    from harness.sweep.plan import is_done, pending_epochs, plan
-    from harness.sweep.study import describe
-    from leaderboard.plots import study_compression_pngs
 
     started = time.time()
     cells = study.cells()
@@ -160,7 +160,6 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
     study_run = None
     task = None
     if tracker is not None:
-        from tasks.spec import get_task
 
         task = get_task(study.task).resolved(study.base(0))
         study_run = tracker.start_study(folder, task, study.name, {

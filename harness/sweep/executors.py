@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -251,7 +252,6 @@ class RayExecutor(Executor):
 
 def check_reachable(address: str) -> None:
     """Ray keeps retrying an address nobody answers at: fail at once instead."""
-    import socket
 
     valid = "valid: the head's host:port (ray start --head prints it), ray://host:10001, or auto"
     host, _, port = address.removeprefix("ray://").rpartition(":")

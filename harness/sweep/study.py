@@ -44,6 +44,8 @@ from harness.core.protocol import (
 from harness.core.registry import METHODS, TASKS
 from harness.engine.gate import check_keeps_weights
 from harness.sweep.variants import NAME, Variant
+from methods.pruning import PRUNING, Target, get_pruning
+from methods.spec import get_method
 from tasks.spec import get_task
 
 MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
@@ -62,7 +64,6 @@ class PruningKind:
 
     @property
     def spec(self) -> Any:
-        from methods.pruning import get_pruning
 
         return get_pruning(self.strategy)
 
@@ -133,7 +134,6 @@ class Study:
     def _shapes(self, kind: PruningKind) -> Iterator[dict[str, Any]]:
         """What each cell of ``kind`` prunes to: a level k, or a chain of densities per schedule (the
         study's densities, or the one the strategy's parameters fix)."""
-        from methods.pruning import Target
 
         strategy = kind.spec
         common = {"pruning": kind.strategy, "pruning_params": kind.params}
@@ -288,7 +288,6 @@ def parse_density_k(v: Any) -> tuple[int, ...]:
 def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
     """Entries: a strategy's name, ``{strategy: NAME, params: {n: 1, m: 4}}``, or a structured
     configuration at levels, ``{structured: CONFIG, levels: [1, 2]}`` (``strategy`` works there too)."""
-    from methods.pruning import PRUNING, Target
 
     def one(entry: Any) -> PruningKind:
         if isinstance(entry, str):
@@ -315,7 +314,6 @@ def parse_methods(v: Any, variants: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
-    from methods.spec import get_method
 
     if not isinstance(v, dict):
         raise StudyError(f"a mapping {{method: {{parameter: value}}}}, got {v!r}")
@@ -360,8 +358,6 @@ def parse_name(value: Any) -> str:
 def check_against_task(study: Study) -> None:
     """What only the task can tell: retraining times within each method's range, structured
     configurations made for this task."""
-    from methods.pruning import Target
-    from methods.spec import get_method
 
     T = study.T
     for name in study.methods:

@@ -18,6 +18,7 @@ from typing import Any
 from harness.core.canonical import flatten
 from harness.core.errors import DamagedFile
 from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.export import export
 from harness.storage import paths, store
 from methods.spec import get_method
 
@@ -256,7 +257,6 @@ class Tracker:
 
     def _mirror_retrain(self, folder: Path, task: Any, hp: RetrainHparams, base_folder: Path,
                         study: tuple[str, str] | None) -> str | None:
-        from harness.engine.export import export
 
         path = folder / paths.RESULT
         record = store.read_record(path)

@@ -38,6 +38,7 @@ from harness.core.errors import HarnessError
 from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.core.protocol import DEFAULT_PRUNING, paper_retraining_times
 from harness.engine.experiment import Reporter, Runner
+from harness.storage import store
 from harness.storage.paths import HISTORY
 from harness.storage.record import CellRecord
 from harness.storage.store import give_file_mode
@@ -456,7 +457,6 @@ class TrialReports(Reporter):
 
     def replay(self, history_path: Path, first_step: int, spe: int) -> None:
         """A cached cell's epochs, reported as steps since its first step."""
-        from harness.storage import store
 
         for record in store.read_json(history_path):
             self.report(round(record["epoch"] * spe) - first_step, record["val"])
