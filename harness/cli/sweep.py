@@ -1,0 +1,214 @@
+"""`harness sweep`: a study run, its progress and its end-of-study table."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.cli.common import (
+    Bf16,
+    DataDir,
+    Device,
+    Download,
+    LoaderWorkers,
+    NoTracking,
+    StoreDir,
+    TrackingUri,
+    check_finite,
+    user_errors,
+    warn,
+)
+from harness.cli.display import err, out, show_table
+from harness.core.errors import HarnessError
+from harness.core.hparams import Compute
+from harness.engine import undertrained
+from harness.engine.checks import check_device
+from harness.engine.experiment import Reporter
+from harness.storage.store import Store
+from harness.sweep import variants
+from harness.sweep.driver import Listener
+from harness.sweep.study import MAX_SEED
+from harness.tracking.mirror import Tracker, tracker_for
+from tasks.spec import DataOptions
+
+
+class SweepDisplay(Listener):
+    """Progress over a study's cells (done, running, cached, failed) and its training epochs (eta)."""
+
+    def __init__(self) -> None:
+        columns = [TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn()]
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.counts = {"done": 0, "cached": 0, "failed": 0, "running": 0}
+        self.epochs_done = 0.0
+
+    def planned(self, jobs: list, cells: set, pending: dict[str, float]) -> None:
+        self.cells, self.pending = cells, pending
+        self.total_epochs = sum(pending.values())
+        self.cell_task = self.bar.add_task("cells", total=len(cells), count="", status="")
+        self.epoch_task = self.bar.add_task("epochs", total=max(self.total_epochs, 1e-9), count="", status="")
+        self.refresh()
+
+    def started(self, job: Any) -> None:
+        self.counts["running"] += sum(hp in self.cells for hp in job.cells)
+        self.refresh(current=job.label)
+
+    def finished(self, job: Any, outcome: Any) -> None:
+        n = sum(hp in self.cells for hp in job.cells)
+        if outcome.attempts:
+            self.counts["running"] -= n
+        self.counts["failed" if outcome.error else "cached" if outcome.cached else "done"] += n
+        self.epochs_done += self.pending.get(job.id, 0.0)
+        if outcome.error:
+            err.print(f"failed: {job.label}: {outcome.error}", markup=False, highlight=False)
+        self.refresh()
+
+    def refresh(self, current: str = "", partial: float = 0.0) -> None:
+        c = self.counts
+        finished = c["done"] + c["cached"] + c["failed"]
+        self.bar.update(self.cell_task, completed=finished, count=f"{finished}/{len(self.cells)}",
+                        status=f"done {c['done']}  cached {c['cached']}  running {c['running']}  failed {c['failed']}")
+        done = self.epochs_done + partial
+        self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f}",
+                        **({"status": current} if current else {}))
+
+    def reporter_for(self, job: Any) -> Reporter:
+        """Step-level progress of the job running in this process."""
+        display = self
+        share = self.pending.get(job.id, 0.0)
+
+        class Steps(Reporter):
+            @contextlib.contextmanager
+            def track(self, description: str, total_steps: int) -> Iterator[Any]:
+                def advance(done: int, record: dict[str, float]) -> None:
+                    display.refresh(partial=share * done / max(total_steps, 1))
+
+                yield advance
+
+        return Steps()
+
+
+def sweep(
+    study: Annotated[str, typer.Argument(help="study YAML file, or a preset (see `harness list`)")],
+    executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+    jobs: Annotated[
+        int | None, typer.Option(help="local: worker processes, 1 runs in this process [CPU: cores / threads]")
+    ] = None,
+    epochs_scale: Annotated[float | None, typer.Option(help="replace the study's epochs_scale")] = None,
+    seed: Annotated[list[int] | None, typer.Option(
+        min=0, max=MAX_SEED, help="replace the study's seeds; repeat for several")] = None,
+    methods: Annotated[list[str] | None, typer.Option(
+        help="replace the study's methods: NAME or NAME,NAME; repeatable")] = None,
+    threads_per_job: Annotated[
+        int, typer.Option(help="intra-op threads of each job (CPU numbers are identical for equal counts)")
+    ] = 1,
+    address: Annotated[str | None, typer.Option(help="ray: cluster address ('auto', ray://host:10001)")] = None,
+    retries: Annotated[int, typer.Option(help="retry a failed job this many times")] = 0,
+    cpus_per_job: Annotated[float, typer.Option(min=0.01, help="ray: CPUs each job asks for")] = 1.0,
+    gpus_per_job: Annotated[
+        float | None, typer.Option(min=0.0, help="ray: GPUs each job asks for [1 with --device cuda, else 0]")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the plan (jobs, epochs, what is cached) and stop")] = False,
+    store: StoreDir = Path("results"),
+    data_dir: DataDir = None,
+    download: Download = False,
+    device: Device = "cpu",
+    bf16: Bf16 = False,
+    workers: LoaderWorkers = 4,
+    tracking_uri: TrackingUri = None,
+    no_tracking: NoTracking = False,
+) -> None:
+    """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
+    base network trained once per seed, finished cells never redone; rerun to resume."""
+    from harness.api import narrow
+    from harness.sweep.driver import run_study
+    from harness.sweep.executors import WorkerContext, make_executor
+    from harness.sweep.study import load_study
+
+    with user_errors():
+        check_finite(locals())
+        names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]
+        spec = load_study(study, variants.load_all(Store(store).root),
+                          narrow(epochs_scale=epochs_scale, seeds=seed, methods=names))
+        spec = dataclasses.replace(spec, compute=Compute.of(device, bf16, threads_per_job))
+        if retries < 0:
+            raise HarnessError(f"--retries must be >= 0, got {retries}")
+        check_device(device)
+        results_store = Store(store)
+        if (count := spec.count()) > 10_000:  # planning takes about a second per 3,000 cells
+            err.print(f"planning {count:,} cells ...", highlight=False)
+        if dry_run:
+            show_plan(spec, results_store)
+            return
+        results_store.check_writable()
+    tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
+    context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
+                                                                 download=download, workers=workers),
+                            bf16, threads_per_job)
+    gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
+    display = SweepDisplay()
+    with user_errors(), make_executor(
+            executor, context, jobs, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
+        report = run_study(spec, results_store, ex, display, retries=retries, tracker=tracker)
+    show_study(spec, report, tracker)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def show_plan(spec: Any, results_store: Store) -> None:
+    from harness.sweep.plan import plan, summary
+
+    cells = spec.cells()
+    jobs = plan(cells)
+    groups = summary(jobs, results_store)
+    table = Table(title=f"plan of study {spec.name} ({spec.hash}) on {spec.task}, T = {spec.T:g}")
+    for col in ("jobs of", "jobs", "cells", "training epochs", "cached jobs", "epochs to train"):
+        table.add_column(col, justify="left" if col == "jobs of" else "right", no_wrap=col == "jobs of")
+    for g in groups:
+        table.add_row(g["group"], str(g["jobs"]), str(g["cells"]), f"{g['epochs']:g}", str(g["cached_jobs"]),
+                      f"{g['epochs_to_train']:g}")
+    show_table(table)
+    left = sum(g["epochs_to_train"] for g in groups)
+    cached = sum(g["cached_jobs"] for g in groups)
+    out.print(f"{len(cells)} cells in {len(jobs)} jobs, {sum(j.epochs for j in jobs):g} training epochs at least; "
+              f"{cached} jobs cached in {results_store.root}, {len(jobs) - cached} to run ({left:g} epochs)",
+              highlight=False, markup=False)
+
+
+def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
+    from harness.analysis.study_tables import best_by_method
+
+    c = report.counts
+    say = lambda text: out.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    say(f"study {spec.name}: {report.cells} cells ({c['done']} trained now, {c['cached']} cached, "
+        f"{c['failed']} failed) in {report.jobs} jobs, wall time {report.seconds:.0f}s")
+    if report.pending_epochs == 0:
+        say("everything was cached: no training ran")
+    else:
+        say(f"training epochs: executed {report.executed_epochs:.2f}, minimal {report.pending_epochs:.2f} "
+            f"(ratio {report.ratio:.2f}); the whole grid needs {report.minimal_epochs:g}")
+    for title, table in best_by_method(report.rows):
+        t = Table(title=title)
+        for col in table[0]:
+            t.add_column(str(col), justify="right")
+        for row in table[1:]:
+            t.add_row(*map(str, row))
+        show_table(t)
+    for line in undertrained.of_records(report.rows):
+        warn(line)
+    out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False, soft_wrap=True)
+    for path in report.figures:
+        out.print(f"accuracy against compression: {path}", highlight=False, markup=False)
+    if tracker is not None:
+        state = "FAILED (results kept locally)" if tracker.failure else "ok"
+        out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False, soft_wrap=True)
+    for label, error in report.failures:
+        err.print(f"failed: {label}: {error}", markup=False, highlight=False, soft_wrap=True)

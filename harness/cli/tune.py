@@ -1,0 +1,221 @@
+"""`harness tune`: a search's progress and its best configuration."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.cli.common import (
+    BarReporter,
+    BatchSize,
+    Bf16,
+    DataDir,
+    Device,
+    Download,
+    EpochsScale,
+    LoaderWorkers,
+    NoTracking,
+    StoreDir,
+    Threads,
+    TrackingUri,
+    check_finite,
+    user_errors,
+    warn,
+)
+from harness.cli.display import err, out, show_table
+from harness.core.errors import HarnessError
+from harness.core.hparams import BaseHparams
+from harness.core.protocol import DEFAULT_PRUNING
+from harness.engine.checks import check_epochs_scale
+from harness.sweep.study import MAX_SEED
+
+
+class TuneDisplay:
+    """Progress of a search: the study's trials (complete, pruned, failed, best) and the running one."""
+
+    def __init__(self) -> None:
+        columns = [TextColumn("{task.description:<9}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.total = 0
+        self.trials_task: Any = None
+        self.trial_task: Any = None
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.trials_task = self.bar.add_task("trials", total=total, count="", status="")
+        self.trial_task = self.bar.add_task("trial", total=1, count="", status="", visible=False)
+
+    def trial_started(self, number: int, values: Any, total_steps: int) -> None:
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in values.items())
+        self.bar.reset(self.trial_task, total=max(total_steps, 1), visible=True,
+                       description=f"trial {number}", count="", status=shown)
+
+    def trial_step(self, done: int, record: Any) -> None:
+        status = {"count": f"val {record['val']:.2f}"} if record else {}
+        self.bar.update(self.trial_task, completed=done, **status)
+
+    def trial_finished(self, trial: Any, study: Any) -> None:
+        from harness.tune.search import trial_counts
+
+        c = trial_counts(study)
+        done = c["complete"] + c["pruned"]
+        try:
+            best = f"best val {study.best_value:.2f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = ""
+        self.bar.update(self.trials_task, completed=min(done, self.total), count=f"{done}/{self.total}",
+                        status=f"complete {c['complete']}  pruned {c['pruned']}  failed {c['failed']}  "
+                               f"running {c['running']}  {best}")
+        if trial is not None:
+            self.bar.update(self.trial_task, visible=False)
+            if "error" in trial.user_attrs:
+                err.print(f"trial {trial.number} failed: {trial.user_attrs['error']}", markup=False,
+                          highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def search_started(self, name: str, storage_label: str, trials_so_far: int, space: str, total: int) -> None:
+        out.print(f"study {name} in {storage_label}: {trials_so_far} trials so far, searching {space}",
+                  highlight=False, soft_wrap=True)
+        self.start(total)
+        self.bar.start()
+
+    def search_ended(self) -> None:
+        self.bar.stop()
+
+
+def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
+    from harness.tune.search import declared_space, describe_space, distribution
+    from methods.pruning import get_pruning
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    method = get_method(method_name)
+    T = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale)).epochs if task else 1.0
+    scaled = f", --epochs-scale {epochs_scale:g}" if epochs_scale != 1.0 else ""
+    table = Table(title=f"search space of {method_name}" + (f" on {task} (T = {T:g}{scaled})" if task else ""))
+    for col in ("parameter", "default", "searched over", "description"):
+        table.add_column(col)
+    for name, param in declared_space(method, T, get_pruning(pruning)).items():
+        if name == "t" and not task:
+            table.add_row(name, "the time closest to T/2", "one of the paper's 10 times k T/10, k = 1..10",
+                          "retraining epochs t (name a task to see them)")
+            continue
+        values = describe_space({name: distribution(param)})[name]
+        table.add_row(name, f"{param.default:g}", values, param.help)
+    show_table(table)
+    out.print("narrow it with --space NAME=LOW:HIGH (a range inside the declared one), NAME=A,B,C or NAME=VALUE",
+              highlight=False)
+
+
+def tune(
+    method: Annotated[str | None, typer.Argument(help="retraining method (see `harness list`)")] = None,
+    task: Annotated[str | None, typer.Argument(help="task (see `harness list`)")] = None,
+    trials: Annotated[int, typer.Option(help="the study's total number of trials (finished or pruned)")] = 20,
+    density: Annotated[float, typer.Option(help="the density the method is tuned at, in (0, 1]")] = 0.2,
+    pruning: Annotated[
+        str, typer.Option(help="pruning strategy; its parameters are searched as pruning.NAME")] = DEFAULT_PRUNING,
+    space: Annotated[
+        list[str] | None, typer.Option(help="narrow the search: NAME=LOW:HIGH, NAME=A,B,C or NAME=VALUE; repeatable")
+    ] = None,
+    list_space: Annotated[
+        str | None, typer.Option("--list-space", metavar="METHOD", help="print METHOD's search space and stop")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna RDB URL (postgresql://..., sqlite:///...) [sqlite in the store]")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="an Optuna journal file instead of --storage (a shared file system)")
+    ] = None,
+    study_name: Annotated[str | None, typer.Option(help="[METHOD-TASK-dDENSITY-HASH of the search]")] = None,
+    search_seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="the seed trials train on")] = 0,
+    seed: Annotated[
+        list[int] | None, typer.Option(min=0, max=MAX_SEED, help="seeds of the final test evaluation; repeat [0, 1, 2]")
+    ] = None,
+    save_as: Annotated[
+        str | None, typer.Option(help="save the best configuration as a variant usable by `run` and studies")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    sampler_seed: Annotated[
+        int | None, typer.Option(min=0, max=MAX_SEED, help="seed of the TPE sampler (one process only)")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.0, help="stop starting trials after this many seconds")] = None,
+    epochs_scale: EpochsScale = 1.0,
+    batch_size: BatchSize = None,
+    store: StoreDir = Path("results"),
+    data_dir: DataDir = None,
+    download: Download = False,
+    device: Device = "cpu",
+    bf16: Bf16 = False,
+    threads: Threads = 1,
+    workers: LoaderWorkers = 4,
+    tracking_uri: TrackingUri = None,
+    no_tracking: NoTracking = False,
+) -> None:
+    """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
+    maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
+    Rerun the same command to resume; several processes on one --storage or --journal share a study."""
+    from harness import api
+    from methods.spec import get_method
+    from tasks.spec import get_task
+
+    with user_errors():
+        check_finite(locals())
+        if list_space is not None:
+            get_method(list_space)
+            if task is None and method is not None and method != list_space:
+                task = method  # `harness tune TASK --list-space METHOD`
+            if task is not None:
+                get_task(task)
+            check_epochs_scale(epochs_scale)
+            show_space(list_space, task, pruning, epochs_scale)
+            return
+        if method is None or task is None:
+            raise HarnessError("give METHOD and TASK (or --list-space METHOD)")
+        result = api.tune(method, task, trials=trials, density=density, pruning=pruning, space=space or [],
+                          storage=storage, journal=journal, study_name=study_name, search_seed=search_seed,
+                          seeds=seed or [0, 1, 2], save_as=save_as, pruner=pruner, sampler_seed=sampler_seed,
+                          timeout=timeout, epochs_scale=epochs_scale, batch_size=batch_size, store=store,
+                          data_dir=data_dir, download=download, device=device, bf16=bf16, threads=threads,
+                          workers=workers, tracking=not no_tracking, tracking_uri=tracking_uri,
+                          listener=TuneDisplay(), reporter=BarReporter(), warn=warn)
+    show_tune(result)
+
+
+def show_tune(result: Any) -> None:
+    from harness.tune.search import default_trial, trial_counts
+
+    s, best, rows = result.search, result.best, result.rows
+    c = trial_counts(s.study)
+    say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say(f"study {result.study_name} ({result.storage_label}): {c['complete']} complete, {c['pruned']} pruned, "
+        f"{c['failed']} failed")
+    table = Table(title=f"{s.method.name} on {s.base.task} at density {s.density:g}: best and default")
+    for col in ("trial", *s.searched, f"val (seed {s.base.seed})"):
+        table.add_column(col, justify="right")
+    defaults = default_trial(s.study)
+    for label, trial in (("best", best), ("defaults", defaults)):
+        if trial is not None:
+            table.add_row(f"{label} ({trial.number})", *(f"{trial.params[k]:.4g}" for k in s.searched),
+                          f"{trial.value:.2f}")
+    show_table(table)
+    tests = [r.test_acc for r in rows]
+    say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.values.items()))
+    say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: median "
+        f"{statistics.median(tests):.2f}, min {min(tests):.2f}, max {max(tests):.2f} "
+        f"(unpruned {statistics.median(r.unpruned_test_acc for r in rows):.2f})")
+    if result.variant_path is not None:
+        name = result.variant_path.stem
+        say(f"saved variant {name} ({result.variant_path}): `harness run {name} {s.base.task}`, or list it in a "
+            "study's methods")
+    say(f"wall time: {result.seconds:.0f}s")
+    if result.tracker is not None:
+        state = "FAILED (results kept locally)" if result.tracker.failure else "ok"
+        say(f"mlflow: {result.tracker.uri} experiment '{s.experiment}' [{state}]")
