@@ -297,3 +297,44 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
         result.variant_path = variants.save(results_store.root, variant)
     result.seconds = time.time() - started
     return result
+
+
+def ui(store: PathLike = "results", tracking_uri: str | None = None, port: int = 5000) -> Any:
+    """The MLflow UI for the store's tracking store, started on 127.0.0.1:``port``
+    (``harness.tracking.ui_server.MlflowUI``: ``ready()``, ``runs_page``, ``wait()``, ``stop()``)."""
+    from harness.tracking.mirror import default_uri
+    from harness.tracking.ui_server import MlflowUI, check_servable
+
+    root = Store(store).root
+    uri = tracking_uri or default_uri(root)
+    check_servable(uri, Path(store))
+    return MlflowUI(root, uri, port)
+
+
+def leaderboard(store: PathLike | None = None, csv: Sequence[PathLike] = (), experiment: str | None = None,
+                tracking_uri: str | None = None, out: PathLike | None = None, **analysis: Any) -> tuple[dict, Path]:
+    """The leaderboard page of a store, results CSVs and an MLflow experiment (``--csv`` alone reads only
+    the files given); ``analysis`` are ``leaderboard.site.build``'s (alpha, anchors, bootstrap,
+    zone_densities, margin). Returns what was built and the folder it is in."""
+    import pandas as pd
+
+    from harness.analysis import statistics as st
+    from harness.tracking.mirror import default_uri
+    from leaderboard.site import build
+
+    frames, sources = [], []
+    results_store = Store(store or Path("results"))
+    if experiment is not None:
+        uri = tracking_uri or default_uri(results_store.root)
+        frames.append(st.read_mlflow(uri, experiment))
+        sources.append(f"MLflow {uri} experiment {experiment}")
+    if store is not None or (experiment is None and not csv):
+        frames.append(st.read_store(results_store.root))
+        sources.append(f"store {results_store.root}")
+    for path in csv:
+        frames.append(st.read_csv(Path(path)))
+        sources.append(f"CSV {path}")
+    df = pd.concat(frames, ignore_index=True)
+    default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")
+    target = Path(out) if out is not None else default
+    return build(df, target, sources=sources, **analysis), target

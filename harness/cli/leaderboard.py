@@ -14,8 +14,6 @@ from harness.cli.common import (
 )
 from harness.cli.display import out
 from harness.core.errors import HarnessError
-from harness.storage.store import Store
-from harness.tracking.mirror import default_uri
 
 
 def leaderboard(
@@ -46,11 +44,8 @@ def leaderboard(
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
     rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways."""
-    import pandas as pd
-
-    from harness.analysis import statistics as st
+    from harness import api
     from harness.analysis.safe_zone import ANCHORS, parse_density_rule
-    from leaderboard.site import build
 
     with user_errors():
         check_finite(locals())
@@ -59,24 +54,9 @@ def leaderboard(
             raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1], --margin be >= 0 and --bootstrap "
                                f"be >= 0; got {alpha:g}, {', '.join(f'{a:g}' for a in anchors)}, {margin:g}, "
                                f"{bootstrap}")
-        rule = parse_density_rule(zone_densities)
-        frames, sources = [], []
-        results_store = Store(store or Path("results"))
-        if experiment is not None:
-            uri = tracking_uri or default_uri(results_store.root)
-            frames.append(st.read_mlflow(uri, experiment))
-            sources.append(f"MLflow {uri} experiment {experiment}")
-        if store is not None or (experiment is None and not csv):  # --csv alone reads only the files given
-            frames.append(st.read_store(results_store.root))
-            sources.append(f"store {results_store.root}")
-        for path in csv or []:
-            frames.append(st.read_csv(path))
-            sources.append(f"CSV {path}")
-        df = pd.concat(frames, ignore_index=True)
-        default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")
-        target = out_dir or default
-        built = build(df, target, sources=sources, alpha=alpha, anchors=anchors, bootstrap=bootstrap,
-                      zone_densities=rule, margin=margin)
+        built, target = api.leaderboard(store, csv or [], experiment, tracking_uri, out_dir, alpha=alpha,
+                                        anchors=anchors, bootstrap=bootstrap,
+                                        zone_densities=parse_density_rule(zone_densities), margin=margin)
     out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
               highlight=False, soft_wrap=True)
     for line in built["warnings"]:
