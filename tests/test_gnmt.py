@@ -200,7 +200,7 @@ def test_two_methods_run_end_to_end_and_report_bleu(runs):
     history = json.loads(next(root.glob("base/*/history.json")).read_text())
     assert base["metric"] == "bleu" and [r["epoch"] for r in history] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert "sacrebleu" in base["metric_definition"] and "13a" in base["metric_definition"]
-    assert base["model_parameters"] == 4_542_657
+    assert base["parameters"] == 4_542_657
     # the rewind point at the fractional epoch 2.5 is a checkpoint of the base run
     steps = base["steps_per_epoch"]
     assert (next(root.glob("base/*")) / "checkpoints" / f"step_{round(2.5 * steps):08d}.pt").exists()

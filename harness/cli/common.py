@@ -55,7 +55,7 @@ class BarReporter(Reporter):
             handle = bar.add_task(description, total=total_steps, status="")
 
             def advance(done: int, record: dict[str, float]) -> None:
-                status = (f"epoch {record['epoch']:g} val {record['val']:.2f}" if record else None)
+                status = (f"epoch {record.epoch:g} val {record.val_acc:.2f}" if record else None)
                 bar.update(handle, completed=done, **({"status": status} if status else {}))
 
             yield advance

@@ -57,7 +57,7 @@ class TuneDisplay:
                        description=f"trial {number}", count="", status=shown)
 
     def trial_step(self, done: int, record: Any) -> None:
-        status = {"count": f"val {record['val']:.2f}"} if record else {}
+        status = {"count": f"val {record.val_acc:.2f}"} if record else {}
         self.bar.update(self.trial_task, completed=done, **status)
 
     def trial_finished(self, trial: Any, study: Any) -> None:

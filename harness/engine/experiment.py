@@ -7,6 +7,7 @@ is a folder named by the hash of its hyperparameters, and iterative rounds form 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import sys
@@ -20,7 +21,6 @@ import torch
 from torch import nn
 
 from harness.core import distributed, masks
-from harness.core.canonical import flatten
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import task_fingerprint
@@ -30,7 +30,7 @@ from harness.engine.gate import check_cell
 from harness.engine.speed import compare
 from harness.engine.train import Progress, TrainOutcome, to_step, train
 from harness.storage import paths, store
-from harness.storage.record import CellRecord
+from harness.storage.record import BaseRecord, CellRecord, EpochRecord, history_to_json
 from harness.storage.store import Store
 from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import get_pruning
@@ -65,7 +65,7 @@ class BaseRun:
     hp: BaseHparams
     folder: Path
     steps_per_epoch: int
-    result: dict[str, Any]
+    result: BaseRecord | None
     trained_now: bool
 
     def checkpoint_path(self, step: int) -> Path:
@@ -123,12 +123,12 @@ def pruning_effect(weights: dict[str, torch.Tensor], before: masks.Mask, after: 
                          1.0 - kept_after / kept_before if kept_before else 0.0)
 
 
-def own_history(history: list[dict[str, float]], end_step: int, spe: int) -> list[dict[str, float]]:
+def own_history(history: list[EpochRecord], end_step: int, spe: int) -> list[EpochRecord]:
     """The records a run ending at ``end_step`` would have: epoch ends up to it, and its own end
     (a shared run also holds evaluations taken at the ends of the shorter runs it stands for)."""
     own = []
     for record in history:
-        step = round(record["epoch"] * spe)
+        step = round(record.epoch * spe)
         if step <= end_step and (step % spe == 0 or step == end_step):
             own.append(record)
     return own
@@ -243,12 +243,12 @@ class Runner:
                                f"{hp.epochs_scale / (task.epochs * spe):.3g}")
         folder = self.store.base_dir(hp)
         wanted = base_checkpoint_steps(T, spe, rewind_epochs)
-        run = BaseRun(hp, folder, spe, {}, trained_now=False)
+        run = BaseRun(hp, folder, spe, None, trained_now=False)
         result, missing = self.store.base_progress(hp, wanted)
         if result is not None and not missing:
-            run.result = result
+            run.result = BaseRecord.from_json(result)
             self.reporter.note(f"reusing base network {folder.name}")
-            if "compute.threads" not in result:
+            if not run.result.compute:
                 self.reporter.warn(f"{folder.name} was stored before its compute (device, bf16, threads) was "
                                    "recorded: `harness run` and `tune` then trained with the machine's thread count, "
                                    f"so it may hold other numbers than {self.compute} computes; delete {folder} to "
@@ -295,16 +295,17 @@ class Runner:
         self._say_resumed(run.folder, outcome, spe)
         if fresh:
             final = outcome.history[-1]
-            run.result = {
-                "kind": "base", **flatten(hp), "metric": task.metric, "metric_definition": task.metric_definition,
-                "epochs": task.epochs, "steps_per_epoch": spe, "model_parameters": parameter_count(model),
-                "task_fingerprint": task_fingerprint(task), "val_acc": final["val"], "test_acc": final["test"],
-                "seconds": time.time() - started, "finished_at": time.time(),
-            }
-            store.atomic_write_json(run.folder / paths.HISTORY, outcome.history)
-            store.atomic_write_json(run.folder / paths.RESULT, run.result)
+            run.result = BaseRecord(
+                task=hp.task, seed=hp.seed, epochs_scale=hp.epochs_scale, batch_size=hp.batch_size, T=task.epochs,
+                steps_per_epoch=spe, val_acc=final.val_acc, test_acc=final.test_acc,
+                parameters=parameter_count(model), metric=task.metric, metric_definition=task.metric_definition,
+                task_fingerprint=task_fingerprint(task), compute=dataclasses.asdict(hp.compute),
+                seconds=time.time() - started, finished_at=time.time())
+            store.atomic_write_json(run.folder / paths.HISTORY, history_to_json(outcome.history))
+            store.atomic_write_json(run.folder / paths.RESULT, run.result.to_json())
         else:
-            run.result = store.read_result(run.folder / paths.RESULT) or {}
+            raw = store.read_result(run.folder / paths.RESULT)
+            run.result = BaseRecord.from_json(raw) if raw else None
 
     def _say_resumed(self, folder: Path, outcome: TrainOutcome, spe: int) -> None:
         if outcome.resumed_step is not None:
@@ -442,7 +443,7 @@ class Runner:
         return results
 
     def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
-                  history: list[dict[str, float]], seconds: float) -> CellRecord:
+                  history: list[EpochRecord], seconds: float) -> CellRecord:
         """Measure and store one finished cell; ``result.json`` is written last, so its presence
         means the cell is complete."""
         method = get_method(hp.method)
@@ -452,7 +453,8 @@ class Runner:
         sparse_flops, dense_flops = task.flops(model, mask)
         weights = cpu_state(model)
         mask = {k: v.cpu() for k, v in mask.items()}
-        final = history[-1] if history else {"val": data.evaluate(model, "val"), "test": data.evaluate(model, "test")}
+        final = history[-1] if history else EpochRecord(math.nan, data.evaluate(model, "val"),
+                                                        data.evaluate(model, "test"))
         record = CellRecord(
             run=folder.name, task=hp.base.task, seed=hp.base.seed, epochs_scale=hp.base.epochs_scale,
             batch_size=hp.base.batch_size, method=hp.method, variant=hp.variant,
@@ -464,9 +466,9 @@ class Runner:
             parameters=parameter_count(model) - masks.total(mask) + masks.remaining(mask),
             flops=sparse_flops, dense_flops=dense_flops,
             retraining_epochs=t, T=T, start_epoch=method.start(T, t), epochs_trained=method.epochs(T, t),
-            val_acc=final["val"], test_acc=final["test"], metric=task.metric,
+            val_acc=final.val_acc, test_acc=final.test_acc, metric=task.metric,
             metric_definition=task.metric_definition,
-            unpruned_val_acc=base.result["val_acc"], unpruned_test_acc=base.result["test_acc"],
+            unpruned_val_acc=base.result.val_acc, unpruned_test_acc=base.result.test_acc,
             seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=self.threads,
             weights_sha256=digest(weights), mask_sha256=digest(mask),
         )
@@ -475,7 +477,7 @@ class Runner:
         store.atomic_save(folder / paths.WEIGHTS, weights)
         store.atomic_save(folder / paths.MASK, mask)
         store.atomic_write_json(folder / paths.MASK_DENSITIES, masks.layer_densities(mask))
-        store.atomic_write_json(folder / paths.HISTORY, history)
+        store.atomic_write_json(folder / paths.HISTORY, history_to_json(history))
         store.atomic_write_json(folder / paths.RESULT, record.to_json())
         self._mirror_retrain(folder, task, hp)
         return record

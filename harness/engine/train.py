@@ -17,6 +17,7 @@ from torch import nn
 from harness.core import distributed
 from harness.core.masks import BoundMask, Mask
 from harness.storage import store
+from harness.storage.record import EpochRecord, history_from_json, history_to_json
 from methods.spec import MaskUpdate
 from tasks.spec import Data, Task
 
@@ -26,7 +27,7 @@ Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer, list[dict[str, flo
 
 @dataclass
 class TrainOutcome:
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     final_step: int = 0
     executed_steps: int = 0  # steps run by this call (a resumed run skips what it had done)
     mask: Mask | None = None  # the final mask (it changes during training under gradual pruning)
@@ -84,7 +85,7 @@ def train(
         state = store.load(resume_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        outcome.history, step = state["history"], state["step"]
+        outcome.history, step = history_from_json(state["history"]), state["step"]
         outcome.resumed_step = step
         if "mask" in state:
             mask = state["mask"]
@@ -135,19 +136,14 @@ def train(
         if epoch_end or step == last or step in eval_steps:
             if step == last:
                 update_mask(step)
-            record = {
-                "epoch": step / spe,
-                "lr": lr,
-                "train_loss": loss_sum / loss_count,
-                "val": data.evaluate(model, "val"),
-                "test": data.evaluate(model, "test"),
-            }
+            record = EpochRecord(epoch=step / spe, val_acc=data.evaluate(model, "val"),
+                                 test_acc=data.evaluate(model, "test"), lr=lr, train_loss=loss_sum / loss_count)
             outcome.history.append(record)
             if epoch_end:
                 loss_sum, loss_count = 0.0, 0
             if resume_path is not None and epoch_end and step < last:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "history": outcome.history, "step": step}
+                         "history": history_to_json(outcome.history), "step": step}
                 if mask_update is not None:
                     state["mask"] = mask
                 store.atomic_save(resume_path, state)

@@ -1,4 +1,5 @@
-"""The record of a finished cell, and its one vocabulary of field names.
+"""The typed records the store writes (a finished cell, a finished base run, one evaluation during
+training), and their one vocabulary of field names.
 
 The same names are ``result.json``'s keys, ``results.csv``'s columns, the columns of external results
 (``harness.analysis.statistics``), MLflow's params and metrics, and the leaderboard's. Results stored before this
@@ -21,6 +22,7 @@ LEGACY_NAMES = {
     "retrain_epochs": "retraining_epochs", "val": "val_acc", "test": "test_acc",
     "base_val": "unpruned_val_acc", "base_test": "unpruned_test_acc",
 }
+BASE_LEGACY_NAMES = {"epochs": "T", "model_parameters": "parameters"}  # a base run's result.json before its record
 
 
 IDENTITY = ("task", "seed", "epochs_scale", "batch_size", "method", "variant", "method_params", "pruning",
@@ -121,6 +123,69 @@ class CellRecord:
         return cls(**{k: typed(v, str(fields[k].type)) for k, v in data.items() if k in fields and k != "cached"},
                    cached=cached)
 
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One evaluation during TRAIN (an epoch's end, or a shorter run's end inside a shared one):
+    ``history.json``'s entries, and ``resume.pt``'s."""
+
+    epoch: float
+    val_acc: float
+    test_acc: float
+    lr: float = math.nan
+    train_loss: float = math.nan
+
+    def to_json(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> EpochRecord:
+        """An entry of any version (``val`` and ``test`` before the record)."""
+        data = {LEGACY_NAMES.get(k, k): v for k, v in raw.items()}
+        return cls(**{f.name: float(data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
+
+
+def history_from_json(raw: list[dict[str, Any]]) -> list[EpochRecord]:
+    return [EpochRecord.from_json(r) for r in raw]
+
+
+def history_to_json(history: list[EpochRecord]) -> list[dict[str, float]]:
+    return [r.to_json() for r in history]
+
+
+@dataclass(frozen=True)
+class BaseRecord:
+    """A finished base run (TRAIN of the original network): its ``result.json``."""
+
+    task: str
+    seed: int
+    epochs_scale: float
+    batch_size: int | None
+    T: float  # the epochs of the (resolved) schedule
+    steps_per_epoch: int
+    val_acc: float
+    test_acc: float
+    parameters: int = 0
+    metric: str = "accuracy"
+    metric_definition: str = ""
+    task_fingerprint: str = ""
+    compute: dict[str, Any] = field(default_factory=dict)  # device, bf16, threads
+    seconds: float = 0.0
+    finished_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        compute = out.pop("compute")
+        return {"kind": "base", **out, **{f"compute.{k}": v for k, v in compute.items()}}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> BaseRecord:
+        """A base ``result.json`` of any version (``epochs``, ``model_parameters`` before the record)."""
+        data = {BASE_LEGACY_NAMES.get(k, k): v for k, v in raw.items()}
+        data["compute"] = {k.split(".", 1)[1]: v for k, v in raw.items() if k.startswith("compute.")}
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def parameters(value: Any) -> dict[str, float]:

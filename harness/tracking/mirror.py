@@ -8,6 +8,7 @@ names, so the compare view lines methods up side by side.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -20,6 +21,7 @@ from harness.core.errors import DamagedFile
 from harness.core.hparams import BaseHparams, RetrainHparams
 from harness.engine.export import export
 from harness.storage import paths, store
+from harness.storage.record import BaseRecord, history_from_json
 from methods.spec import get_method
 
 # MLflow 3 opens an experiment without this tag on its GenAI pages; model training opens on the runs list
@@ -172,12 +174,12 @@ class Tracker:
         run = client.create_run(experiment_id, start_time=start_ms, run_name=name, tags={**tags, "harness.key": key})
         rid = run.info.run_id
         now = int((span[1] if span else time.time()) * 1000)
-        history = store.read_json(folder / paths.HISTORY) if (folder / paths.HISTORY).exists() else []
+        path = folder / paths.HISTORY
+        history = history_from_json(store.read_json(path)) if path.exists() else []
         # the scores over epochs under the record's names, so that the last step is the final score
         # (evaluations at fractional epochs share a rounded step with their neighbour: the later one wins)
-        by_step = {(metric, round(rec["epoch"])): float(rec[field]) for rec in history
-                   for metric, field in (("val_acc", "val"), ("test_acc", "test"), ("train_loss", "train_loss"),
-                                         ("lr", "lr"))}
+        by_step = {(metric, round(rec.epoch)): float(getattr(rec, metric)) for rec in history
+                   for metric in ("val_acc", "test_acc", "train_loss", "lr") if not math.isnan(getattr(rec, metric))}
         series = [Metric(metric, value, now, step) for (metric, step), value in by_step.items()]
         logged = {m.key for m in series}
         last = max((m.step for m in series), default=0)
@@ -201,15 +203,14 @@ class Tracker:
 
     def _mirror_base(self, folder: Path, task: Any, hp: BaseHparams) -> str | None:
         path = folder / paths.RESULT
-        result = store.read_result(path) or {}
-        seconds = float(result.get("seconds", 0.0))
+        result = BaseRecord.from_json(store.read_result(path) or {})
         return self._log(
             folder, task.name, run_name(f"base s{hp.seed}", hp.epochs_scale, hp.batch_size),
             params=flatten(hp) | task_params(task),
             tags={"harness.kind": "base", "harness.folder": str(folder), "seed": str(hp.seed)},
-            metrics={"val_acc": result["val_acc"], "test_acc": result["test_acc"], "seconds": seconds,
-                     **({"model_parameters": result["model_parameters"]} if "model_parameters" in result else {})},
-            artifacts={}, span=span(path, seconds, result.get("finished_at", 0.0)),
+            metrics={"val_acc": result.val_acc, "test_acc": result.test_acc, "seconds": result.seconds,
+                     **({"parameters": result.parameters} if result.parameters else {})},
+            artifacts={}, span=span(path, result.seconds, result.finished_at),
         )
 
     def start_study(self, folder: Path, task: Any, name: str, params: dict[str, Any]) -> str | None:

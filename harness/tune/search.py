@@ -40,7 +40,7 @@ from harness.core.protocol import DEFAULT_PRUNING, paper_retraining_times
 from harness.engine.experiment import Reporter, Runner
 from harness.storage import store
 from harness.storage.paths import HISTORY
-from harness.storage.record import CellRecord
+from harness.storage.record import CellRecord, history_from_json
 from harness.storage.store import give_file_mode
 from methods.pruning import PruningStrategy
 from methods.spec import Param, Retraining
@@ -444,9 +444,9 @@ class TrialReports(Reporter):
         def advance(done: int, record: dict[str, float]) -> None:
             self.listener.trial_step(done, record)
             if record:
-                self.report(done, record["val"])
+                self.report(done, record.val_acc)
                 if self.trial.should_prune():
-                    raise optuna.TrialPruned(f"validation {record['val']:.2f} after {done} steps")
+                    raise optuna.TrialPruned(f"validation {record.val_acc:.2f} after {done} steps")
 
         yield advance
 
@@ -458,8 +458,8 @@ class TrialReports(Reporter):
     def replay(self, history_path: Path, first_step: int, spe: int) -> None:
         """A cached cell's epochs, reported as steps since its first step."""
 
-        for record in store.read_json(history_path):
-            self.report(round(record["epoch"] * spe) - first_step, record["val"])
+        for record in history_from_json(store.read_json(history_path)):
+            self.report(round(record.epoch * spe) - first_step, record.val_acc)
 
     def note(self, message: str) -> None:
         pass  # "reusing base network": the search prepared it before the first trial
