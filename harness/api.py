@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
+from harness.core.metrics import metric_of
 from harness.core.protocol import DEFAULT_PRUNING, density_chain
 from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
 from harness.engine.experiment import Reporter, Runner
@@ -266,7 +267,8 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     runner.base(base)  # every paper rewind point, once, before any trial
     spe = runner.data(resolved).steps_per_epoch
     study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed,
-                              search.defaults(spec, resolved.epochs, searched, strategy))
+                              search.defaults(spec, resolved.epochs, searched, strategy),
+                              maximize=metric_of(resolved.metric).higher_is_better)
     s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, listener, strategy)
     listener.search_started(name, storage_label, len(study.trials),
                             ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import statistics as st
+from harness.core.metrics import metric_of
 from harness.core.registry import METHODS
 from harness.storage.store import atomic_write_bytes
 
@@ -50,8 +51,8 @@ def legend_name(method: str) -> str:
 
 
 def score_axis(ax: plt.Axes, metric: str) -> None:
-    """Accuracy is in percent: say so on the ticks."""
-    if metric == "accuracy":
+    """A metric in percent says so on the ticks."""
+    if metric_of(metric).unit == "%":
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=100, decimals=None))
 
 

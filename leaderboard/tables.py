@@ -24,8 +24,10 @@ def fmt(x: float, digits: int = 2) -> str:
 
 
 def ranking(best: pd.DataFrame, density: float) -> Table:
-    """Methods ranked by best-validated median test score at one density."""
-    at = best[np.isclose(best["density"], density)].sort_values("test_median", ascending=False)
+    """Methods ranked by best-validated median test score at one density (best first, in the direction
+    of the task's metric)."""
+    at = best[np.isclose(best["density"], density)]
+    at = at.assign(_worse=-st.signs(at) * at["test_median"]).sort_values("_worse", kind="stable")
     rows = [[str(i + 1), r["method"], fmt(r["test_median"]), f"{fmt(r['test_min'])}-{fmt(r['test_max'])}",
              f"{r['retraining_epochs']:g}", fmt(r["val_median"]), str(int(r["seeds"])), r["source"]]
             for i, (_, r) in enumerate(at.iterrows())]

@@ -92,6 +92,7 @@ from harness.analysis.signed_rank import hodges_lehmann, noether_units, signed_r
 from harness.analysis.signed_rank import smallest_p as smallest_p_units
 from harness.analysis.statistics import GROUP
 from harness.core.errors import HarnessError
+from harness.core.metrics import metric_of
 from methods.pruning import PRUNING, Prunes
 
 ALPHA = 0.05
@@ -120,7 +121,7 @@ class Paired:
     fractions: np.ndarray
     densities: np.ndarray  # descending
     seeds: np.ndarray
-    values: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]  # oriented by the metric's sign: higher is better
     bound: float  # the largest difference the metric allows
 
     def diff(self, method: str) -> np.ndarray:
@@ -157,19 +158,18 @@ def paired(group: pd.DataFrame, name: str, methods: tuple[str, ...] = REWINDING,
     f_index = {f: i for i, f in enumerate(fractions)}
     d_index = {d: i for i, d in enumerate(densities)}
     s_index = {s: i for i, s in enumerate(seeds)}
+    kind = metric_of(str(group["metric"].iloc[0]) if "metric" in group.columns else "accuracy")
     values = {}
     for m, r in per_method.items():
         r = r[r["fraction"].isin(f_index)]
         grid = np.full((len(fractions), len(densities), len(seeds)), np.nan)
         grid[r["fraction"].map(f_index).to_numpy(), r["density"].map(d_index).to_numpy(),
              r["seed"].astype(int).map(s_index).to_numpy()] = r[metric].to_numpy(dtype=float)
-        values[m] = grid
+        values[m] = kind.sign * grid  # oriented: a positive difference favours rewinding for any metric
     common = np.logical_and.reduce([~np.isnan(v) for v in values.values()])
     for v in values.values():
         v[~common] = np.nan  # a unit counts only where all three methods ran
-    kind = group["metric"].iloc[0] if "metric" in group.columns else "accuracy"
-    bound = 100.0 if kind in ("accuracy", "bleu") else np.inf
-    return Paired(name, np.array(fractions), densities, seeds, values, bound)
+    return Paired(name, np.array(fractions), densities, seeds, values, kind.span)
 
 
 def chosen_densities(group: pd.DataFrame, rule: str | Sequence[float]) -> tuple[np.ndarray, str]:

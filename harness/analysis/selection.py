@@ -10,14 +10,14 @@ from harness.storage.record import CellRecord
 
 
 def best_validated(rows: list[CellRecord]) -> dict[str, Any]:
-    """Among rows of one (method, density), the retraining time with the highest median validation
-    score over seeds, with the median, min and max of its test score."""
+    """Among rows of one (method, density), the retraining time with the best median validation score
+    over seeds (in the direction of their metric), with the median, min and max of its test score."""
     import pandas as pd
-
 
     table = pd.DataFrame({
         "retraining_epochs": [r.retraining_epochs for r in rows], "seed": [r.seed for r in rows],
         "val_acc": [r.val_acc for r in rows], "test_acc": [r.test_acc for r in rows],
+        "metric": [r.metric for r in rows],
     }).assign(task="", pruning="", schedule="", method="", density=1.0)
     best = statistics.best_validated(statistics.normalize(table)).iloc[0]
     return {"retraining_epochs": float(best["retraining_epochs"]), "val_median": float(best["val_median"]),

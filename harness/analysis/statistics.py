@@ -7,8 +7,9 @@ columns of ``read_csv``'s external results too):
 
     task, pruning, schedule, method, density, retraining_epochs, seed, val_acc, test_acc
 
-``val_acc`` and ``test_acc`` hold the task's metric (accuracy in %, BLEU for translation); higher
-is better. Optional columns: ``metric`` (``accuracy`` or ``bleu``), ``source`` (a label shown in the
+``val_acc`` and ``test_acc`` hold the task's metric (accuracy in %, BLEU for translation), better in
+the direction the metric declares (``harness.core.metrics``). Optional columns: ``metric`` (a
+registered metric's name; default ``accuracy``), ``source`` (a label shown in the
 tables), ``T`` (the schedule's epochs; inferred as the longest retraining time of the task when
 absent), ``target_density`` (what was asked for; ``density`` is what pruning reached),
 ``unpruned_val_acc`` and ``unpruned_test_acc`` (the base network's), ``flops`` and ``dense_flops``.
@@ -24,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from harness.core.errors import DamagedFile, HarnessError
+from harness.core.metrics import metric_of
 from harness.core.protocol import SCHEDULES
+from harness.core.registry import METRICS
 from harness.storage.record import CellRecord
 from harness.storage.store import Store, read_record
 
@@ -34,7 +37,6 @@ OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpr
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
-METRICS = ("accuracy", "bleu")
 MAX_SEED = 2**32 - 1  # as a study's seeds
 
 
@@ -206,18 +208,22 @@ def check(df: pd.DataFrame) -> pd.DataFrame:
     if bad_schedule.any():
         raise HarnessError(f"unknown schedule {df.loc[bad_schedule, 'schedule'].iloc[0]!r} in "
                            f"{rows_of(bad_schedule, origin)}; valid: {', '.join(SCHEDULES)}")
-    bad_metric = ~df["metric"].isin(METRICS)
+    bad_metric = ~df["metric"].isin(METRICS.names())
     if bad_metric.any():
         raise HarnessError(f"unknown metric {df.loc[bad_metric, 'metric'].iloc[0]!r} in {rows_of(bad_metric, origin)};"
-                           f" valid: {', '.join(METRICS)}")
+                           f" valid: {', '.join(METRICS.names())}")
     for task, group in df[df["metric"] == "accuracy"].groupby("task"):
         if (group[["val_acc", "test_acc"]] <= 1).all().all():
             raise HarnessError(f"task {task}: every accuracy is at most 1, so it looks like a fraction; accuracy is "
                                "in percent (0-100): multiply by 100")
-    bad_range = (df["metric"] == "accuracy") & ~(df[["val_acc", "test_acc"]].ge(0).all(axis=1)
-                                                  & df[["val_acc", "test_acc"]].le(100).all(axis=1))
-    if bad_range.any():
-        raise HarnessError(f"accuracy outside 0-100 in {rows_of(bad_range, origin)}; accuracy is in percent")
+    for name, rows in df.groupby("metric"):
+        metric = metric_of(str(name))
+        scores = rows[["val_acc", "test_acc"]]
+        bad_range = ~(scores.ge(metric.low).all(axis=1) & scores.le(metric.high).all(axis=1))
+        if bad_range.any():
+            raise HarnessError(f"{metric.label or metric.name} outside {metric.low:g}-{metric.high:g} in "
+                               f"{rows_of(bad_range.reindex(df.index, fill_value=False), origin)}; "
+                               f"{metric.name} is in {metric.unit}")
     dup = df.duplicated([*CELL, "seed"], keep=False)
     if dup.any():
         raise HarnessError(f"the same cell and seed appears more than once: {rows_of(dup, origin)}; give each "
@@ -252,16 +258,24 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(test_median=("test_acc", "median"), test_min=("test_acc", "min"), test_max=("test_acc", "max"),
                 val_median=("val_acc", "median"), val_min=("val_acc", "min"), val_max=("val_acc", "max"),
                 seeds=("seed", "nunique"), fraction=("fraction", "first"), compression=("compression", "first"),
-                target_density=("target_density", "first"), source=("source", "first"))
+                target_density=("target_density", "first"), source=("source", "first"),
+                metric=("metric", "first"))
     return out.reset_index()
 
 
+def signs(frame: pd.DataFrame) -> pd.Series:
+    """Per row, +1 where its metric is higher-is-better and -1 where lower is (``harness.core.metrics``):
+    ``signs(frame) * score`` is higher-is-better for every metric."""
+    return frame["metric"].map(lambda name: metric_of(str(name)).sign).astype(float)
+
+
 def best_validated(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, pruning, schedule, method, density): the retraining time with the highest median
+    """Per (task, pruning, schedule, method, density): the retraining time with the best median
     validation score (ties: the shorter, cheaper one), reported with its test score."""
-    s = summarize(df).sort_values([*CURVE, "val_median", "retraining_epochs"],
-                                  ascending=[True] * len(CURVE) + [False, True])
-    return s.groupby(CURVE, sort=True).head(1).sort_values(CURVE).reset_index(drop=True)
+    s = summarize(df)
+    s["_worse"] = -signs(s) * s["val_median"]
+    s = s.sort_values([*CURVE, "_worse", "retraining_epochs"])
+    return s.groupby(CURVE, sort=True).head(1).drop(columns="_worse").sort_values(CURVE).reset_index(drop=True)
 
 
 def unpruned(df: pd.DataFrame) -> pd.Series:
@@ -287,13 +301,15 @@ def unpruned_bases(df: pd.DataFrame) -> list[tuple[str, float, float]]:
 
 
 def pareto_frontier(points: pd.DataFrame, x: str = "compression", y: str = "test_median") -> pd.DataFrame:
-    """The points no other point beats on both ``x`` and ``y`` (higher is better on both)."""
-    ordered = points.sort_values([x, y], ascending=[False, False])
+    """The points no other point beats on both ``x`` and ``y`` (higher ``x`` is better; ``y`` is better
+    in its metric's direction)."""
+    oriented = points.assign(_y=signs(points) * points[y] if "metric" in points else points[y])
+    ordered = oriented.sort_values([x, "_y"], ascending=[False, False])
     keep, best = [], -np.inf
     for index, row in ordered.iterrows():
-        if row[y] > best:
+        if row["_y"] > best:
             keep.append(index)
-            best = row[y]
+            best = row["_y"]
     return points.loc[keep].sort_values(x).reset_index(drop=True)
 
 
@@ -320,8 +336,9 @@ def compression_at_drop(df: pd.DataFrame, drop: float) -> pd.DataFrame:
     for (task, pruning, schedule), group in best.groupby(GROUP):
         if task not in base.index:
             continue
-        ok = group[group["test_median"] >= base[task] - drop]
-        top = ok.sort_values(["compression", "test_median"], ascending=False).head(1)
+        oriented = group.assign(_y=signs(group) * group["test_median"])
+        ok = oriented[oriented["_y"] >= signs(group) * base[task] - drop]
+        top = ok.sort_values(["compression", "_y"], ascending=False).head(1)
         rows.append({"task": task, "pruning": pruning, "schedule": schedule, "drop": drop,
                      "unpruned": base[task],
                      "compression": float(top["compression"].iloc[0]) if len(top) else np.nan,
@@ -350,7 +367,8 @@ def performance_profile(best: pd.DataFrame, gaps: Iterable[float] | None = None)
     within ``gap`` points of the best method's there (a performance profile, as AlgoPerf summarizes
     many workloads). A method missing from a cell counts as not within any gap."""
     cell = ["task", "pruning", "schedule", "density"]
-    score = best.pivot_table(index=cell, columns="method", values="test_median", aggfunc="first")
+    score = best.assign(_y=signs(best) * best["test_median"]).pivot_table(index=cell, columns="method", values="_y",
+                                                                         aggfunc="first")
     behind = score.max(axis=1).to_numpy()[:, None] - score.to_numpy()
     rows = []
     for gap in gaps if gaps is not None else PROFILE_GAPS:

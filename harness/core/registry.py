@@ -84,6 +84,7 @@ TASKS: Registry[Callable[[], Any]] = Registry("task")  # name -> a factory of ta
 METHODS: Registry[Retraining] = Registry("method")
 PRUNING: Registry[PruningStrategy] = Registry("pruning strategy")
 RECIPES: Registry[Recipe] = Registry("recipe")
+METRICS: Registry[Any] = Registry("metric")  # name -> harness.core.metrics.Metric
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor")  # name -> (WorkerContext, ExecutorOptions) -> Executor
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from statistics import median
 from typing import Any
 
+from harness.core.metrics import metric_of
 from tasks.spec import TASKS, get_task
 
 POINTS = 5.0  # how far under the documented score a base network is called under-trained
@@ -24,12 +25,17 @@ def undertrained(bases: Iterable[tuple[str, float, float | None]]) -> list[str]:
             scores.setdefault((task, float(scale)), []).append(float(score))
     warnings = []
     for (task, scale), values in sorted(scores.items()):
-        documented = get_task(task).documented_unpruned if task in TASKS else None
-        if documented is None or median(values) >= documented - POINTS:
+        spec = get_task(task) if task in TASKS else None
+        documented = spec.documented_unpruned if spec is not None else None
+        if documented is None:
+            continue
+        behind = metric_of(spec.metric).sign * (documented - median(values))  # points worse than documented
+        if behind <= POINTS:
             continue
         schedule = f" at --epochs-scale {scale:g}" if scale != 1.0 else ""
+        worse = "under" if metric_of(spec.metric).higher_is_better else "over"
         warnings.append(f"warning: the base network of {task}{schedule} is under-trained: unpruned test "
-                        f"{median(values):.2f}, {documented - median(values):.1f} points under the documented "
+                        f"{median(values):.2f}, {behind:.1f} points {worse} the documented "
                         f"{documented:g}; methods that train longer can beat it, so rankings here are not "
                         "the paper's")
     return warnings

@@ -506,14 +506,16 @@ def defaults(method: Retraining, T: float, searched: Mapping[str, BaseDistributi
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, pruner: optuna.pruners.BasePruner,
-               sampler_seed: int | None, first_trial: Mapping[str, float]) -> optuna.Study:
+               sampler_seed: int | None, first_trial: Mapping[str, float], maximize: bool = True) -> optuna.Study:
     """Create the study, or load it; a study of that name made for another search is an error.
 
     The process that creates the study queues ``first_trial`` (the method's defaults), so the search
-    never reports worse than them; only it does, so processes starting together queue it once."""
+    never reports worse than them; only it does, so processes starting together queue it once.
+    ``maximize``: whether the task's metric is higher-is-better (``harness.core.metrics``)."""
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner,
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize" if maximize else "minimize",
+                                    pruner=pruner,
                                     sampler=sampler)
         study.enqueue_trial(dict(first_trial), user_attrs={"defaults": True})
     except optuna.exceptions.DuplicatedStudyError:
