@@ -13,10 +13,9 @@ import pytest
 
 from harness.analysis import statistics as st
 from harness.cli.app import main
-from harness.core.metrics import Metric, register_metric
 from harness.core.registry import METRICS, TASKS
 from harness.data.tensor_data import TensorData
-from harness.extend import identified_as, register_task
+from harness.extend import Metric, identified_as, register_metric, register_task
 from tasks import mnist1d
 from tasks.spec import get_task
 from tests.conftest import QUICK
