@@ -75,7 +75,7 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
         shapes = [{"level": k} for k in (level or [1])]
     else:
         chain = density_chain(strategy.density_for(given, density), rounds, iterative)
-        shapes = [{"densities": chain[:r]} for r in range(1, len(chain) + 1)]
+        shapes = [{"densities": chain[:r], "iterative": iterative} for r in range(1, len(chain) + 1)]
     cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size,
                                         compute=compute),
                             choice.method, t, **shape, pruning=pruning, pruning_params=params,

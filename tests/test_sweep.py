@@ -384,3 +384,18 @@ def test_a_ray_sweep_that_loses_a_node_retries_its_jobs_elsewhere_and_equals_the
     assert summary["executed_epochs"] <= summary["minimal_epochs"] == pytest.approx(MINIMAL)
     print(f"jobs retried: {len(retried)} ({', '.join(sorted(retried))}); epochs executed by finished attempts "
           f"{summary['executed_epochs']:.2f}, minimal {MINIMAL:.2f}")
+
+
+def test_an_iterative_chains_first_round_is_reported_iterative_and_computed_once(tmp_path):
+    """A one-shot cell at 0.8 and an iterative chain's first round (also 0.8) are one computation, stored
+    once; each is reported under the schedule it declares, so the iterative group keeps its first round."""
+    study = tmp_path / "both.yaml"
+    study.write_text("task: mnist1d\nepochs_scale: 0.1\nmethods: [lr-rewinding]\nretrain_epochs: [1.5]\n"
+                     "densities: [0.8, 0.64]\nschedules: [one-shot, iterative]\nseeds: 1\n")
+    store = tmp_path / "store"
+    report = run_study(load_study(str(study)), Store(store), InProcess(WorkerContext(str(store))), Listener())
+    rows = {(r.schedule, r.round, round(r.target_density, 2)): r.run for r in report.rows}
+    assert set(rows) == {("one-shot", 1, 0.8), ("one-shot", 1, 0.64), ("iterative", 1, 0.8), ("iterative", 2, 0.64)}
+    assert rows[("iterative", 1, 0.8)] == rows[("one-shot", 1, 0.8)]  # one folder
+    assert len(list((tmp_path / "store" / "retrain").glob("*/result.json"))) == 3
+    assert report.executed_epochs == pytest.approx(3 + 3 * 1.5)  # the base, then three cells of 1.5 epochs

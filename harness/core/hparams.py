@@ -81,6 +81,9 @@ class RetrainHparams:
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
     variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`
     pruning_params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
+    # declared, not inferred from the round: an iterative chain's first round is iterative. Not part of the
+    # name, since a one-shot run to a density and that first round are one computation (``computation``)
+    iterative: bool = False
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> RetrainHparams:
@@ -98,10 +101,20 @@ class RetrainHparams:
         was one kind, with the configuration under ``structured``; they keep that name, and so their
         folders."""
         out = non_defaults(self)
+        out.pop("iterative", None)
         if self.structured:
             out.pop("pruning", None)
             out["structured"] = self.pruning
         return out
+
+    @property
+    def schedule(self) -> str:
+        return "iterative" if self.iterative or self.round > 1 else "one-shot"
+
+    @property
+    def computation(self) -> RetrainHparams:
+        """The cell as the store holds it: one-shot and iterative cells of one chain are one folder."""
+        return dataclasses.replace(self, iterative=False) if self.iterative else self
 
     @property
     def structured(self) -> bool:

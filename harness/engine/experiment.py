@@ -362,7 +362,7 @@ class Runner:
                     self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
                                        f"threads were part of a cell's name (now {self.threads}); delete {folder} "
                                        "to recompute it")
-                results[hp] = record
+                results[hp] = replace(record, schedule=hp.schedule)  # the schedule this cell declares
                 self._mirror_retrain(folder, task, hp)
             else:
                 pending.append(hp)
@@ -459,7 +459,7 @@ class Runner:
             run=folder.name, task=hp.base.task, seed=hp.base.seed, epochs_scale=hp.base.epochs_scale,
             batch_size=hp.base.batch_size, method=hp.method, variant=hp.variant,
             method_params=dict(hp.method_params), pruning=hp.pruning, pruning_params=dict(hp.pruning_params),
-            schedule="iterative" if hp.round > 1 else "one-shot", round=hp.round,
+            schedule=hp.schedule, round=hp.round,
             target_density=hp.density, densities=hp.densities, level=hp.level if hp.structured else None,
             density=masks.density(mask), compression_ratio=masks.compression_ratio(mask),
             remaining_weights=masks.remaining(mask), prunable_weights=masks.total(mask),

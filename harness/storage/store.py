@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import io
@@ -290,11 +291,13 @@ class Store:
         return read_result(folder / RESULT), missing_checkpoints(folder, steps)
 
     def cell_result(self, hp: RetrainHparams) -> CellRecord | None:
-        """A cell's record as planning sees it: None while absent or damaged."""
+        """A cell's record as planning sees it (under the schedule the cell declares: a one-shot cell and an
+        iterative chain's first round share a folder): None while absent or damaged."""
         try:
-            return read_record(self.retrain_dir(hp) / RESULT)
+            record = read_record(self.retrain_dir(hp) / RESULT)
         except DamagedFile:
             return None
+        return dataclasses.replace(record, schedule=hp.schedule) if record is not None else None
 
     @staticmethod
     def write_hparams(folder: Path, hp: Any) -> None:

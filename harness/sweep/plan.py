@@ -63,8 +63,9 @@ def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
 
 
 def plan(cells: list[RetrainHparams]) -> list[Job]:
-    """Jobs in an order that respects their dependencies."""
-    every = with_dependencies(cells)
+    """Jobs in an order that respects their dependencies (a one-shot cell and the first round of an
+    iterative chain to the same density are one computation, computed once)."""
+    every = list(dict.fromkeys(hp.computation for hp in with_dependencies(cells)))
     for hp in every:
         check_cell(hp, "densities")
     T_of = {b: get_task(b.task).resolved(b).epochs for b in {hp.base for hp in every}}

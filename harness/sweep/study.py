@@ -144,7 +144,8 @@ class Study:
         fixed = strategy.density_for(dict(kind.params), None)
         for schedule in self.schedules:
             for d in [fixed] if fixed is not None else self.target_densities():
-                yield {**common, "densities": density_chain(d, iterative=schedule == "iterative")}
+                yield {**common, "densities": density_chain(d, iterative=schedule == "iterative"),
+                       "iterative": schedule == "iterative"}
 
 
 # -- reading a study --------------------------------------------------------------------------
