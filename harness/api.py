@@ -24,8 +24,9 @@ from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.core.metrics import metric_of
 from harness.core.protocol import DEFAULT_PRUNING, density_chain
 from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
-from harness.engine.experiment import Reporter, Runner
 from harness.engine.gate import check_cell
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage.record import CellRecord
 from harness.storage.store import Store
 from harness.sweep import variants
@@ -221,6 +222,8 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     from harness.storage import paths
     from harness.tracking.mirror import tracker_for
     from harness.tune import search
+    from harness.tune import space as tune_space
+    from harness.tune import storage as tune_storage
     from methods.pruning import Target, get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
@@ -245,15 +248,15 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
                    density=None if strategy.fixed_density is not None else density)
     # the gate, on the cell every trial shares but its searched values (their ranges are parse_space's)
     check_cell(RetrainHparams(base, method, resolved.epochs / 2, (density,), pruning=pruning))
-    searched, fixed = search.parse_space(spec, resolved.epochs, list(space), strategy)
-    config = search.Config(method, task, density, search_seed, epochs_scale, batch_size,
-                           tuple(sorted(search.describe_space(searched).items())), tuple(sorted(fixed.items())),
+    searched, fixed = tune_space.parse_space(spec, resolved.epochs, list(space), strategy)
+    config = tune_storage.Config(method, task, density, search_seed, epochs_scale, batch_size,
+                           tuple(sorted(tune_space.describe_space(searched).items())), tuple(sorted(fixed.items())),
                            pruning, base.compute)
     name = study_name or config.default_name()
     results_store = Store(store)
     results_store.check_writable()
-    search.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
-    optuna_storage, storage_label = search.open_storage(storage, Path(journal) if journal else None,
+    tune_storage.make_pruner(pruner, 1)  # a bad name fails here, before any storage is made or training
+    optuna_storage, storage_label = tune_storage.open_storage(storage, Path(journal) if journal else None,
                                                         paths.optuna_db(results_store.root))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
@@ -266,18 +269,18 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     started = time.time()
     runner.base(base)  # every paper rewind point, once, before any trial
     spe = runner.data(resolved).steps_per_epoch
-    study = search.open_study(optuna_storage, name, config, search.make_pruner(pruner, spe), sampler_seed,
-                              search.defaults(spec, resolved.epochs, searched, strategy),
+    study = tune_storage.open_study(optuna_storage, name, config, tune_storage.make_pruner(pruner, spe), sampler_seed,
+                              tune_space.defaults(spec, resolved.epochs, searched, strategy),
                               maximize=metric_of(resolved.metric).higher_is_better)
     s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, listener, strategy)
     listener.search_started(name, storage_label, len(study.trials),
-                            ", ".join(f"{k} {v}" for k, v in search.describe_space(searched).items())
+                            ", ".join(f"{k} {v}" for k, v in tune_space.describe_space(searched).items())
                             + "".join(f", {k} = {v:g}" for k, v in fixed.items()), trials)
     try:  # a stop leaves the interrupted trial to be queued again by the next call (tune.Search)
         s.run(timeout=timeout)
     finally:
         listener.search_ended()
-    best = search.best_trial(study)
+    best = tune_storage.best_trial(study)
     # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
     eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
                          reporter or Reporter(), bf16=bf16, threads=threads)
@@ -289,7 +292,7 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
             **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
     result = TuneResult(s, best, rows, name, storage_label, None, tracker, 0.0)
     if save_as is not None:
-        method_values, pruning_values, t = search.split_values(result.values)
+        method_values, pruning_values, t = tune_space.split_values(result.values)
         # a variant is a method: the strategy's parameters found with it are kept in its origin
         variant = variants.Variant(save_as, spec.name, spec.overrides(method_values), t / resolved.epochs,
                                    origin={"study": name, "storage": storage_label, "trial": best.number,

@@ -4,7 +4,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import Runner
+from harness.engine.runner import Runner
 from harness.storage.store import Store, load
 from methods.gradual import CubicSchedule, Gradual, cubic_sparsity
 from methods.spec import get_method

@@ -15,7 +15,8 @@ import torch
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import STORED_BEFORE, task_fingerprint
-from harness.engine.experiment import Reporter, Runner
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage.store import Store
 from tasks.spec import TASKS, get_task
 

@@ -137,7 +137,7 @@ def test_the_chromium_check_catches_a_broken_page(site, tmp_path):
 
 def test_leaderboard_command_reads_the_store_and_external_csv(tmp_path):
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
 
     runner = Runner(Store(tmp_path / "store"))
@@ -172,7 +172,7 @@ def processes_with(text: str) -> list[int]:
 def tracked_store(tmp_path_factory) -> Path:
     """A store with one trained cell mirrored to its sqlite MLflow store."""
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
     from harness.tracking.mirror import Tracker, default_uri
 
@@ -281,7 +281,7 @@ def test_one_search_cost_panel_when_both_criteria_pick_the_same_density():
 def test_ui_killed_by_sigkill_takes_its_server(tmp_path):
     """SIGKILL reaches no handler: the MLflow server goes because the kernel tells it its parent died."""
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
     from harness.tracking.mirror import Tracker, default_uri
 

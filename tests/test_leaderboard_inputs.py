@@ -41,7 +41,7 @@ def leaderboard(*args: str):
 def test_a_store_mixing_a_full_schedule_run_with_a_scaled_one_builds(tmp_path):
     """Neither group reaches its unpruned accuracy at density 0.02: the table says so instead of crashing."""
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
 
     runner = Runner(Store(tmp_path / "store"))
@@ -102,7 +102,7 @@ def test_csv_reads_only_what_it_is_given_and_labels_its_source(tmp_path, monkeyp
 def test_a_read_only_store_gets_one_line_suggesting_out(tmp_path):
     """Root ignores permission bits: as root, the command runs without the capability that lets it."""
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
 
     store = tmp_path / "store"

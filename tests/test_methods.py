@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import Runner, init_model, starting_weights
+from harness.engine.runner import Runner, init_model, starting_weights
 from harness.engine.train import train
 from harness.storage.store import Store, load
 from methods.spec import get_method

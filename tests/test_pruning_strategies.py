@@ -14,10 +14,10 @@ from harness.core.canonical import content_hash
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams, RetrainHparams
 from harness.core.masks import full_mask
-from harness.engine.experiment import Runner
+from harness.engine.runner import Runner
 from harness.storage.store import Store
 from harness.sweep.plan import plan
-from harness.tune.search import declared_space, split_values
+from harness.tune.space import declared_space, split_values
 from methods.pruning import PRUNING, Prunes, Target, get_pruning
 from methods.semi_structured import groups_of
 from methods.spec import get_method

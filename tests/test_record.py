@@ -8,7 +8,7 @@ import pytest
 
 from harness.analysis import statistics
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import Runner
+from harness.engine.runner import Runner
 from harness.storage.record import CellRecord
 from harness.storage.store import Store, read_record
 

@@ -11,7 +11,7 @@ import torch
 
 from harness.core.canonical import content_hash
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import Runner
+from harness.engine.runner import Runner
 from harness.storage.store import Store
 from harness.sweep.plan import plan
 from methods.lr import Compressed, LinearDecay, OneCycle
@@ -166,10 +166,10 @@ def test_wherever_the_plan_shares_a_prefix_the_bits_equal_a_cell_run_alone(tmp_p
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_a_search_explores_what_each_method_declares(name):
-    from harness.tune import search as tune
+    from harness.tune import space as tune_space
 
     method = get_method(name)
-    searched, fixed = tune.parse_space(method, 30.0, [])
+    searched, fixed = tune_space.parse_space(method, 30.0, [])
     assert set(searched) == {"t"} | {n for n, p in method.params.items() if p.searchable} and not fixed
 
 

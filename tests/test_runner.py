@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import Reporter, Runner
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage.store import Store, load
 from tests.conftest import QUICK
 

@@ -94,7 +94,7 @@ def test_search_cost_curve_at_one_density():
 
 def test_store_and_mlflow_give_the_same_table(tmp_path):
     from harness.core.hparams import BaseHparams, RetrainHparams
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
     from harness.storage.store import Store
     from harness.tracking.mirror import Tracker
 

@@ -102,7 +102,7 @@ def test_rerun_of_a_finished_study_trains_nothing(reference, study_file):
 
 def test_shared_prefix_cells_equal_cells_run_alone(study_file, tmp_path):
     """fine-tuning and reinit at t = 1.5 are read off the t = 3 run; run alone, they are bit-identical."""
-    from harness.engine.experiment import Runner
+    from harness.engine.runner import Runner
 
     study = load_study(str(study_file))
     groups = [j for j in plan(study.cells()) if len(j.cells) > 1]

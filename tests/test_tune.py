@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from harness.cli.app import app
 from harness.core.errors import HarnessError
-from harness.tune import search as tune
+from harness.tune import space as tune_space
+from harness.tune import storage as tune_storage
 from methods.spec import get_method
 from tests.conftest import QUICK
 from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
@@ -58,14 +59,14 @@ def test_each_method_declares_its_space_and_list_space_prints_it():
     scaled = harness("tune", "--list-space", "gradual", "mnist1d", "--epochs-scale", "0.2")
     assert scaled.exit_code == 0, scaled.output
     assert "(T = 6, --epochs-scale 0.2)" in scaled.output and "one of 0.6, 1.2," in scaled.output
-    searched, fixed = tune.parse_space(get_method("fine-tuning"), 30.0, [])
+    searched, fixed = tune_space.parse_space(get_method("fine-tuning"), 30.0, [])
     assert set(searched) == {"lr_scale", "t"} and fixed == {}
     assert searched["lr_scale"].log and searched["t"].choices == tuple(float(3 * k) for k in range(1, 11))
 
 
 def test_space_entries_narrow_the_declared_space():
     method = get_method("gradual")
-    searched, fixed = tune.parse_space(method, 30.0, ["span=0.2:0.6", "every=5,50", "t=15", "begin=0"])
+    searched, fixed = tune_space.parse_space(method, 30.0, ["span=0.2:0.6", "every=5,50", "t=15", "begin=0"])
     assert (searched["span"].low, searched["span"].high) == (0.2, 0.6)
     assert searched["every"].choices == (5.0, 50.0)
     assert fixed == {"t": 15.0, "begin": 0.0} and set(searched) == {"span", "every"}
@@ -324,12 +325,12 @@ def test_a_stop_signal_ends_a_search_whatever_the_sigint_it_inherited_and_the_re
 
 
 def test_open_storage_names_what_it_opened(tmp_path):
-    _, label = tune.open_storage(None, None, tmp_path / "optuna.db")
+    _, label = tune_storage.open_storage(None, None, tmp_path / "optuna.db")
     assert label == f"sqlite:///{tmp_path / 'optuna.db'}"
-    _, label = tune.open_storage(None, tmp_path / "j" / "study.log", tmp_path / "x.db")
+    _, label = tune_storage.open_storage(None, tmp_path / "j" / "study.log", tmp_path / "x.db")
     assert label == f"journal {tmp_path / 'j' / 'study.log'}"
     with pytest.raises(HarnessError, match="not a database URL"):
-        tune.open_storage("file.db", None, tmp_path / "x.db")
+        tune_storage.open_storage("file.db", None, tmp_path / "x.db")
 
 
 # -- PostgreSQL, when this machine has it --------------------------------------------------------

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.cli.display import err
 from harness.core.errors import DamagedFile, HarnessError, StoreFault
-from harness.engine.experiment import Reporter
+from harness.engine.reporter import Reporter
 
 # Options shared by several commands
 EpochsScale = Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")]

@@ -37,7 +37,8 @@ from harness.core.hparams import Compute
 from harness.core.protocol import DEFAULT_PRUNING
 from harness.engine import undertrained
 from harness.engine.checks import check_device
-from harness.engine.experiment import Reporter, Runner
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage.record import CellRecord
 from harness.storage.store import Store
 from harness.sweep.study import MAX_SEED

@@ -30,7 +30,7 @@ from harness.core.errors import HarnessError
 from harness.core.hparams import Compute
 from harness.engine import undertrained
 from harness.engine.checks import check_device
-from harness.engine.experiment import Reporter
+from harness.engine.reporter import Reporter
 from harness.storage.store import Store
 from harness.sweep import variants
 from harness.sweep.driver import Listener

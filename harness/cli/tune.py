@@ -61,7 +61,7 @@ class TuneDisplay:
         self.bar.update(self.trial_task, completed=done, **status)
 
     def trial_finished(self, trial: Any, study: Any) -> None:
-        from harness.tune.search import trial_counts
+        from harness.tune.storage import trial_counts
 
         c = trial_counts(study)
         done = c["complete"] + c["pruned"]
@@ -92,7 +92,7 @@ class TuneDisplay:
 
 
 def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
-    from harness.tune.search import declared_space, describe_space, distribution
+    from harness.tune.space import declared_space, describe_space, distribution
     from methods.pruning import get_pruning
     from methods.spec import get_method
     from tasks.spec import get_task
@@ -190,7 +190,7 @@ def tune(
 
 
 def show_tune(result: Any) -> None:
-    from harness.tune.search import default_trial, trial_counts
+    from harness.tune.storage import default_trial, trial_counts
 
     s, best, rows = result.search, result.best, result.rows
     c = trial_counts(s.study)

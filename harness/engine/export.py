@@ -20,7 +20,7 @@ from torch import nn
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams
 from harness.core.masks import Mask
-from harness.engine.experiment import stored_weights
+from harness.engine.integrity import stored_weights
 from harness.storage import paths, store
 from harness.storage.record import CellRecord
 from methods.compaction import compact

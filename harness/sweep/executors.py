@@ -26,7 +26,8 @@ from harness.core.errors import DamagedFile, HarnessError, StoreFault
 from harness.core.hparams import Compute
 from harness.core.registry import EXECUTORS
 from harness.core.signals import die_with_parent
-from harness.engine.experiment import Reporter, Runner
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage.store import Store
 from harness.sweep import reaper
 from harness.sweep.plan import Job

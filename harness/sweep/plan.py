@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.core.canonical import content_hash
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.experiment import base_checkpoint_steps
+from harness.engine.checkpoints import base_checkpoint_steps
 from harness.engine.gate import check_cell
 from harness.storage.paths import RESULT
 from harness.storage.store import Store, intact_result

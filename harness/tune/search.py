@@ -16,12 +16,9 @@ retraining time t at one density, maximizing validation accuracy on one seed:
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,216 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from harness.core import signals
-from harness.core.canonical import content_hash
 from harness.core.errors import HarnessError
-from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
-from harness.core.protocol import DEFAULT_PRUNING, paper_retraining_times
-from harness.engine.experiment import Reporter, Runner
+from harness.core.hparams import BaseHparams, RetrainHparams
+from harness.engine.reporter import Reporter
+from harness.engine.runner import Runner
 from harness.storage import store
 from harness.storage.paths import HISTORY
 from harness.storage.record import CellRecord, history_from_json
-from harness.storage.store import give_file_mode
+from harness.tune.space import T_NAME, split_values, suggest
+from harness.tune.storage import FINISHED, OBJECTIVE
 from methods.pruning import PruningStrategy
-from methods.spec import Param, Retraining
-
-T_NAME = "t"  # the retraining time, searched next to the method's own parameters
-PRUNING_PREFIX = "pruning."  # the pruning strategy's parameters, searched under pruning.NAME
-STORAGE_ATTEMPTS = 3
-HEARTBEAT_S = 30  # RDB storages: a trial silent for 2x this is failed, and run again by the next process
-RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-OPTUNA_PRUNERS = ("median", "hyperband", "none")
-OBJECTIVE = "val_acc"  # the record's name for validation accuracy, in Optuna as in MLflow
-
-
-# -- the search space -------------------------------------------------------------------------------
-
-
-def distribution(param: Param) -> BaseDistribution:
-    if param.choices:
-        return CategoricalDistribution(param.choices)
-    if param.integer:
-        return IntDistribution(int(param.low), int(param.high), log=param.log)
-    return FloatDistribution(param.low, param.high, log=param.log)
-
-
-def retrain_time_param(method: Retraining, T: float) -> Param:
-    """t as a search dimension: the paper's ten times over (0, T], each one a stored rewind point.
-    The default is the one closest to T/2, `harness run`'s default."""
-    times = tuple(paper_retraining_times(T))
-    default = min(times, key=lambda t: (abs(t - T / 2), t))
-    return Param(default, help="retraining epochs", choices=times)
-
-
-def declared_space(method: Retraining, T: float, pruning: PruningStrategy | None = None) -> dict[str, Param]:
-    """What a search over ``method`` explores unless told otherwise: its searchable parameters, those of
-    the pruning strategy (``pruning.NAME``), and t."""
-    space = {n: p for n, p in method.params.items() if p.searchable}
-    if pruning is not None:
-        space |= {PRUNING_PREFIX + n: p for n, p in pruning.params.items() if p.searchable}
-    return {**space, T_NAME: retrain_time_param(method, T)}
-
-
-def split_values(values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], float]:
-    """A trial's values as (the method's parameters, the strategy's parameters, t)."""
-    method = {k: v for k, v in values.items() if k != T_NAME and not k.startswith(PRUNING_PREFIX)}
-    pruning = {k[len(PRUNING_PREFIX):]: v for k, v in values.items() if k.startswith(PRUNING_PREFIX)}
-    return method, pruning, float(values[T_NAME])
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise HarnessError(f"--space {what}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise HarnessError(f"--space {what}: {text!r} is not a finite number")
-    return value
-
-
-def _within(method: Retraining, T: float, name: str, param: Param, entry: str, value: float) -> float:
-    """A value of a --space entry, inside what the method declares valid for it."""
-    if name == T_NAME:
-        if value <= 0:
-            raise HarnessError(f"--space {entry!r}: t must be > 0")
-        method.validate(T, value)
-        return value
-    try:
-        return Param(param.default, param.low, param.high, param.log, param.integer).check(method.name, name, value)
-    except HarnessError as e:
-        raise HarnessError(f"--space {entry!r}: {e}") from None
-
-
-def parse_space(
-    method: Retraining, T: float, entries: Sequence[str], pruning: PruningStrategy | None = None
-) -> tuple[dict[str, BaseDistribution], dict[str, float]]:
-    """The declared space narrowed by ``--space`` entries: NAME=LOW:HIGH (a range inside the declared
-    one), NAME=A,B,C (choices) or NAME=VALUE (fixed). Returns (searched dimensions, fixed values)."""
-    declared = declared_space(method, T, pruning)
-    searched: dict[str, BaseDistribution] = {n: distribution(p) for n, p in declared.items()}
-    fixed: dict[str, float] = {}
-    valid = ", ".join(declared)
-    for entry in entries:
-        name, sep, text = entry.partition("=")
-        name = name.strip()
-        if not sep or not text.strip():
-            raise HarnessError(f"--space {entry!r}: expected NAME=LOW:HIGH, NAME=A,B,C or NAME=VALUE; "
-                               f"searchable: {valid}")
-        if name not in declared:
-            raise HarnessError(f"--space {entry!r}: {method.name} has no searchable parameter {name!r}; "
-                               f"searchable: {valid}")
-        param = declared[name]
-
-        def check(x: str, entry: str = entry, name: str = name, param: Param = param) -> float:
-            return _within(method, T, name, param, entry, _number(x, entry))
-
-        if ":" in text:
-            low, high = (check(x) for x in text.split(":", 1))
-            if not low < high:
-                raise HarnessError(f"--space {entry!r}: low must be below high")
-            if name == T_NAME:
-                searched[name] = FloatDistribution(low, high)
-            elif param.integer:
-                searched[name] = IntDistribution(int(low), int(high), log=param.log)
-            else:
-                searched[name] = FloatDistribution(low, high, log=param.log)
-        elif "," in text:
-            choices = tuple(dict.fromkeys(check(x) for x in text.split(",")))
-            searched[name] = CategoricalDistribution(choices)
-        else:
-            fixed[name] = check(text)
-            searched.pop(name)
-    if not searched:
-        raise HarnessError(f"--space fixes every dimension of {method.name}; nothing is left to search "
-                           f"(searchable: {valid})")
-    return searched, fixed
-
-
-def describe_space(searched: Mapping[str, BaseDistribution]) -> dict[str, str]:
-    def one(d: BaseDistribution) -> str:
-        if isinstance(d, CategoricalDistribution):
-            return "one of " + ", ".join(f"{c:g}" for c in d.choices)
-        kind = "integer" if isinstance(d, IntDistribution) else "real"
-        return f"{kind} in [{d.low:g}, {d.high:g}]" + (", log scale" if d.log else "")
-
-    return {n: one(d) for n, d in searched.items()}
-
-
-def holds(d: BaseDistribution, value: float) -> bool:
-    if isinstance(d, CategoricalDistribution):
-        return value in d.choices
-    return d.low <= value <= d.high
-
-
-def suggest(trial: Trial, name: str, d: BaseDistribution) -> float:
-    if isinstance(d, CategoricalDistribution):
-        return trial.suggest_categorical(name, d.choices)
-    if isinstance(d, IntDistribution):
-        return trial.suggest_int(name, d.low, d.high, log=d.log)
-    return trial.suggest_float(name, d.low, d.high, log=d.log)
-
-
-# -- storage -----------------------------------------------------------------------------------------
-
-
-def open_storage(url: str | None, journal: Path | None, default: Path) -> tuple[optuna.storages.BaseStorage, str]:
-    """An Optuna storage and how to name it: ``journal`` (a file shared through a file system), an
-    RDB ``url``, or the sqlite file ``default``."""
-    if journal is not None and url is not None:
-        raise HarnessError("give --storage or --journal, not both")
-    if journal is not None:
-        from optuna.storages.journal import JournalFileBackend
-
-        try:
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(journal))), f"journal {journal}"
-        except OSError as e:
-            raise HarnessError(f"cannot open the journal file {journal}: {e.strerror or e}") from None
-    if url is None:
-        default.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{default}"
-    dialect = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
-    valid = ("valid: sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DATABASE, mysql://..., "
-             "or --journal FILE")
-    if dialect not in RDB_DIALECTS:
-        raise HarnessError(f"--storage {url!r} is not a database URL; {valid}")
-    # Processes that open a new database at once race to create its schema; the loser finds it made a
-    # moment later. Anything else fails every attempt and is named on one line.
-    error: Exception | None = None
-    for attempt in range(STORAGE_ATTEMPTS):
-        time.sleep(1.0 if attempt else 0.0)
-        try:
-            storage = rdb_storage(url)
-            if url == f"sqlite:///{default}":
-                give_file_mode(default)
-            return storage, redact(url)
-        except Exception as e:
-            error = e
-    cause = error.__cause__ or error
-    reason = " ".join(str(cause).split())[:200] or type(cause).__name__
-    raise HarnessError(f"cannot open Optuna storage {redact(url)} ({type(cause).__name__}: {reason}); {valid}")
-
-
-def rdb_storage(url: str) -> optuna.storages.RDBStorage:
-    with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                                          engine_kwargs={"pool_pre_ping": True})
-
-
-def redact(url: str) -> str:
-    """A URL fit to print and to store: without its password."""
-    head, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{head}{sep}{user}:***@{host}" if ":" in credentials else url
-
+from methods.spec import Retraining
 
 # -- the search --------------------------------------------------------------------------------------
 
@@ -263,32 +65,6 @@ class Listener:
 
     def search_ended(self) -> None:
         """After the last trial, or on a stop or an error."""
-
-
-@dataclass(frozen=True)
-class Config:
-    """What makes a study: rerunning a command with the same config resumes the same study."""
-
-    method: str
-    task: str
-    density: float
-    seed: int
-    epochs_scale: float
-    batch_size: int | None
-    space: tuple[tuple[str, str], ...]
-    fixed: tuple[tuple[str, float], ...]
-    pruning: str = DEFAULT_PRUNING
-    compute: Compute = CPU
-
-    def default_name(self) -> str:
-        return f"{self.method}-{self.task}-d{self.density:g}-{content_hash(self)[:8]}"
-
-    def as_json(self) -> str:
-        defaults = {"pruning": DEFAULT_PRUNING, "compute": CPU}
-        fields = {k: v for k, v in self.__dict__.items() if not (k in defaults and v == defaults[k])}
-        if "compute" in fields:
-            fields["compute"] = dataclasses.asdict(self.compute)
-        return json.dumps({**fields, "space": dict(self.space), "fixed": dict(self.fixed)}, sort_keys=True)
 
 
 class Surplus(Exception):
@@ -484,74 +260,3 @@ def trial_params(hp: RetrainHparams, values: Mapping[str, float]) -> dict[str, A
             **{k: v for k, v in values.items() if k != T_NAME}}
 
 
-def make_pruner(name: str, steps_per_epoch: int) -> optuna.pruners.BasePruner:
-    """``median``: stop a trial whose validation accuracy after k steps is below the median of earlier
-    trials' after k steps (from the fourth trial on, after the first epoch). Steps count from a trial's
-    start, which lines up fine-tuning runs of any t but not rewinding runs of different t (a long t
-    starts at a higher rate): fix t or use ``none`` for those."""
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=steps_per_epoch)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=steps_per_epoch)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise HarnessError(f"--pruner {name!r} is not valid; valid: {', '.join(OPTUNA_PRUNERS)}")
-
-
-def defaults(method: Retraining, T: float, searched: Mapping[str, BaseDistribution],
-             pruning: PruningStrategy | None = None) -> dict[str, float]:
-    """The method's defaults, where the searched space holds them (the sampler picks the rest)."""
-    declared = declared_space(method, T, pruning)
-    return {n: declared[n].default for n, d in searched.items() if holds(d, declared[n].default)}
-
-
-def open_study(storage: optuna.storages.BaseStorage, name: str, config: Config, pruner: optuna.pruners.BasePruner,
-               sampler_seed: int | None, first_trial: Mapping[str, float], maximize: bool = True) -> optuna.Study:
-    """Create the study, or load it; a study of that name made for another search is an error.
-
-    The process that creates the study queues ``first_trial`` (the method's defaults), so the search
-    never reports worse than them; only it does, so processes starting together queue it once.
-    ``maximize``: whether the task's metric is higher-is-better (``harness.core.metrics``)."""
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
-    try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize" if maximize else "minimize",
-                                    pruner=pruner,
-                                    sampler=sampler)
-        study.enqueue_trial(dict(first_trial), user_attrs={"defaults": True})
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner, sampler=sampler)
-    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard reads
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([OBJECTIVE])  # dashboards name the objective, not "Objective 0"
-    made_for = study.user_attrs.get("harness.config")
-    if made_for is None:
-        study.set_user_attr("harness.config", config.as_json())
-    elif made_for != config.as_json():
-        raise HarnessError(f"study {name!r} in this storage was made for another search ({made_for}); "
-                           "give another --study-name, or the options it was made with")
-    return study
-
-
-def trial_counts(study: optuna.Study) -> dict[str, int]:
-    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
-            counts["complete"] += 1
-        elif t.state == TrialState.PRUNED:
-            counts["pruned"] += 1
-        elif t.state == TrialState.RUNNING:
-            counts["running"] += 1
-        elif t.state == TrialState.FAIL and not t.user_attrs.get("surplus"):
-            counts["failed"] += 1
-    return counts
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise HarnessError(f"study {study.study_name!r} has no completed trial yet; run more --trials")
-    return study.best_trial
-
-
-def default_trial(study: optuna.Study) -> FrozenTrial | None:
-    return next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if t.user_attrs.get("defaults")), None)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
-import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,13 @@ from harness.core import distributed, masks
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import task_fingerprint
-from harness.core.protocol import paper_retraining_times
 from harness.core.seeding import derive_seed
+from harness.engine.checkpoints import BaseRun, base_checkpoint_steps, cpu_state
 from harness.engine.gate import check_cell
+from harness.engine.integrity import digest, stored_weights
+from harness.engine.reporter import Reporter
 from harness.engine.speed import compare
-from harness.engine.train import Progress, TrainOutcome, to_step, train
+from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
 from harness.storage.record import BaseRecord, CellRecord, EpochRecord, history_to_json
 from harness.storage.store import Store
@@ -36,79 +36,6 @@ from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import get_pruning
 from methods.spec import Weights, get_method
 from tasks.spec import Data, DataOptions, Task, get_task
-
-
-def base_checkpoint_steps(T: float, steps_per_epoch: int, rewind_epochs: Iterable[float] = ()) -> set[int]:
-    """The steps of the original run kept as checkpoints: the paper's rewind points, the ones asked
-    for, and W_T."""
-    epochs = [T - t for t in paper_retraining_times(T)] + list(rewind_epochs) + [T]
-    return {to_step(g, steps_per_epoch) for g in epochs}
-
-
-class Reporter:
-    """Where progress goes; the CLI shows bars, the library is silent by default."""
-
-    @contextlib.contextmanager
-    def track(self, description: str, total_steps: int) -> Iterator[Progress | None]:
-        yield None
-
-    def note(self, message: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        """What must be seen even when progress is not shown (a damaged file set aside)."""
-        print(message, file=sys.stderr, flush=True)
-
-
-@dataclass
-class BaseRun:
-    hp: BaseHparams
-    folder: Path
-    steps_per_epoch: int
-    result: BaseRecord | None
-    trained_now: bool
-
-    def checkpoint_path(self, step: int) -> Path:
-        return store.checkpoint_path(self.folder, step)
-
-    def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
-        path = self.checkpoint_path(to_step(epoch, self.steps_per_epoch))
-        try:
-            return store.load(path, keys=("model",))["model"]
-        except FileNotFoundError:  # set aside by another process since this run was opened
-            raise DamagedFile(path, "missing") from None
-
-
-def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A state dict that loads anywhere: on the CPU, in the standard memory layout."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
-def stored_weights(folder: Path, record: CellRecord) -> tuple[dict[str, torch.Tensor], masks.Mask]:
-    """A finished cell's ``weights.pt`` and ``mask.pt``, checked against the digests its record
-    holds; a file that fails takes the result with it, so that the cell is computed again."""
-    loaded = []
-    for name, key in ((paths.WEIGHTS, "weights_sha256"), (paths.MASK, "mask_sha256")):
-        path = folder / name
-        try:
-            tensors = store.load(path)
-            if getattr(record, key) and digest(tensors) != getattr(record, key):
-                raise DamagedFile(path, f"its digest differs from the {key} in result.json")
-        except FileNotFoundError:
-            raise DamagedFile(path, "missing", invalidates=(folder / paths.RESULT,)) from None
-        except DamagedFile as e:
-            raise DamagedFile(path, e.reason, invalidates=(folder / paths.RESULT,)) from None
-        loaded.append(tensors)
-    return loaded[0], loaded[1]
-
-
-def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """A fingerprint of weights or a mask: equal digests, bit-identical tensors."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        h.update(name.encode())
-        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def pruning_effect(weights: dict[str, torch.Tensor], before: masks.Mask, after: masks.Mask,
