@@ -323,7 +323,7 @@ def leaderboard(store: PathLike | None = None, csv: Sequence[PathLike] = (), exp
     zone_densities, margin). Returns what was built and the folder it is in."""
     import pandas as pd
 
-    from harness.analysis import statistics as st
+    from harness.analysis import results_table
     from harness.tracking.mirror import default_uri
     from leaderboard.site import build
 
@@ -331,13 +331,13 @@ def leaderboard(store: PathLike | None = None, csv: Sequence[PathLike] = (), exp
     results_store = Store(store or Path("results"))
     if experiment is not None:
         uri = tracking_uri or default_uri(results_store.root)
-        frames.append(st.read_mlflow(uri, experiment))
+        frames.append(results_table.read_mlflow(uri, experiment))
         sources.append(f"MLflow {uri} experiment {experiment}")
     if store is not None or (experiment is None and not csv):
-        frames.append(st.read_store(results_store.root))
+        frames.append(results_table.read_store(results_store.root))
         sources.append(f"store {results_store.root}")
     for path in csv:
-        frames.append(st.read_csv(Path(path)))
+        frames.append(results_table.read_csv(Path(path)))
         sources.append(f"CSV {path}")
     df = pd.concat(frames, ignore_index=True)
     default = results_store.root / "leaderboard" if store is not None or experiment else Path("leaderboard-site")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis import results_table
 from harness.analysis import statistics as st
 from harness.analysis.safe_zone import ALPHA, ANCHORS, MARGIN, SafeZones, safe_zones, scope_name, scope_of
 from harness.analysis.statistics import GROUP
@@ -86,7 +87,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
     return what was computed."""
     if df.empty:
         raise HarnessError("no results to build a leaderboard from")
-    df = st.check(df)
+    df = results_table.check(df)
     writable(out)
     assets = out / "assets"
     best_all = st.best_validated(df)

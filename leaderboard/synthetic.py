@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis.statistics import normalize
+from harness.analysis.results_table import normalize
 
 METHODS = ("fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding", "reinit")
 

@@ -204,7 +204,7 @@ def test_two_methods_run_end_to_end_and_report_bleu(runs):
     # the rewind point at the fractional epoch 2.5 is a checkpoint of the base run
     steps = base["steps_per_epoch"]
     assert (next(root.glob("base/*")) / "checkpoints" / f"step_{round(2.5 * steps):08d}.pt").exists()
-    from harness.analysis.statistics import read_store
+    from harness.analysis.results_table import read_store
 
     table = read_store(root)
     assert set(table["metric"]) == {"bleu"} and set(table["method"]) == {"weight-rewinding", "lr-rewinding"}

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness.analysis.statistics import normalize
+from harness.analysis.results_table import normalize
 from harness.cli.app import app
 from leaderboard.site import build
 from tests.conftest import free_port

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from harness.analysis import results_table
 from harness.analysis import statistics as st
 from harness.cli.app import main
 from harness.core.registry import METRICS, TASKS
@@ -87,7 +88,7 @@ def test_run_scores_the_same_network_by_its_error(error_task, tmp_path):
 
 
 def test_choices_on_validation_rankings_and_frontiers_are_the_accuracy_tasks(stores):
-    tables = {task: st.read_store(root) for task, root in stores.items()}
+    tables = {task: results_table.read_store(root) for task, root in stores.items()}
     best = {task: st.best_validated(df) for task, df in tables.items()}
     chosen = {task: b.set_index(["method", "density"])["retraining_epochs"].to_dict() for task, b in best.items()}
     assert chosen["mnist1d-error"] == chosen["mnist1d"]

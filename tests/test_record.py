@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.analysis import statistics
+from harness.analysis import results_table
 from harness.core.hparams import BaseHparams, RetrainHparams
 from harness.engine.runner import Runner
 from harness.storage.record import CellRecord
@@ -57,7 +57,7 @@ def test_a_result_stored_before_the_record_reads_as_one():
 
 def test_csv_mlflow_and_store_tables_agree(stored, tmp_path):
     store, record = stored
-    from_store = statistics.read_store(store.root)
+    from_store = results_table.read_store(store.root)
     path = tmp_path / "results.csv"
     import csv
 
@@ -65,8 +65,8 @@ def test_csv_mlflow_and_store_tables_agree(stored, tmp_path):
         writer = csv.DictWriter(f, list(record.row()))
         writer.writeheader()
         writer.writerow(record.row())
-    from_csv = statistics.read_csv(path)
-    columns = [*statistics.COLUMNS, "T", "target_density", "unpruned_test_acc", "epochs_scale"]
+    from_csv = results_table.read_csv(path)
+    columns = [*results_table.COLUMNS, "T", "target_density", "unpruned_test_acc", "epochs_scale"]
     assert from_store[columns].to_dict("records") == from_csv[columns].to_dict("records")
     row = from_store.iloc[0]
     assert row["method"] == "gradual (span=0.3)" and row["task"] == "mnist1d (epochs x0.1)"

@@ -12,6 +12,7 @@ from scipy import stats
 
 from harness.analysis import sign_test, zone_simulation
 from harness.analysis.graphical import graphical, line_graph
+from harness.analysis.results_table import normalize
 from harness.analysis.safe_zone import (
     BASELINE,
     REWINDING,
@@ -26,7 +27,6 @@ from harness.analysis.safe_zone import (
     safe_zones,
 )
 from harness.analysis.signed_rank import hodges_lehmann, noether_lead, null_distribution, signed_rank, units_to_reach
-from harness.analysis.statistics import normalize
 from harness.analysis.zone_simulation import NULLS, ZONES, rates, zone_model
 from harness.core.errors import HarnessError
 

@@ -3,15 +3,12 @@
 import pandas as pd
 import pytest
 
+from harness.analysis.results_table import normalize, read_csv, read_mlflow, read_store
 from harness.analysis.statistics import (
     best_validated,
     compression_at_drop,
     frontiers,
-    normalize,
     pareto_frontier,
-    read_csv,
-    read_mlflow,
-    read_store,
     search_cost_curves,
     summarize,
 )

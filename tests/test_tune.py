@@ -213,7 +213,7 @@ def test_the_saved_variant_runs_in_run_and_studies(searched, tmp_path):
     dry = harness("sweep", str(spec), "--store", str(store), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "2 cells in 3 jobs" in dry.output and "2 jobs cached" in dry.output and "1 to run" in dry.output
-    from harness.analysis.statistics import read_store
+    from harness.analysis.results_table import read_store
 
     assert set(read_store(store)["method"]) == {"ft-tuned"}  # trials stay out of the results tables
 

@@ -85,7 +85,7 @@ import numpy as np
 import pandas as pd
 
 import methods as _registered  # noqa: F401  (registers the pruning strategies whose structure defines a scope)
-from harness.analysis import sign_test
+from harness.analysis import results_table, sign_test
 from harness.analysis import statistics as st
 from harness.analysis.graphical import Rejections, graphical, line_graph, runs
 from harness.analysis.signed_rank import hodges_lehmann, noether_units, signed_rank_rows, units_to_reach
@@ -632,7 +632,7 @@ def heatmap(p: Paired) -> pd.DataFrame:
 
 def scope_of(pruning: str, schedule: str) -> tuple[str, str]:
     """(schedule, structure): the networks one across-networks verdict may combine."""
-    name = st.task_of_label(pruning)
+    name = results_table.task_of_label(pruning)
     structure = STRUCTURE[PRUNING.get(name).prunes] if name in PRUNING.names() else f"pruning {pruning}"
     return (schedule, structure)
 

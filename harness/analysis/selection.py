@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import statistics
+from harness.analysis import results_table, statistics
 from harness.storage.record import CellRecord
 
 
@@ -19,7 +19,7 @@ def best_validated(rows: list[CellRecord]) -> dict[str, Any]:
         "val_acc": [r.val_acc for r in rows], "test_acc": [r.test_acc for r in rows],
         "metric": [r.metric for r in rows],
     }).assign(task="", pruning="", schedule="", method="", density=1.0)
-    best = statistics.best_validated(statistics.normalize(table)).iloc[0]
+    best = statistics.best_validated(results_table.normalize(table)).iloc[0]
     return {"retraining_epochs": float(best["retraining_epochs"]), "val_median": float(best["val_median"]),
             "test_median": float(best["test_median"]), "test_min": float(best["test_min"]),
             "test_max": float(best["test_max"]), "seeds": int(best["seeds"])}

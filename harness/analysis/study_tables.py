@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.analysis import statistics
+from harness.analysis import results_table, statistics
 from harness.storage.record import CellRecord
 
 
@@ -12,7 +12,7 @@ def best_by_method(rows: list[CellRecord]) -> list[tuple[str, list[list[str]]]]:
 
     if not rows:
         return []
-    df = statistics.from_records(rows)
+    df = results_table.from_records(rows)
     best = statistics.best_validated(df)
     base = statistics.unpruned(df)
     tables = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.statistics import from_records
+from harness.analysis.results_table import from_records
 from harness.core.errors import StoreFault
 from harness.storage import paths
 from harness.storage import store as st
