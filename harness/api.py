@@ -214,11 +214,11 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     processes on one ``storage`` or ``journal`` share it. ``save_as`` saves the best configuration as a
     variant that ``run`` and studies accept; ``listener`` (``harness.tune.search.Listener``) hears progress."""
     import logging
-    import statistics
     import time
 
     import optuna
 
+    from harness.analysis.statistics import spread
     from harness.storage import paths
     from harness.tracking.mirror import tracker_for
     from harness.tune import search
@@ -285,10 +285,10 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
                          reporter or Reporter(), bf16=bf16, threads=threads)
     rows = s.evaluate(best, list(seeds), eval_runner, variant=save_as)
-    tests = [r.test_acc for r in rows]
+    tests = spread(r.test_acc for r in rows)
     if tracker is not None:
         tracker.mark_best(s.experiment, name, best.number, {
-            "test_acc_median": statistics.median(tests), "test_acc_min": min(tests), "test_acc_max": max(tests),
+            "test_acc_median": tests.median, "test_acc_min": tests.min, "test_acc_max": tests.max,
             **{f"test_acc_seed{r.seed}": r.test_acc for r in rows}})
     result = TuneResult(s, best, rows, name, storage_label, None, tracker, 0.0)
     if save_as is not None:
@@ -298,7 +298,7 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
                                    origin={"study": name, "storage": storage_label, "trial": best.number,
                                            "task": task, "density": density, "val_acc": best.value,
                                            "pruning": strategy.name, "pruning_params": pruning_values,
-                                           "test_median": statistics.median(tests), "seeds": [r.seed for r in rows]})
+                                           "test_median": tests.median, "seeds": [r.seed for r in rows]})
         result.variant_path = variants.save(results_store.root, variant)
     result.seconds = time.time() - started
     return result

@@ -5,6 +5,7 @@ performance profiles (the rewinding safe zone is ``harness.analysis.safe_zone``)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,23 @@ from harness.analysis.results_table import CELL, CURVE, GROUP, task_of_label
 from harness.core.metrics import metric_of
 
 # -- medians over seeds -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How one score varies over seeds: the figures every table reports."""
+
+    median: float
+    min: float
+    max: float
+
+    def describe(self, digits: int = 2) -> str:
+        return f"median {self.median:.{digits}f}, min {self.min:.{digits}f}, max {self.max:.{digits}f}"
+
+
+def spread(values: Iterable[float]) -> Spread:
+    v = [float(x) for x in values]
+    return Spread(float(np.median(v)), min(v), max(v))
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

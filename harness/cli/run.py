@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from harness.analysis.selection import best_validated
+from harness.analysis.statistics import spread
 from harness.cli.common import (
     BarReporter,
     BatchSize,
@@ -156,9 +156,7 @@ def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: s
                   f"max {best['test_max']:.2f} over {best['seeds']} seed(s)")
     elif len(finals) > 1:
         for key, label in (("test_acc", "pruned test"), ("unpruned_test_acc", "unpruned test")):
-            values = [getattr(r, key) for r in finals]
-            out.print(f"{label}: median {statistics.median(values):.2f}, "
-                      f"min {min(values):.2f}, max {max(values):.2f} over {len(values)} seeds")
+            out.print(f"{label}: {spread(getattr(r, key) for r in finals).describe()} over {len(finals)} seeds")
     out.print("FLOPs: theoretical inference FLOPs counting only non-zero weights, as % of the dense network "
               "(a multiply-add is 2 FLOPs)")
     for r in rows:

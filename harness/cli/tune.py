@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.analysis.statistics import spread
 from harness.cli.common import (
     BarReporter,
     BatchSize,
@@ -206,11 +206,10 @@ def show_tune(result: Any) -> None:
             table.add_row(f"{label} ({trial.number})", *(f"{trial.params[k]:.4g}" for k in s.searched),
                           f"{trial.value:.2f}")
     show_table(table)
-    tests = [r.test_acc for r in rows]
     say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.values.items()))
-    say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: median "
-        f"{statistics.median(tests):.2f}, min {min(tests):.2f}, max {max(tests):.2f} "
-        f"(unpruned {statistics.median(r.unpruned_test_acc for r in rows):.2f})")
+    say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: "
+        f"{spread(r.test_acc for r in rows).describe()} "
+        f"(unpruned {spread(r.unpruned_test_acc for r in rows).median:.2f})")
     if result.variant_path is not None:
         name = result.variant_path.stem
         say(f"saved variant {name} ({result.variant_path}): `harness run {name} {s.base.task}`, or list it in a "

@@ -36,7 +36,7 @@ from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
 from harness.storage import store
 from harness.storage.paths import HISTORY
-from harness.storage.record import CellRecord, history_from_json
+from harness.storage.record import CellRecord, EpochRecord, history_from_json
 from harness.tune.space import T_NAME, split_values, suggest
 from harness.tune.storage import FINISHED, OBJECTIVE
 from methods.pruning import PruningStrategy
@@ -216,20 +216,23 @@ class TrialReports(Reporter):
         self.trial, self.tracker, self.run_id, self.listener = trial, tracker, run_id, listener
 
     @contextmanager
-    def track(self, description: str, total_steps: int) -> Iterator[Callable[[int, dict[str, float]], None]]:
-        def advance(done: int, record: dict[str, float]) -> None:
+    def track(self, description: str, total_steps: int) -> Iterator[Callable[[int, EpochRecord | None], None]]:
+        def advance(done: int, record: EpochRecord | None) -> None:
             self.listener.trial_step(done, record)
             if record:
                 self.report(done, record.val_acc)
-                if self.trial.should_prune():
+                with signals.deferred():
+                    prune = self.trial.should_prune()
+                if prune:
                     raise optuna.TrialPruned(f"validation {record.val_acc:.2f} after {done} steps")
 
         yield advance
 
     def report(self, step: int, val: float) -> None:
-        self.trial.report(val, step)
-        if self.tracker is not None:
-            self.tracker.log_metric(self.run_id, OBJECTIVE, val, step)
+        with signals.deferred():  # mid-epoch a stop may cut training, never a write to the storages
+            self.trial.report(val, step)
+            if self.tracker is not None:
+                self.tracker.log_metric(self.run_id, OBJECTIVE, val, step)
 
     def replay(self, history_path: Path, first_step: int, spe: int) -> None:
         """A cached cell's epochs, reported as steps since its first step."""
