@@ -9,8 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.analysis.selection import best_validated
-from harness.analysis.statistics import spread
 from harness.cli.common import (
     BarReporter,
     BatchSize,
@@ -126,9 +124,15 @@ def run(
 
 def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: str, results_store: Store,
                  tracker: Tracker | None, seconds: float) -> None:
+    # start-up: pandas only when results are shown, not with `harness --help`
+    from harness.analysis.selection import best_validated
+    from harness.analysis.statistics import spread
+    from harness.core.metrics import metric_of
+
     first = rows[0]
     pruning = "" if first.pruning == DEFAULT_PRUNING else f", {first.pruning}"
-    units = f"{metric}, %" if metric == "accuracy" else metric
+    declared = metric_of(metric)
+    units = f"{metric}, {declared.unit}" if declared.unit not in ("", metric, declared.label) else metric
     table = Table(title=f"{first.variant or first.method} on {first.task}{pruning} ({units})")
     for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
         table.add_column(col, justify="right")

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.analysis.statistics import spread
 from harness.cli.common import (
     BarReporter,
     BatchSize,
@@ -190,6 +189,7 @@ def tune(
 
 
 def show_tune(result: Any) -> None:
+    from harness.analysis.statistics import spread  # start-up: pandas only when a search is shown
     from harness.tune.storage import default_trial, trial_counts
 
     s, best, rows = result.search, result.best, result.rows

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.results_table import from_records
 from harness.core.errors import StoreFault
 from harness.storage import paths
 from harness.storage import store as st
@@ -21,7 +20,6 @@ from harness.storage.store import Store
 from harness.sweep.executors import Executor, Outcome, describe_error
 from harness.sweep.plan import Job, is_done, pending_epochs, plan
 from harness.sweep.study import describe
-from leaderboard.plots import study_compression_pngs
 from tasks.spec import get_task
 
 # -- the driver -------------------------------------------------------------------------------
@@ -193,6 +191,10 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
         if o.error:
             failures.append((job.label, o.error))
     rows = [r for hp in cells if (r := store.cell_result(hp)) is not None]
+    # start-up: pandas and matplotlib load only when a study has rows to plot, not with `harness --help`
+    from harness.analysis.results_table import from_records
+    from leaderboard.plots import study_compression_pngs
+
     figures = study_compression_pngs(from_records(rows), folder) if rows else []
     report = StudyReport(
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
