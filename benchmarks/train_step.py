@@ -24,7 +24,7 @@ import harness  # noqa: F401  (the torchvision shim)
 from harness.core.masks import full_mask
 from harness.data.tensor_data import TensorData
 from harness.engine.train import train
-from methods.pruning import global_magnitude
+from methods.magnitude import global_magnitude
 from tasks.cifar10 import normalizer, pad_crop_flip
 from tasks.spec import get_task
 

@@ -5,7 +5,7 @@ import torch
 
 from harness.core.masks import full_mask
 from harness.engine.train import train
-from methods.pruning import global_magnitude
+from methods.magnitude import global_magnitude
 from tasks.spec import OptimizerSpec
 from tests.conftest import tiny_data, tiny_task
 

@@ -6,7 +6,7 @@ import torch
 from harness.core.errors import HarnessError
 from harness.core.masks import compression_ratio, density, full_mask, layer_densities
 from harness.core.protocol import density_chain
-from methods.pruning import global_magnitude
+from methods.magnitude import global_magnitude
 from tests.conftest import tiny_model
 
 
