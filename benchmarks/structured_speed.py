@@ -50,9 +50,9 @@ def main() -> None:
             pruned.load_state_dict(model.state_dict())
             apply_mask(pruned, mask)
             r = compare(pruned, mask, task.input_shape, task.channels_last, args.repeats, tuple(args.batches))
-            speed = "".join(f" {r[f'speedup_b{b}']:12.2f}x" for b in args.batches)
-            print(f"{name:<12} {k:>2} {r['compact_parameters']:>11,} {compression_ratio(mask):>8.2f}x "
-                  f"{r['compact_flops'] / 1e9:>8.3f} {r['compact_flops'] / r['dense_flops']:>8.1%}{speed}", flush=True)
+            speed = "".join(f" {r.speedup(b):12.2f}x" for b in args.batches)
+            print(f"{name:<12} {k:>2} {r.compact_parameters:>11,} {compression_ratio(mask):>8.2f}x "
+                  f"{r.compact_flops / 1e9:>8.3f} {r.compact_flops / r.dense_flops:>8.1%}{speed}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -37,7 +37,7 @@ from harness.engine import undertrained
 from harness.engine.checks import check_device
 from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
-from harness.storage.record import CellRecord
+from harness.storage.record import CellRecord, SpeedRecord
 from harness.storage.store import Store
 from harness.sweep.study import MAX_SEED
 from harness.tracking.mirror import Tracker, tracker_for
@@ -122,7 +122,7 @@ def run(
     show_results(rows, speeds, planned.task.metric, results_store, tracker, time.time() - started)
 
 
-def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: str, results_store: Store,
+def show_results(rows: list[CellRecord], speeds: list[SpeedRecord], metric: str, results_store: Store,
                  tracker: Tracker | None, seconds: float) -> None:
     # start-up: pandas only when results are shown, not with `harness --help`
     from harness.analysis.selection import best_validated
@@ -143,13 +143,13 @@ def show_results(rows: list[CellRecord], speeds: list[dict[str, Any]], metric: s
                       fmt(r.test_acc), fmt(r.unpruned_test_acc), "cached" if r.cached else f"{r.seconds:.0f}s")
     show_table(table)
     if speeds:
-        speed = Table(title=f"measured latency on {speeds[0]['device']}: compacted vs unpruned")
+        speed = Table(title=f"measured latency on {speeds[0].device}: compacted vs unpruned")
         for col in ("seed", "k", "parameters", "FLOPs", "batch 1 (ms)", "speed-up", "batch 128 (ms)", "speed-up"):
             speed.add_column(col, justify="right")
         for r, s in zip(rows, speeds, strict=True):
-            speed.add_row(str(r.seed), str(r.level), f"{s['compact_parameters']:,}",
-                          f"{s['compact_flops'] / s['dense_flops']:.1%}", f"{1e3 * s['compact_s_b1']:.1f}",
-                          f"{s['speedup_b1']:.2f}x", f"{1e3 * s['compact_s_b128']:.0f}", f"{s['speedup_b128']:.2f}x")
+            speed.add_row(str(r.seed), str(r.level), f"{s.compact_parameters:,}",
+                          f"{s.compact_flops / s.dense_flops:.1%}", f"{1e3 * s.latency[1][1]:.1f}",
+                          f"{s.speedup(1):.2f}x", f"{1e3 * s.latency[128][1]:.0f}", f"{s.speedup(128):.2f}x")
         show_table(speed)
     last = max(r.round for r in rows)
     finals = [r for r in rows if r.round == last]

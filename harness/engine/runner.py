@@ -30,7 +30,7 @@ from harness.engine.reporter import Reporter
 from harness.engine.speed import compare
 from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
-from harness.storage.record import BaseRecord, CellRecord, EpochRecord, history_to_json
+from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, history_to_json
 from harness.storage.store import Store
 from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import get_pruning
@@ -409,7 +409,7 @@ class Runner:
         self._mirror_retrain(folder, task, hp)
         return record
 
-    def measure_speed(self, hp: RetrainHparams) -> dict[str, float]:
+    def measure_speed(self, hp: RetrainHparams) -> SpeedRecord:
         """Latency of the compacted network against the unpruned one, on this runner's device;
         kept next to the run's results as ``speed.json``."""
 
@@ -418,9 +418,9 @@ class Runner:
         model = task.make_model()
         model.load_state_dict(store.load(folder / paths.WEIGHTS))
         mask = {k: v.to(self.device) for k, v in store.load(folder / paths.MASK).items()}
-        speed = compare(model.to(self.device), mask, task.input_shape, task.channels_last)
-        speed["device"] = str(self.device)
-        store.atomic_write_json(folder / paths.SPEED, speed)
+        speed = dataclasses.replace(compare(model.to(self.device), mask, task.input_shape, task.channels_last),
+                                    device=str(self.device))
+        store.atomic_write_json(folder / paths.SPEED, speed.to_json())
         return speed
 
     def _mirror_retrain(self, folder: Path, task: Task, hp: RetrainHparams) -> None:

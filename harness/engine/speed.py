@@ -10,6 +10,7 @@ from torch import nn
 
 from harness.core.flops import flops
 from harness.core.masks import Mask
+from harness.storage.record import SpeedRecord
 from methods.compaction import compact
 
 BATCHES = (1, 128)
@@ -46,16 +47,14 @@ def latencies(models: list[nn.Module], input_shape: tuple[int, ...], batch: int,
 
 
 def compare(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], channels_last: bool = False,
-            repeats: int = 5, batches: tuple[int, ...] = BATCHES) -> dict[str, float]:
+            repeats: int = 5, batches: tuple[int, ...] = BATCHES) -> SpeedRecord:
     """Latency of the unpruned and the compacted network at each batch size, on the model's device,
     with parameter counts and FLOPs of both."""
     thin = compact(model, mask)
-    out: dict[str, float] = {
-        "dense_parameters": sum(p.numel() for p in model.parameters()),
-        "compact_parameters": sum(p.numel() for p in thin.parameters()),
-        "compact_flops": flops(thin, input_shape)[1], "dense_flops": flops(model, input_shape)[1],
-    }
+    latency = {}
     for batch in batches:
         dense, small = latencies([model, thin], input_shape, batch, repeats, channels_last)
-        out |= {f"dense_s_b{batch}": dense, f"compact_s_b{batch}": small, f"speedup_b{batch}": dense / small}
-    return out
+        latency[batch] = (dense, small)
+    return SpeedRecord(str(next(model.parameters()).device), sum(p.numel() for p in model.parameters()),
+                       sum(p.numel() for p in thin.parameters()), flops(model, input_shape)[1],
+                       flops(thin, input_shape)[1], latency)

@@ -188,6 +188,36 @@ class BaseRecord:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass(frozen=True)
+class SpeedRecord:
+    """A compacted network's measured latency against the unpruned one's: ``speed.json``."""
+
+    device: str
+    dense_parameters: int
+    compact_parameters: int
+    dense_flops: int
+    compact_flops: int
+    latency: dict[int, tuple[float, float]]  # batch size -> (dense, compacted) seconds per forward pass
+
+    def speedup(self, batch: int) -> float:
+        dense, compact = self.latency[batch]
+        return dense / compact
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in
+                               ("device", "dense_parameters", "compact_parameters", "dense_flops", "compact_flops")}
+        for batch, (dense, compact) in sorted(self.latency.items()):
+            out |= {f"dense_s_b{batch}": dense, f"compact_s_b{batch}": compact, f"speedup_b{batch}": dense / compact}
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> SpeedRecord:
+        batches = sorted(int(k.removeprefix("dense_s_b")) for k in raw if k.startswith("dense_s_b"))
+        return cls(str(raw.get("device", "")), int(raw["dense_parameters"]), int(raw["compact_parameters"]),
+                   int(raw["dense_flops"]), int(raw["compact_flops"]),
+                   {b: (float(raw[f"dense_s_b{b}"]), float(raw[f"compact_s_b{b}"])) for b in batches})
+
+
 def parameters(value: Any) -> dict[str, float]:
     """Parameters as a record holds them, from any form they were written in: a mapping, a
     ``results.csv`` cell (``a=1;b=2``), or the tuple of pairs results before the record held
