@@ -30,7 +30,7 @@ from harness.engine.reporter import Reporter
 from harness.engine.speed import compare
 from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
-from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, history_to_json
+from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, cell_fields, history_to_json
 from harness.storage.store import Store
 from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import get_pruning
@@ -383,16 +383,12 @@ class Runner:
         final = history[-1] if history else EpochRecord(math.nan, data.evaluate(model, "val"),
                                                         data.evaluate(model, "test"))
         record = CellRecord(
-            run=folder.name, task=hp.base.task, seed=hp.base.seed, epochs_scale=hp.base.epochs_scale,
-            batch_size=hp.base.batch_size, method=hp.method, variant=hp.variant,
-            method_params=dict(hp.method_params), pruning=hp.pruning, pruning_params=dict(hp.pruning_params),
-            schedule=hp.schedule, round=hp.round,
-            target_density=hp.density, densities=hp.densities, level=hp.level if hp.structured else None,
+            run=folder.name, **cell_fields(hp),
             density=masks.density(mask), compression_ratio=masks.compression_ratio(mask),
             remaining_weights=masks.remaining(mask), prunable_weights=masks.total(mask),
             parameters=parameter_count(model) - masks.total(mask) + masks.remaining(mask),
             flops=sparse_flops, dense_flops=dense_flops,
-            retraining_epochs=t, T=T, start_epoch=method.start(T, t), epochs_trained=method.epochs(T, t),
+            T=T, start_epoch=method.start(T, t), epochs_trained=method.epochs(T, t),
             val_acc=final.val_acc, test_acc=final.test_acc, metric=task.metric,
             metric_definition=task.metric_definition,
             unpruned_val_acc=base.result.val_acc, unpruned_test_acc=base.result.test_acc,

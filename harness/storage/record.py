@@ -12,9 +12,12 @@ import ast
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.core.hparams import RetrainHparams
 
 # old name -> name: the only place the vocabulary of results stored before it is known
 LEGACY_NAMES = {
@@ -123,6 +126,17 @@ class CellRecord:
         return cls(**{k: typed(v, str(fields[k].type)) for k, v in data.items() if k in fields and k != "cached"},
                    cached=cached)
 
+
+
+def cell_fields(hp: RetrainHparams) -> dict[str, Any]:
+    """A cell's hyperparameters under the record's names: the one mapping from ``RetrainHparams`` to the
+    vocabulary of records, CSVs, MLflow and the statistics (``retrain_epochs`` is ``retraining_epochs``,
+    the base's fields are the cell's own, the last density of the chain is ``target_density``)."""
+    return {"task": hp.base.task, "seed": hp.base.seed, "epochs_scale": hp.base.epochs_scale,
+            "batch_size": hp.base.batch_size, "method": hp.method, "variant": hp.variant,
+            "method_params": dict(hp.method_params), "pruning": hp.pruning, "pruning_params": dict(hp.pruning_params),
+            "schedule": hp.schedule, "round": hp.round, "target_density": hp.density, "densities": hp.densities,
+            "level": hp.level if hp.structured else None, "retraining_epochs": hp.retrain_epochs}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
 from harness.storage import store
 from harness.storage.paths import HISTORY
-from harness.storage.record import CellRecord, EpochRecord, history_from_json
+from harness.storage.record import CellRecord, EpochRecord, cell_fields, history_from_json
 from harness.tune.space import T_NAME, split_values, suggest
 from harness.tune.storage import FINISHED, OBJECTIVE
 from methods.pruning import PruningStrategy
@@ -257,9 +257,9 @@ def alive(pid: int) -> bool:
 def trial_params(hp: RetrainHparams, values: Mapping[str, float]) -> dict[str, Any]:
     """A trial's MLflow params: its cell under the record's names (t is ``retraining_epochs``), and the
     values of the searched and fixed parameters under theirs."""
-    return {"task": hp.base.task, "seed": hp.base.seed, "epochs_scale": hp.base.epochs_scale,
-            "batch_size": hp.base.batch_size, "method": hp.method, "pruning": hp.pruning,
-            "target_density": hp.density, "retraining_epochs": hp.retrain_epochs,
+    names = cell_fields(hp)
+    return {**{k: names[k] for k in ("task", "seed", "epochs_scale", "batch_size", "method", "pruning",
+                                      "target_density", "retraining_epochs")},
             **{k: v for k, v in values.items() if k != T_NAME}}
 
 
