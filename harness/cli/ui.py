@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import (
-    StoreDir,
-    TrackingUri,
-    user_errors,
-)
+from harness.cli.common import StoreDir, TrackingUri, user_errors
 from harness.cli.display import err, out
 
 
@@ -27,7 +23,7 @@ def ui(
     with user_errors():
         server = api.ui(store, tracking_uri, port)
     try:
-        if not server.ready():
+        if not server.ready() and server.proc.poll() is not None:  # slow to answer is not an error; gone is
             err.print(f"error: the MLflow UI exited with code {server.proc.poll()} before serving on port {port} "
                       "(its output is above; a port in use? try another --port)", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
