@@ -33,12 +33,6 @@ class Metric:
         """The largest difference two values can have."""
         return self.high - self.low
 
-    @property
-    def title(self) -> str:
-        return f"{self.label or self.name} ({self.unit})" if self.unit else (self.label or self.name)
-
-    def better(self, a: float, b: float) -> bool:
-        return self.sign * a > self.sign * b
 
 
 def register_metric(metric: Metric) -> Metric:

@@ -14,7 +14,7 @@ from harness.core.errors import DamagedFile
 from harness.core.hparams import BaseHparams
 from harness.core.protocol import paper_retraining_times
 from harness.engine.train import to_step
-from harness.storage import store
+from harness.storage import paths, store
 from harness.storage.record import BaseRecord
 
 
@@ -34,7 +34,7 @@ class BaseRun:
     trained_now: bool
 
     def checkpoint_path(self, step: int) -> Path:
-        return store.checkpoint_path(self.folder, step)
+        return paths.checkpoint(self.folder, step)
 
     def weights_at_epoch(self, epoch: float) -> dict[str, torch.Tensor]:
         path = self.checkpoint_path(to_step(epoch, self.steps_per_epoch))

@@ -283,13 +283,13 @@ class Runner:
         pending = []
         for hp in sorted(set(hps), key=lambda h: h.retrain_epochs):
             folder = self.store.retrain_dir(hp)
-            if (record := store.read_record(folder / paths.RESULT)) is not None:
+            if (record := self.store.cell_record(hp)) is not None:
                 stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
                 if self.device.type == "cpu" and record.torch_threads not in (0, self.threads):
                     self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
                                        f"threads were part of a cell's name (now {self.threads}); delete {folder} "
                                        "to recompute it")
-                results[hp] = replace(record, schedule=hp.schedule)  # the schedule this cell declares
+                results[hp] = record
                 self._mirror_retrain(folder, task, hp)
             else:
                 pending.append(hp)

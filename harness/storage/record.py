@@ -224,13 +224,6 @@ class SpeedRecord:
             out |= {f"dense_s_b{batch}": dense, f"compact_s_b{batch}": compact, f"speedup_b{batch}": dense / compact}
         return out
 
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> SpeedRecord:
-        batches = sorted(int(k.removeprefix("dense_s_b")) for k in raw if k.startswith("dense_s_b"))
-        return cls(str(raw.get("device", "")), int(raw["dense_parameters"]), int(raw["compact_parameters"]),
-                   int(raw["dense_flops"]), int(raw["compact_flops"]),
-                   {b: (float(raw[f"dense_s_b{b}"]), float(raw[f"compact_s_b{b}"])) for b in batches})
-
 
 def parameters(value: Any) -> dict[str, float]:
     """Parameters as a record holds them, from any form they were written in: a mapping, a

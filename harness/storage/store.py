@@ -31,17 +31,13 @@ FILE_MODE = 0o644  # every file of the store, whatever the umask of the process 
 RESULT_KEYS = ("kind", "val_acc", "test_acc")  # what every result.json holds (under its current names)
 
 
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return paths.checkpoint(folder, step)
-
-
 def checkpoint_steps(folder: Path) -> list[int]:
     """The steps a base run's folder holds checkpoints of."""
     return sorted(paths.checkpoint_step(p) for p in paths.checkpoints(folder))
 
 
 def missing_checkpoints(folder: Path, steps: set[int]) -> set[int]:
-    return {s for s in steps if not checkpoint_path(folder, s).exists()}
+    return {s for s in steps if not paths.checkpoint(folder, s).exists()}
 
 
 def mount_point(path: Path) -> Path:
@@ -290,14 +286,18 @@ class Store:
         folder = self.base_dir(hp)
         return read_result(folder / RESULT), missing_checkpoints(folder, steps)
 
+    def cell_record(self, hp: RetrainHparams) -> CellRecord | None:
+        """A cell's record under the schedule the cell declares (a one-shot cell and an iterative chain's
+        first round share a folder): None while absent, ``DamagedFile`` when damaged."""
+        record = read_record(self.retrain_dir(hp) / RESULT)
+        return dataclasses.replace(record, schedule=hp.schedule) if record is not None else None
+
     def cell_result(self, hp: RetrainHparams) -> CellRecord | None:
-        """A cell's record as planning sees it (under the schedule the cell declares: a one-shot cell and an
-        iterative chain's first round share a folder): None while absent or damaged."""
+        """A cell's record as planning sees it: None while absent or damaged."""
         try:
-            record = read_record(self.retrain_dir(hp) / RESULT)
+            return self.cell_record(hp)
         except DamagedFile:
             return None
-        return dataclasses.replace(record, schedule=hp.schedule) if record is not None else None
 
     @staticmethod
     def write_hparams(folder: Path, hp: Any) -> None:
