@@ -118,6 +118,14 @@ def cell(method="lr-rewinding", **kw):
     (RetrainHparams(BaseHparams("cifar10-resnet56"), "lr-rewinding", 1.0, pruning="resnet56-A", level=7),
      "--level must be one of 1, 2, 3, 4, 5 for resnet56-A, got 7"),
     (cell(), "pruning strategy global-magnitude needs a target density"),
+    (cell(level=2), "pruning strategy global-magnitude needs a target density; the cell has a level"),
+    (cell(densities=(0.5,), level=2), "a cell prunes to a density chain or to a level, not both"),
+    (RetrainHparams(BaseHparams("cifar10-resnet56"), "lr-rewinding", 1.0, pruning="resnet56-A"),
+     "pruning strategy resnet56-A is pruned at a level k; the cell has none; valid: level 1, 2, 3, 4, 5"),
+    (RetrainHparams(BaseHparams("cifar10-resnet56"), "lr-rewinding", 1.0, (0.5,), pruning="resnet56-A"),
+     "pruning strategy resnet56-A is pruned at a level k, not to a density"),
+    (cell(densities=(0.5,), pruning="nm-magnitude", iterative=True),
+     "pruning strategy nm-magnitude prunes one-shot only"),
     (cell(densities=(0.5,), pruning_params=(("n", 1.0),)), "pruning strategy global-magnitude has no parameter 'n'"),
 ])
 def test_incompatible_cells_are_refused_when_planned(hp, message, tmp_path):

@@ -18,6 +18,10 @@ from harness.core.protocol import DEFAULT_PRUNING
 # epoch that no data set has a step for; above 1e3 a schedule runs for months.
 EPOCHS_SCALE = (1e-4, 1e3)
 
+# Level 1 was once the default of every cell, so a structured cell's name leaves it out; a cell now
+# declares its level, and names stay what they were.
+LEGACY_DEFAULT_LEVEL = 1
+
 
 @dataclass(frozen=True)
 class Compute:
@@ -67,9 +71,10 @@ class BaseHparams:
 class RetrainHparams:
     """One round of PRUNE + RETRAIN.
 
-    ``pruning`` names the strategy (``methods/pruning.py``). Its target is ``densities``, the chain of
-    target densities of the rounds that led here, or, for a structured configuration, ``level`` k
-    (and no densities).
+    ``pruning`` names the strategy (``methods/pruning.py``). Its target is declared: ``densities``, the
+    chain of target densities of the rounds that led here, or, for a structured configuration, ``level``
+    k. A cell gives one of them; the gate (``harness.engine.gate``) refuses one that gives neither or
+    both, or the one its strategy does not prune to.
     """
 
     base: BaseHparams
@@ -77,7 +82,7 @@ class RetrainHparams:
     retrain_epochs: float
     densities: tuple[float, ...] = ()
     pruning: str = DEFAULT_PRUNING
-    level: int = 1
+    level: int | None = None
     method_params: tuple[tuple[str, float], ...] = ()  # overrides of the method's declared defaults
     variant: str | None = None  # a named (method, parameters) pair, e.g. one saved by `harness tune`
     pruning_params: tuple[tuple[str, float], ...] = ()  # overrides of the strategy's declared defaults
@@ -91,6 +96,7 @@ class RetrainHparams:
         fields = dict(stored)
         if "structured" in fields:
             fields["pruning"] = fields.pop("structured")
+            fields["level"] = fields.get("level", LEGACY_DEFAULT_LEVEL)
         pairs = {k: tuple((str(n), float(v)) for n, v in fields[k]) for k in ("method_params", "pruning_params")
                  if k in fields}
         return cls(**{**fields, **pairs, "base": BaseHparams.from_stored(fields["base"]),
@@ -105,6 +111,8 @@ class RetrainHparams:
         if self.structured:
             out.pop("pruning", None)
             out["structured"] = self.pruning
+            if self.level == LEGACY_DEFAULT_LEVEL:
+                out.pop("level")
         return out
 
     @property
@@ -118,8 +126,8 @@ class RetrainHparams:
 
     @property
     def structured(self) -> bool:
-        """Whether the target is a configuration's level rather than a density."""
-        return not self.densities
+        """Whether the declared target is a configuration's level rather than a density chain."""
+        return self.level is not None
 
     @property
     def method_label(self) -> str:
@@ -136,7 +144,9 @@ class RetrainHparams:
 
     @property
     def label(self) -> str:
-        return f"{self.pruning} k={self.level}" if self.structured else f"density {self.densities[-1]:.3g}"
+        if self.structured:
+            return f"{self.pruning} k={self.level}"
+        return f"density {self.densities[-1]:.3g}" if self.densities else "no target"
 
     def previous(self) -> RetrainHparams | None:
         if self.round == 1:

@@ -22,11 +22,22 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     method.validate(task.epochs, hp.retrain_epochs)
     method.resolve_params(dict(hp.method_params))
     strategy = get_pruning(hp.pruning)
-    if hp.structured and strategy.target is not Target.LEVEL:
-        raise HarnessError(f"pruning strategy {hp.pruning} needs a target density; the cell has none")
+    if hp.densities and hp.level is not None:
+        raise HarnessError(f"a cell prunes to a density chain or to a level, not both; it has densities "
+                           f"{list(hp.densities)} and level {hp.level}")
+    if strategy.target is Target.DENSITY and not hp.densities:
+        raise HarnessError(f"pruning strategy {hp.pruning} needs a target density; the cell has "
+                           + ("a level, which is for structured configurations" if hp.structured else "none"))
+    if strategy.target is Target.LEVEL and hp.densities:
+        raise HarnessError(f"pruning strategy {hp.pruning} is pruned at a level k, not to a density; "
+                           f"valid: level {', '.join(map(str, strategy.levels))}")
     strategy.check(
-        hp.base.task, iterative=hp.round > 1, during_training=method.name if method.during is not None else None,
+        hp.base.task, iterative=hp.iterative or hp.round > 1,
+        during_training=method.name if method.during is not None else None,
         density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
+    if strategy.target is Target.LEVEL and not hp.structured:
+        raise HarnessError(f"pruning strategy {hp.pruning} is pruned at a level k; the cell has none; "
+                           f"valid: level {', '.join(map(str, strategy.levels))}")
     if hp.density is not None:
         check_keeps_weights(task, hp.density, flag)
 

@@ -136,7 +136,7 @@ def cell_fields(hp: RetrainHparams) -> dict[str, Any]:
             "batch_size": hp.base.batch_size, "method": hp.method, "variant": hp.variant,
             "method_params": dict(hp.method_params), "pruning": hp.pruning, "pruning_params": dict(hp.pruning_params),
             "schedule": hp.schedule, "round": hp.round, "target_density": hp.density, "densities": hp.densities,
-            "level": hp.level if hp.structured else None, "retraining_epochs": hp.retrain_epochs}
+            "level": hp.level, "retraining_epochs": hp.retrain_epochs}
 
 
 @dataclass(frozen=True)

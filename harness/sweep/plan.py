@@ -65,9 +65,10 @@ def with_dependencies(cells: list[RetrainHparams]) -> list[RetrainHparams]:
 def plan(cells: list[RetrainHparams]) -> list[Job]:
     """Jobs in an order that respects their dependencies (a one-shot cell and the first round of an
     iterative chain to the same density are one computation, computed once)."""
-    every = list(dict.fromkeys(hp.computation for hp in with_dependencies(cells)))
-    for hp in every:
+    declared = list(dict.fromkeys(with_dependencies(cells)))
+    for hp in declared:  # as declared: an iterative first round is checked as iterative
         check_cell(hp, "densities")
+    every = list(dict.fromkeys(hp.computation for hp in declared))
     T_of = {b: get_task(b.task).resolved(b).epochs for b in {hp.base for hp in every}}
 
     rewinds: dict[BaseHparams, set[float]] = defaultdict(set)
