@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli.app import main
-from harness.sweep.study import PARSERS
+from harness.sweep.study_file import KEYS
 
 settings.register_profile("default", max_examples=120, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -56,13 +56,13 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                       max_leaves=8)
-study_keys = st.one_of(st.sampled_from(sorted(PARSERS)), st.text(min_size=1, max_size=10))
+study_keys = st.one_of(st.sampled_from(sorted(KEYS)), st.text(min_size=1, max_size=10))
 VALID_STUDY = {"task": "mnist1d", "methods": ["fine-tuning", "lr-rewinding"], "retrain_epochs": [1.5, 3],
                "densities": [0.5], "seeds": 1, "epochs_scale": 0.1}
 plausible = st.one_of(values, st.sampled_from([
     1, 2, 0.5, [1, 2], "mnist1d", ["fine-tuning"], "iterative", ["one-shot", "iterative"], {"first": 1, "last": 3},
     [0.5, 0.1], [{"structured": "resnet56-A", "levels": [1]}], {"gradual": {"span": 0.5}}, ["global-magnitude"]]))
-changed = st.dictionaries(st.sampled_from(sorted(PARSERS)), plausible, max_size=2)
+changed = st.dictionaries(st.sampled_from(sorted(KEYS)), plausible, max_size=2)
 documents = st.one_of(values, st.dictionaries(study_keys, values, max_size=6),
                       changed.map(lambda changes: {**VALID_STUDY, **changes}))
 

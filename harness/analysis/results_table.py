@@ -28,6 +28,7 @@ from harness.core.errors import DamagedFile, HarnessError
 from harness.core.metrics import metric_of
 from harness.core.protocol import SCHEDULES
 from harness.core.registry import METRICS
+from harness.core.seeding import MAX_SEED
 from harness.storage.record import CellRecord
 from harness.storage.store import Store, read_record
 
@@ -37,7 +38,6 @@ OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpr
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
-MAX_SEED = 2**32 - 1  # as a study's seeds
 
 
 # -- reading results --------------------------------------------------------------------------

@@ -33,13 +33,13 @@ from harness.core import distributed
 from harness.core.errors import HarnessError
 from harness.core.hparams import Compute
 from harness.core.protocol import DEFAULT_PRUNING
+from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
 from harness.engine.checks import check_device
 from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
 from harness.storage.record import CellRecord, SpeedRecord
 from harness.storage.store import Store
-from harness.sweep.study import MAX_SEED
 from harness.tracking.mirror import Tracker, tracker_for
 from tasks.spec import DataOptions
 

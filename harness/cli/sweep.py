@@ -28,13 +28,13 @@ from harness.cli.common import (
 from harness.cli.display import err, out, show_table
 from harness.core.errors import HarnessError
 from harness.core.hparams import Compute
+from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
 from harness.engine.checks import check_device
 from harness.engine.reporter import Reporter
 from harness.storage.store import Store
 from harness.sweep import variants
 from harness.sweep.driver import Listener
-from harness.sweep.study import MAX_SEED
 from harness.tracking.mirror import Tracker, tracker_for
 from tasks.spec import DataOptions
 

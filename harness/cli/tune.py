@@ -30,8 +30,8 @@ from harness.cli.display import err, out, show_table
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams
 from harness.core.protocol import DEFAULT_PRUNING
+from harness.core.seeding import MAX_SEED
 from harness.engine.checks import check_epochs_scale
-from harness.sweep.study import MAX_SEED
 
 
 class TuneDisplay:

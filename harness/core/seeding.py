@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+MAX_SEED = 2**32 - 1  # the largest seed a run, study or table takes (what numpy's generators accept)
+
 
 def derive_seed(seed: int, *purpose: object) -> int:
     text = repr((seed, *purpose)).encode()

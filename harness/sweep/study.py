@@ -21,8 +21,7 @@ default and can be narrowed:
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,26 +31,21 @@ import yaml
 
 from harness.core.canonical import content_hash
 from harness.core.errors import HarnessError
-from harness.core.hparams import CPU, EPOCHS_SCALE, BaseHparams, Compute, RetrainHparams
+from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.core.protocol import (
     DEFAULT_PRUNING,
     ITERATIVE_RATE,
     PAPER_GRID_POINTS,
-    SCHEDULES,
     density_chain,
     paper_retraining_times,
 )
-from harness.core.registry import METHODS, TASKS
+from harness.core.registry import METHODS
 from harness.engine.gate import check_keeps_weights
-from harness.sweep.variants import NAME, Variant
-from methods.pruning import PRUNING, Target, get_pruning
+from harness.sweep.study_file import MAX_CELLS, DensityRange, StudyFile, read_keys
+from harness.sweep.variants import Variant
+from methods.pruning import Target, get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
-
-MAX_CELLS = 100_000  # a grid is counted before it is built; past this it is refused (its plan takes ~30 s)
-MAX_RETRAIN_POINTS = 1000
-MAX_EXPONENT = 100  # 0.8^100 keeps 2e-10 of the weights
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -189,24 +183,13 @@ def load_study(spec: str, variants: Mapping[str, Variant] | None = None,
 
 def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
                 variants: Mapping[str, Variant] | None = None) -> Study:
-    unknown = sorted(set(map(str, raw)) - set(PARSERS))
-    if unknown:
-        raise StudyError(f"{source}: key {unknown[0]!r} is not valid; valid keys: {', '.join(PARSERS)}")
-    if "task" not in raw:
-        raise StudyError(f"{source}: key 'task' is required; valid: {', '.join(task_names())}")
-    if "retrain_points" in raw and "retrain_epochs" in raw:
-        raise StudyError(f"{source}: give retrain_points or retrain_epochs, not both")
-    if "density_k" in raw and "densities" in raw:
-        raise StudyError(f"{source}: give density_k or densities, not both")
-    values: dict[str, Any] = {"name": default_name}
+    """A study from a file's keys (``harness.sweep.study_file``), checked against its task."""
     variants = variants or {}
-    parsers = {**PARSERS, "methods": lambda v: parse_methods(v, variants)}
-    for key, value in raw.items():
-        try:
-            values[key] = parsers[key](value)
-        except HarnessError as e:
-            raise StudyError(f"{source}: {key}: {e}") from None
-    values.setdefault("methods", tuple(method_names()))
+    try:
+        keys = read_keys(raw, sorted(variants))
+    except HarnessError as e:
+        raise StudyError(f"{source}: {e}") from None
+    values = study_values(keys, default_name)
     values["variants"] = tuple((n, variants[n].method, variants[n].params) for n in values["methods"] if n in variants)
     study = Study(**values)
     if (n := study.count()) > MAX_CELLS:
@@ -221,139 +204,21 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
     return study
 
 
-def task_names() -> list[str]:
-    return TASKS.names()
-
-
-def method_names() -> list[str]:
-    return METHODS.names()
-
-
-def _list(value: Any, item: Callable[[Any], Any], what: str) -> tuple[Any, ...]:
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise StudyError(f"must list at least one {what}")
-    out = tuple(item(v) for v in items)
-    if len(set(out)) != len(out):
-        raise StudyError(f"lists a {what} twice: {list(items)}")
-    return out
-
-
-def _number(low: float, high: float | None = None, low_open: bool = False) -> Callable[[Any], float]:
-    def parse(v: Any) -> float:
-        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-        if bad or v < low or (low_open and v == low) or (high is not None and v > high):
-            bracket = "(" if low_open else "["
-            raise StudyError(f"must be a number in {bracket}{low:g}, {'inf' if high is None else f'{high:g}'}], "
-                             f"got {v!r}")
-        return float(v)
-    return parse
-
-
-def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
-    def parse(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
-            span = f">= {low}" if high is None else f"in [{low}, {high}]"
-            raise StudyError(f"must be an integer {span}, got {v!r}")
-        return v
-    return parse
-
-
-def _choice(valid: Sequence[Any], what: str) -> Callable[[Any], Any]:
-    def parse(v: Any) -> Any:
-        if isinstance(v, bool) or v not in valid:
-            raise StudyError(f"unknown {what} {v!r}; valid: {', '.join(map(str, valid))}")
-        return v
-    return parse
-
-
-def parse_seeds(v: Any) -> tuple[int, ...]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return tuple(range(_integer(1, MAX_CELLS)(v)))
-    return _list(v, _integer(0, MAX_SEED), "seed")
-
-
-def parse_density_k(v: Any) -> tuple[int, ...]:
-    if isinstance(v, dict):
-        extra = sorted(set(v) - {"first", "last", "step"})
-        if extra or "first" not in v or "last" not in v:
-            raise StudyError(f"a range is {{first: K, last: K, step: 1}}, got {v!r}")
-        first, last = _integer(0, MAX_EXPONENT)(v["first"]), _integer(0, MAX_EXPONENT)(v["last"])
-        step = _integer(1)(v.get("step", 1))
-        if last < first:
-            raise StudyError(f"last must be >= first, got {v!r}")
-        return tuple(range(first, last + 1, step))
-    return _list(v, _integer(0, MAX_EXPONENT), "exponent k")
-
-
-def parse_pruning(v: Any) -> tuple[PruningKind, ...]:
-    """Entries: a strategy's name, ``{strategy: NAME, params: {n: 1, m: 4}}``, or a structured
-    configuration at levels, ``{structured: CONFIG, levels: [1, 2]}`` (``strategy`` works there too)."""
-
-    def one(entry: Any) -> PruningKind:
-        if isinstance(entry, str):
-            entry = {"strategy": entry}
-        keys = {"strategy", "structured", "levels", "params"}
-        if not isinstance(entry, dict) or not set(entry) <= keys or len({"strategy", "structured"} & set(entry)) != 1:
-            raise StudyError(f"an entry is a strategy ({', '.join(PRUNING.names())}), {{strategy: NAME, params: "
-                             f"{{...}}}} or {{structured: CONFIG, levels: [1, 2]}}, got {entry!r}")
-        name = _choice(PRUNING.names(), "pruning strategy")(entry.get("strategy", entry.get("structured")))
-        strategy = PRUNING.get(name)
-        if "levels" in entry and strategy.target is not Target.LEVEL:
-            raise StudyError(f"levels are for structured configurations; {name} takes the study's densities")
-        levels = _list(entry.get("levels", [1]), _choice(list(strategy.levels) or [1], "level"), "level")
-        params = entry.get("params", {})
-        if not isinstance(params, dict):
-            raise StudyError(f"{name}: params is a mapping {{parameter: value}}, got {params!r}")
-        return PruningKind(strategy=name, levels=levels, params=strategy.overrides(params))
-
-    return _list(v, one, "pruning kind")
-
-
-def parse_methods(v: Any, variants: Iterable[str] = ()) -> tuple[str, ...]:
-    return _list(v, _choice(method_names() + sorted(variants), "method"), "method")
-
-
-def parse_method_params(v: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
-
-    if not isinstance(v, dict):
-        raise StudyError(f"a mapping {{method: {{parameter: value}}}}, got {v!r}")
-    out = []
-    for method, params in sorted(v.items()):
-        spec = get_method(_choice(method_names(), "method")(method))
-        if not isinstance(params, dict):
-            raise StudyError(f"{method}: a mapping {{parameter: value}}, got {params!r}")
-        out.append((method, spec.overrides(params)))
-    return tuple(out)
-
-
-PARSERS: dict[str, Callable[[Any], Any]] = {
-    "name": lambda v: parse_name(v),
-    "task": lambda v: _choice(task_names(), "task")(v),
-    "methods": parse_methods,
-    "retrain_points": _integer(1, MAX_RETRAIN_POINTS),
-    "retrain_epochs": lambda v: _list(v, _number(0.0), "retraining time"),
-    "density_k": parse_density_k,
-    "densities": lambda v: _list(v, _number(0.0, 1.0, low_open=True), "density"),
-    "seeds": parse_seeds,
-    "schedules": lambda v: _list(v, _choice(list(SCHEDULES), "schedule"), "schedule"),
-    "pruning": parse_pruning,
-    "epochs_scale": _number(EPOCHS_SCALE[0], EPOCHS_SCALE[1]),
-    "batch_size": lambda v: None if v is None else _integer(1)(v),
-    "method_params": parse_method_params,
-}
-
-
-def _raise(message: str) -> Any:
-    raise StudyError(message)
-
-
-def parse_name(value: Any) -> str:
-    """A study's name becomes a folder of the store (``studies/NAME-HASH``): a plain name, never a path."""
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise StudyError(f"must be a name of letters, digits, '.', '_' and '-' starting with a letter or digit, "
-                         f"not {value!r}")
-    return value
+def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
+    """The ``Study`` fields the file gives; the rest keep the paper's defaults."""
+    given = {k: getattr(keys, k) for k in keys.model_fields_set}
+    if "density_k" in given and isinstance(given["density_k"], DensityRange):
+        given["density_k"] = given["density_k"].exponents()
+    if isinstance(given.get("seeds"), int):
+        given["seeds"] = tuple(range(given["seeds"]))
+    if "pruning" in given:
+        given["pruning"] = tuple(PruningKind(e.strategy, e.levels, e.params) for e in given["pruning"])
+    if "epochs_scale" in given:
+        given["epochs_scale"] = float(given["epochs_scale"])
+    for key in ("retrain_epochs", "densities"):
+        if key in given:
+            given[key] = tuple(map(float, given[key]))
+    return {"name": default_name, "methods": tuple(METHODS.names()), **given}
 
 
 def check_against_task(study: Study) -> None:
