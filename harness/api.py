@@ -13,7 +13,9 @@ The command line calls the same functions; arguments carry the names of its opti
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +24,22 @@ from typing import Any
 from harness.core.errors import HarnessError
 from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.core.metrics import metric_of
+from harness.core.progress import Progress
 from harness.core.protocol import DEFAULT_PRUNING, density_chain
 from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
+from harness.engine.export import export as write
+from harness.engine.export import pruned_model
 from harness.engine.gate import check_cell
-from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
+from harness.storage import paths
 from harness.storage.record import CellRecord
 from harness.storage.store import Store
 from harness.sweep import variants
-from tasks.spec import DataOptions
+from harness.tracking.mirror import default_uri, tracker_for
+from harness.tracking.ui_server import MlflowUI, check_servable
+from methods.pruning import Prunes, Target, get_pruning
+from methods.spec import get_method
+from tasks.spec import DataOptions, get_task
 
 PathLike = str | os.PathLike
 
@@ -48,9 +57,6 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
              retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
              batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU) -> RunPlan:
     """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK."""
-    from methods.pruning import Prunes, Target, get_pruning
-    from methods.spec import get_method
-    from tasks.spec import get_task
 
     choice = variants.resolve(method, Store(store).root)
     if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
@@ -89,11 +95,11 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
 
 def run(method: str, task: str, *, store: PathLike = "results", device: str = "cpu", data_dir: PathLike | None = None,
         download: bool = False, workers: int = 0, bf16: bool = False, tracking: bool = True,
-        tracking_uri: str | None = None, reporter: Reporter | None = None, **cells: Any) -> list[CellRecord]:
+        tracking_uri: str | None = None, progress: Progress | None = None, **cells: Any) -> list[CellRecord]:
     """Train the base network (once per seed, reused thereafter), prune, retrain with ``method``; one
     record per cell. ``cells`` are ``plan_run``'s: density, rounds, iterative, pruning, pruning_params,
-    level, retrain_epochs, seeds, epochs_scale, batch_size."""
-    from harness.tracking.mirror import tracker_for
+    level, retrain_epochs, seeds, epochs_scale, batch_size. ``progress`` (``harness.core.progress``) hears
+    each training's steps."""
 
     check_device(device)
     planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16), **cells)
@@ -101,7 +107,7 @@ def run(method: str, task: str, *, store: PathLike = "results", device: str = "c
     results.check_writable()
     options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
                           workers=workers)
-    runner = Runner(results, options, tracker_for(results.root, tracking, tracking_uri), reporter or Reporter(),
+    runner = Runner(results, options, tracker_for(results.root, tracking, tracking_uri), progress or Progress(),
                     bf16=bf16)
     return [runner.retrain(hp) for hp in planned.cells]
 
@@ -111,10 +117,10 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
           data_dir: PathLike | None = None, tracking: bool = True, tracking_uri: str | None = None) -> list[CellRecord]:
     """Run a study (a YAML file or a preset's name), narrowed by ``epochs_scale``, ``seeds`` and
     ``methods`` where given, on ``jobs`` local worker processes; the records of its cells."""
-    from harness.sweep.driver import Listener, run_study
+    # start-up: pydantic, yaml and the executors only when a study runs
+    from harness.sweep.driver import run_study
     from harness.sweep.executors import WorkerContext, make_executor
     from harness.sweep.study import load_study
-    from harness.tracking.mirror import tracker_for
 
     results = Store(store)
     spec = load_study(str(study), variants.load_all(results.root),
@@ -126,7 +132,7 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
                                                            device=device))
     tracker = tracker_for(results.root, tracking, tracking_uri)
     with make_executor("local", context, jobs) as executor:
-        report = run_study(spec, results, executor, Listener(), tracker=tracker)
+        report = run_study(spec, results, executor, Progress(), tracker=tracker)
     if report.failures:
         label, error = report.failures[0]
         raise HarnessError(f"{len(report.failures)} job(s) of study {spec.name} failed, first {label}: {error}; "
@@ -150,6 +156,7 @@ def narrow(epochs_scale: float | None = None, seeds: Sequence[int] | None = None
 def results(store: PathLike = "results") -> Any:
     """Every finished cell of the store as a pandas DataFrame, one row per record, columns named as
     ``results.csv``'s."""
+    # start-up: pandas only when a table is asked for
     import pandas as pd
 
     rows = [record.row() for record in Store(store).results()]
@@ -167,14 +174,12 @@ def cell_folder(store: PathLike, cell: CellRecord | str) -> Path:
 def load_model(store: PathLike, cell: CellRecord | str) -> Any:
     """The pruned ``nn.Module`` of a finished cell (a record, or its ``run`` name): in eval mode on the
     CPU, its pruned weights zero; a network whose filters were removed comes compacted."""
-    from harness.engine.export import pruned_model
 
     return pruned_model(cell_folder(store, cell)).model
 
 
 def export(store: PathLike, cell: CellRecord | str, out: PathLike, fmt: str = "safetensors") -> Path:
     """``harness export``: write a cell's pruned network (weights, mask, model.json) to the folder ``out``."""
-    from harness.engine.export import export as write
 
     write(cell_folder(store, cell), Path(out), fmt)
     return Path(out)
@@ -206,27 +211,21 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
          timeout: float | None = None, epochs_scale: float = 1.0, batch_size: int | None = None,
          store: PathLike = "results", data_dir: PathLike | None = None, download: bool = False,
          device: str = "cpu", bf16: bool = False, threads: int = 1, workers: int = 0, tracking: bool = True,
-         tracking_uri: str | None = None, listener: Any = None, reporter: Reporter | None = None,
-         warn: Any = print) -> TuneResult:
+         tracking_uri: str | None = None, progress: Progress | None = None) -> TuneResult:
     """Search ``method``'s declared parameters and retraining time on ``task`` at one density (Optuna),
     maximizing validation accuracy on seed ``search_seed``; then evaluate the best configuration on the
     test set over ``seeds``. Calling it again with the same arguments resumes the same study; several
     processes on one ``storage`` or ``journal`` share it. ``save_as`` saves the best configuration as a
-    variant that ``run`` and studies accept; ``listener`` (``harness.tune.search.Listener``) hears progress."""
-    import logging
-    import time
+    variant that ``run`` and studies accept; ``progress`` (``harness.core.progress``) hears the base
+    network's training, each trial and the evaluation."""
 
+    # start-up: Optuna, pandas and the search only when a search runs
     import optuna
 
     from harness.analysis.statistics import spread
-    from harness.storage import paths
-    from harness.tracking.mirror import tracker_for
     from harness.tune import search
     from harness.tune import space as tune_space
     from harness.tune import storage as tune_storage
-    from methods.pruning import Target, get_pruning
-    from methods.spec import get_method
-    from tasks.spec import get_task
 
     spec = get_method(method)
     if trials < 1:
@@ -260,30 +259,27 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
                                                         paths.optuna_db(results_store.root))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
-    listener = listener or search.Listener()
-    tracker = tracker_for(results_store.root, tracking, tracking_uri, warn)
+    progress = progress or Progress()
+    tracker = tracker_for(results_store.root, tracking, tracking_uri, progress.warn)
     options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
                           workers=workers)
     trial_store = Store(paths.tune(results_store.root, name), bases=results_store.root)
-    runner = Runner(trial_store, options, None, reporter or Reporter(), bf16=bf16, threads=threads)
+    runner = Runner(trial_store, options, None, progress, bf16=bf16, threads=threads)
     started = time.time()
     runner.base(base)  # every paper rewind point, once, before any trial
     spe = runner.data(resolved).steps_per_epoch
     study = tune_storage.open_study(optuna_storage, name, config, tune_storage.make_pruner(pruner, spe), sampler_seed,
                               tune_space.defaults(spec, resolved.epochs, searched, strategy),
                               maximize=metric_of(resolved.metric).higher_is_better)
-    s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, listener, strategy)
-    listener.search_started(name, storage_label, len(study.trials),
-                            ", ".join(f"{k} {v}" for k, v in tune_space.describe_space(searched).items())
-                            + "".join(f", {k} = {v:g}" for k, v in fixed.items()), trials)
-    try:  # a stop leaves the interrupted trial to be queued again by the next call (tune.Search)
-        s.run(timeout=timeout)
-    finally:
-        listener.search_ended()
+    s = search.Search(spec, base, density, searched, fixed, runner, study, trials, tracker, progress, strategy)
+    space_line = (", ".join(f"{k} {v}" for k, v in tune_space.describe_space(searched).items())
+                  + "".join(f", {k} = {v:g}" for k, v in fixed.items()))
+    # a stop leaves the interrupted trial to be queued again by the next call (tune.Search)
+    s.run(search.SearchPlan(name, storage_label, len(study.trials), space_line, trials, study), timeout=timeout)
     best = tune_storage.best_trial(study)
     # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
     eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
-                         reporter or Reporter(), bf16=bf16, threads=threads)
+                         progress, bf16=bf16, threads=threads)
     rows = s.evaluate(best, list(seeds), eval_runner, variant=save_as)
     tests = spread(r.test_acc for r in rows)
     if tracker is not None:
@@ -307,8 +303,6 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
 def ui(store: PathLike = "results", tracking_uri: str | None = None, port: int = 5000) -> Any:
     """The MLflow UI for the store's tracking store, started on 127.0.0.1:``port``
     (``harness.tracking.ui_server.MlflowUI``: ``ready()``, ``runs_page``, ``wait()``, ``stop()``)."""
-    from harness.tracking.mirror import default_uri
-    from harness.tracking.ui_server import MlflowUI, check_servable
 
     root = Store(store).root
     uri = tracking_uri or default_uri(root)
@@ -321,10 +315,10 @@ def leaderboard(store: PathLike | None = None, csv: Sequence[PathLike] = (), exp
     """The leaderboard page of a store, results CSVs and an MLflow experiment (``--csv`` alone reads only
     the files given); ``analysis`` are ``leaderboard.site.build``'s (alpha, anchors, bootstrap,
     zone_densities, margin). Returns what was built and the folder it is in."""
+    # start-up: pandas, scipy and matplotlib only when a leaderboard is built
     import pandas as pd
 
     from harness.analysis import results_table
-    from harness.tracking.mirror import default_uri
     from leaderboard.site import build
 
     frames, sources = [], []

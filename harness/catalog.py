@@ -9,8 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.core.errors import HarnessError
+from harness.core.registry import load_plugins
 from harness.storage import paths
+from harness.sweep import variants as saved
+from methods.pruning import PRUNING, Target, get_pruning
+from methods.recipes import RECIPES
+from methods.spec import METHODS, get_method
+from tasks.spec import TASKS, get_task
 
 KINDS = ("tasks", "methods", "pruning", "presets", "variants")
 
@@ -21,9 +29,6 @@ def parameters(declared: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def tasks() -> list[dict[str, Any]]:
-    import torch
-
-    from tasks.spec import TASKS, get_task
 
     entries = []
     for name in TASKS.names():
@@ -42,8 +47,6 @@ def tasks() -> list[dict[str, Any]]:
 
 
 def methods() -> list[dict[str, Any]]:
-    from methods.recipes import RECIPES
-    from methods.spec import METHODS, get_method
 
     entries = []
     for name in METHODS.names():
@@ -59,7 +62,6 @@ def methods() -> list[dict[str, Any]]:
 
 
 def pruning() -> list[dict[str, Any]]:
-    from methods.pruning import PRUNING, Target, get_pruning
 
     entries = []
     for name in PRUNING.names():
@@ -72,6 +74,7 @@ def pruning() -> list[dict[str, Any]]:
 
 
 def presets() -> list[dict[str, Any]]:
+    # start-up: pydantic and yaml only when presets are listed
     from harness.sweep.study import load_study
     from harness.sweep.study import presets as files
 
@@ -85,7 +88,6 @@ def presets() -> list[dict[str, Any]]:
 
 def variants(store: Path) -> list[dict[str, Any]]:
     """The method variants saved in a store (`harness tune --save-as`), each checked as it is read."""
-    from harness.sweep import variants as saved
 
     return [{"name": v.name, "method": v.method, "params": dict(v.params), "retrain_fraction": v.retrain_fraction,
              "file": str(paths.variant(store, v.name))} for v in saved.load_all(store).values()]
@@ -93,7 +95,6 @@ def variants(store: Path) -> list[dict[str, Any]]:
 
 def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> dict[str, list[dict[str, Any]]]:
     """The entries of each kind asked for (``variants``: those of ``store``)."""
-    from harness.core.registry import load_plugins
 
     load_plugins()
     unknown = [k for k in kinds if k not in KINDS]

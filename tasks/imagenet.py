@@ -25,12 +25,14 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPEG", ".JPG", ".PNG")
 
 
 def timm_model(name: str) -> nn.Module:
+    # start-up: timm only when an ImageNet network is built
     import timm
 
     return timm.create_model(name, pretrained=False)
 
 
 def image_folder(root: Path, split: str) -> Any:
+    # start-up: torchvision's datasets only when ImageNet is loaded
     from torchvision.datasets import ImageFolder
 
     folder = root / split
@@ -46,6 +48,7 @@ def image_folder(root: Path, split: str) -> Any:
 
 @identified_as("tasks.imagenet.load")
 def load(options: DataOptions) -> FolderData:
+    # start-up: torchvision only when ImageNet is loaded
     from torchvision import transforms as T
 
     if options.data_dir is None:

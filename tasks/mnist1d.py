@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -44,7 +45,6 @@ SPLITS = ("x", "y", "x_test", "y_test")
 def cache_path() -> Path:
     """Where the generated data set is kept, in the user's cache: by the generator's version, which
     fixes its default arguments (importing the generator alone takes most of a second)."""
-    from importlib.metadata import version
 
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return root / "pruning-harness" / f"mnist1d-{version('mnist1d')}-default.pt"
@@ -61,6 +61,7 @@ def generate() -> dict[str, torch.Tensor]:
     with contextlib.suppress(FileNotFoundError, DamagedFile):
         kept = store.load(path, keys=SPLITS)
         return {k: kept[k] for k in SPLITS}
+    # start-up: the generator (most of a second) only when the data set is generated
     from mnist1d.data import get_dataset_args, make_dataset
 
     raw = make_dataset(get_dataset_args())

@@ -74,6 +74,7 @@ def translation_task(name: str, description: str, hidden: int, layers: int, drop
                      beam: int, documented: float | None = None) -> Task:
     def make_model() -> nn.Module:
         gnmt, _ = fairseq_modules()
+        # start-up: fairseq only when a translation task is built
         from fairseq.data import Dictionary
 
         return gnmt.build_gnmt(Dictionary(), VOCAB, hidden, layers, dropout)

@@ -15,7 +15,7 @@ import torch
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import STORED_BEFORE, task_fingerprint
-from harness.engine.reporter import Reporter
+from harness.core.progress import Progress
 from harness.engine.runner import Runner
 from harness.storage.store import Store
 from tasks.spec import TASKS, get_task
@@ -131,9 +131,9 @@ def test_another_thread_count_or_device_is_another_folder_and_an_unrecorded_one_
     result_file.write_text(json.dumps({k: v for k, v in result.items() if not k.startswith("compute.")}))
     notes: list[str] = []
 
-    class Collect(Reporter):
+    class Collect(Progress):
         def warn(self, text: str) -> None:
             notes.append(text)
 
-    Runner(store, reporter=Collect()).retrain(RetrainHparams(one, "fine-tuning", 1.0, densities=(0.2,)))
+    Runner(store, progress=Collect()).retrain(RetrainHparams(one, "fine-tuning", 1.0, densities=(0.2,)))
     assert any("was stored before its compute (device, bf16, threads) was recorded" in n for n in notes), notes

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.reporter import Reporter
+from harness.core.progress import Progress
 from harness.engine.runner import Runner
 from harness.storage.store import Store, load
 from tests.conftest import QUICK
@@ -50,7 +50,7 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert not same_weights(wa, wc)
 
 
-class Notes(Reporter):
+class Notes(Progress):
     """What a run says."""
 
     def __init__(self) -> None:
@@ -60,7 +60,7 @@ class Notes(Reporter):
         self.said.append(message)
 
 
-class Killer(Reporter):
+class Killer(Progress):
     """Stops a run part-way, as a crash would."""
 
     def __init__(self, label: str, at_step: int) -> None:
@@ -79,12 +79,12 @@ class Killer(Reporter):
 def test_killed_run_resumes_to_identical_results(tmp_path, label, step):
     hp = RetrainHparams(BASE, "reinit", 1.0, (0.3,))
     with pytest.raises(KeyboardInterrupt):
-        Runner(Store(tmp_path / "killed"), reporter=Killer(label, step)).retrain(hp)
+        Runner(Store(tmp_path / "killed"), progress=Killer(label, step)).retrain(hp)
     killed = Store(tmp_path / "killed")
     folder = killed.base_dir(BASE) if label == "train" else killed.retrain_dir(hp)
     assert (folder / "resume.pt").exists(), "the last finished epoch was saved"
     notes = Notes()
-    resumed = Runner(Store(tmp_path / "killed"), reporter=notes).retrain(hp)
+    resumed = Runner(Store(tmp_path / "killed"), progress=notes).retrain(hp)
     assert f"{folder}: resumed from epoch {(step // 32) * 32 / 32:g}" in notes.said  # 32 steps an epoch
     clean = Runner(Store(tmp_path / "clean")).retrain(hp)
     assert (resumed.val_acc, resumed.test_acc) == (clean.val_acc, clean.test_acc)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from harness.core.progress import Progress
 from harness.storage.store import Store
-from harness.sweep.driver import Listener, run_study
+from harness.sweep.driver import run_study
 from harness.sweep.executors import InProcess, LocalPool, WorkerContext
 from harness.sweep.plan import plan
 from harness.sweep.study import load_study
@@ -187,7 +188,7 @@ def test_other_executors_give_the_same_results(reference, study_file, tmp_path, 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         executor = RayExecutor(context, address=None, retries=0, cpus=1, gpus=0)
     try:
-        report = run_study(load_study(str(study_file)), Store(tmp_path), executor, Listener())
+        report = run_study(load_study(str(study_file)), Store(tmp_path), executor, Progress())
     finally:
         if kind == "ray":
             ray.shutdown()
@@ -208,8 +209,8 @@ def test_a_failed_cell_is_retried_and_reported_while_the_others_finish(reference
     store.retrain_dir(blocked).write_bytes(b"in the way")
     seen: list[str] = []
 
-    class Count(Listener):
-        def started(self, job):
+    class Count(Progress):
+        def started(self, job, total_steps=0):
             seen.append(job.label)
 
     report = run_study(load_study(str(study_file)), store, InProcess(WorkerContext(str(store.root))), Count(),
@@ -393,7 +394,7 @@ def test_an_iterative_chains_first_round_is_reported_iterative_and_computed_once
     study.write_text("task: mnist1d\nepochs_scale: 0.1\nmethods: [lr-rewinding]\nretrain_epochs: [1.5]\n"
                      "densities: [0.8, 0.64]\nschedules: [one-shot, iterative]\nseeds: 1\n")
     store = tmp_path / "store"
-    report = run_study(load_study(str(study)), Store(store), InProcess(WorkerContext(str(store))), Listener())
+    report = run_study(load_study(str(study)), Store(store), InProcess(WorkerContext(str(store))), Progress())
     rows = {(r.schedule, r.round, round(r.target_density, 2)): r.run for r in report.rows}
     assert set(rows) == {("one-shot", 1, 0.8), ("one-shot", 1, 0.64), ("iterative", 1, 0.8), ("iterative", 2, 0.64)}
     assert rows[("iterative", 1, 0.8)] == rows[("one-shot", 1, 0.8)]  # one folder

@@ -141,6 +141,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 def read_mlflow(tracking_uri: str, experiment: str) -> pd.DataFrame:
     """Retraining runs of an MLflow experiment (as this harness logs them)."""
+    # start-up: MLflow's client only when rows are read from a tracking server
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from harness.analysis import results_table, statistics
 from harness.storage.record import CellRecord
 
@@ -12,7 +14,6 @@ from harness.storage.record import CellRecord
 def best_validated(rows: list[CellRecord]) -> dict[str, Any]:
     """Among rows of one (method, density), the retraining time with the best median validation score
     over seeds (in the direction of their metric), with the median, min and max of its test score."""
-    import pandas as pd
 
     table = pd.DataFrame({
         "retraining_epochs": [r.retraining_epochs for r in rows], "seed": [r.seed for r in rows],

@@ -4,10 +4,13 @@ error into one line."""
 
 from __future__ import annotations
 
+import signal
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import ClickException
 
 from harness.cli import export, leaderboard, listing, run, sweep, tune, ui
 from harness.cli.display import err, out
@@ -19,8 +22,6 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 def show_version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
-
         def of(package: str) -> str:
             try:
                 return version(package)
@@ -51,7 +52,6 @@ app.command("list")(listing.list_registered)
 
 def main(argv: list[str] | None = None) -> int:
     """The console script: every error, the parser's own included, is one line on stderr."""
-    from typer._click.exceptions import ClickException
 
     signals.install()
     try:
@@ -75,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def signal_name(signum: int) -> str:
-    import signal
-
     return signal.Signals(signum).name
 
 

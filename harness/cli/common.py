@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import progress as bars
 
 from harness.cli.display import err
 from harness.core.errors import DamagedFile, HarnessError, StoreFault
-from harness.engine.reporter import Reporter
+from harness.core.progress import Progress
 
 # Options shared by several commands
 EpochsScale = Annotated[float, typer.Option(help="shrink every schedule boundary by this factor")]
@@ -46,12 +46,14 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-class BarReporter(Reporter):
+class BarProgress(Progress):
+    """A bar per training, its notes and warnings on stderr (`harness run`, and a search's base network)."""
+
     @contextlib.contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Any]:
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=err, transient=False) as bar:
+        columns = [bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
+                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn(), bars.TimeRemainingColumn()]
+        with bars.Progress(*columns, console=err, transient=False) as bar:
             handle = bar.add_task(description, total=total_steps, status="")
 
             def advance(done: int, record: dict[str, float]) -> None:
@@ -64,7 +66,7 @@ class BarReporter(Reporter):
         err.print(message, markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
-        err.print(message, markup=False, highlight=False, soft_wrap=True)
+        warn(message)
 
 
 def parse_assignments(values: list[str], flag: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ from harness.cli.common import (
     user_errors,
 )
 from harness.cli.display import out
+from harness.engine.export import export as export_cell
 from harness.storage.store import Store
 
 
@@ -24,12 +25,10 @@ def export(
 ) -> None:
     """Write a cell's pruned network (weights, mask, model.json naming its task and method); a network
     whose filters were removed is written compacted. Loads back with harness.engine.export.load_exported."""
-    from harness.engine.export import export
-
     with user_errors():
         cell_folder = Store(store).cell_dir(cell)
         folder = out_dir or Path("exported") / cell_folder.name
-        written = export(cell_folder, folder, format)
+        written = export_cell(cell_folder, folder, format)
     record = written.record
     compacted = " (compacted)" if written.compacted else ""
     out.print(f"{record.variant or record.method} on {record.task}, density {record.density:.4g}, seed {record.seed}"

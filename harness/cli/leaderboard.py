@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from harness import api
 from harness.cli.common import (
     check_finite,
     user_errors,
@@ -44,7 +45,7 @@ def leaderboard(
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
     rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways."""
-    from harness import api
+    # start-up: scipy only for `harness leaderboard`
     from harness.analysis.safe_zone import ANCHORS, parse_density_rule
 
     with user_errors():

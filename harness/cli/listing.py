@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from harness.catalog import KINDS, catalog
 from harness.cli.common import (
     StoreDir,
     user_errors,
@@ -24,9 +26,7 @@ def list_registered(
 ) -> None:
     """Tasks, retraining methods and recipes, pruning strategies, study presets, and a store's method
     variants, with their parameters."""
-    import json
 
-    from harness.catalog import KINDS, catalog
 
     with user_errors():
         entries = catalog(tuple(kinds or KINDS), store)

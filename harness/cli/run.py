@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from harness.api import plan_run
 from harness.cli.common import (
-    BarReporter,
+    BarProgress,
     BatchSize,
     Bf16,
     DataDir,
@@ -32,11 +33,12 @@ from harness.cli.display import err, out, show_table
 from harness.core import distributed
 from harness.core.errors import HarnessError
 from harness.core.hparams import Compute
+from harness.core.metrics import metric_of
+from harness.core.progress import Progress
 from harness.core.protocol import DEFAULT_PRUNING
 from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
 from harness.engine.checks import check_device
-from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
 from harness.storage.record import CellRecord, SpeedRecord
 from harness.storage.store import Store
@@ -82,7 +84,6 @@ def run(
     no_tracking: NoTracking = False,
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
-    from harness.api import plan_run
 
     with user_errors():
         check_finite(locals())
@@ -105,8 +106,8 @@ def run(
 
     tracker = tracker_for(results_store.root, not no_tracking and distributed.is_main(), tracking_uri, warn)
     options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
-    reporter = BarReporter() if distributed.is_main() else Reporter()
-    runner = Runner(results_store, options, tracker, reporter, bf16=bf16, threads=threads)
+    progress = BarProgress() if distributed.is_main() else Progress()
+    runner = Runner(results_store, options, tracker, progress, bf16=bf16, threads=threads)
     rows, started = [], time.time()
     with user_errors():
         hps = planned.cells
@@ -127,7 +128,6 @@ def show_results(rows: list[CellRecord], speeds: list[SpeedRecord], metric: str,
     # start-up: pandas only when results are shown, not with `harness --help`
     from harness.analysis.selection import best_validated
     from harness.analysis.statistics import spread
-    from harness.core.metrics import metric_of
 
     first = rows[0]
     pruning = "" if first.pruning == DEFAULT_PRUNING else f", {first.pruning}"

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import progress as bars
 from rich.table import Table
 
+from harness.api import narrow
 from harness.cli.common import (
     Bf16,
     DataDir,
@@ -28,36 +29,39 @@ from harness.cli.common import (
 from harness.cli.display import err, out, show_table
 from harness.core.errors import HarnessError
 from harness.core.hparams import Compute
+from harness.core.progress import Progress
 from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
 from harness.engine.checks import check_device
-from harness.engine.reporter import Reporter
 from harness.storage.store import Store
 from harness.sweep import variants
-from harness.sweep.driver import Listener
+from harness.sweep.plan import plan, summary
 from harness.tracking.mirror import Tracker, tracker_for
 from tasks.spec import DataOptions
 
 
-class SweepDisplay(Listener):
-    """Progress over a study's cells (done, running, cached, failed) and its training epochs (eta)."""
+class SweepDisplay(Progress):
+    """Progress over a study's cells (done, running, cached, failed) and its training epochs (eta);
+    a job running in this process advances the epochs bar step by step."""
 
     def __init__(self) -> None:
-        columns = [TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.fields[count]}"),
-                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn()]
-        self.bar = Progress(*columns, console=err, transient=False)
+        columns = [bars.TextColumn("{task.description:<7}"), bars.BarColumn(), bars.TextColumn("{task.fields[count]}"),
+                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn(), bars.TextColumn("eta"),
+                   bars.TimeRemainingColumn()]
+        self.bar = bars.Progress(*columns, console=err, transient=False)
         self.counts = {"done": 0, "cached": 0, "failed": 0, "running": 0}
         self.epochs_done = 0.0
+        self.current: Any = None
 
-    def planned(self, jobs: list, cells: set, pending: dict[str, float]) -> None:
-        self.cells, self.pending = cells, pending
-        self.total_epochs = sum(pending.values())
-        self.cell_task = self.bar.add_task("cells", total=len(cells), count="", status="")
+    def begin(self, plan: Any) -> None:
+        self.cells, self.pending = plan.cells, plan.pending
+        self.total_epochs = sum(self.pending.values())
+        self.cell_task = self.bar.add_task("cells", total=len(self.cells), count="", status="")
         self.epoch_task = self.bar.add_task("epochs", total=max(self.total_epochs, 1e-9), count="", status="")
         self.refresh()
 
-    def started(self, job: Any) -> None:
+    def started(self, job: Any, total_steps: int = 0) -> None:
+        self.current = job
         self.counts["running"] += sum(hp in self.cells for hp in job.cells)
         self.refresh(current=job.label)
 
@@ -80,20 +84,14 @@ class SweepDisplay(Listener):
         self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f}",
                         **({"status": current} if current else {}))
 
-    def reporter_for(self, job: Any) -> Reporter:
-        """Step-level progress of the job running in this process."""
-        display = self
-        share = self.pending.get(job.id, 0.0)
+    @contextlib.contextmanager
+    def track(self, description: str, total_steps: int) -> Iterator[Any]:
+        share = self.pending.get(self.current.id, 0.0) if self.current is not None else 0.0
 
-        class Steps(Reporter):
-            @contextlib.contextmanager
-            def track(self, description: str, total_steps: int) -> Iterator[Any]:
-                def advance(done: int, record: dict[str, float]) -> None:
-                    display.refresh(partial=share * done / max(total_steps, 1))
+        def advance(done: int, record: Any) -> None:
+            self.refresh(partial=share * done / max(total_steps, 1))
 
-                yield advance
-
-        return Steps()
+        yield advance
 
 
 def sweep(
@@ -128,7 +126,7 @@ def sweep(
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume."""
-    from harness.api import narrow
+    # start-up: pydantic, yaml and the executors only for `harness sweep`
     from harness.sweep.driver import run_study
     from harness.sweep.executors import WorkerContext, make_executor
     from harness.sweep.study import load_study
@@ -156,7 +154,7 @@ def sweep(
     gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
     display = SweepDisplay()
     with user_errors(), make_executor(
-            executor, context, jobs, address, retries, cpus_per_job, gpus, display.reporter_for) as ex, display.bar:
+            executor, context, jobs, address, retries, cpus_per_job, gpus, display) as ex, display.bar:
         report = run_study(spec, results_store, ex, display, retries=retries, tracker=tracker)
     show_study(spec, report, tracker)
     if report.failures:
@@ -164,7 +162,6 @@ def sweep(
 
 
 def show_plan(spec: Any, results_store: Store) -> None:
-    from harness.sweep.plan import plan, summary
 
     cells = spec.cells()
     jobs = plan(cells)
@@ -184,6 +181,7 @@ def show_plan(spec: Any, results_store: Store) -> None:
 
 
 def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
+    # start-up: pandas only when a study's tables are shown
     from harness.analysis.study_tables import best_by_method
 
     c = report.counts

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import progress as bars
 from rich.table import Table
 
+from harness import api
 from harness.cli.common import (
-    BarReporter,
+    BarProgress,
     BatchSize,
     Bf16,
     DataDir,
@@ -24,7 +27,6 @@ from harness.cli.common import (
     TrackingUri,
     check_finite,
     user_errors,
-    warn,
 )
 from harness.cli.display import err, out, show_table
 from harness.core.errors import HarnessError
@@ -32,34 +34,63 @@ from harness.core.hparams import BaseHparams
 from harness.core.protocol import DEFAULT_PRUNING
 from harness.core.seeding import MAX_SEED
 from harness.engine.checks import check_epochs_scale
+from harness.tune.space import declared_space, describe_space, distribution
+from methods.pruning import get_pruning
+from methods.spec import get_method
+from tasks.spec import get_task
 
 
-class TuneDisplay:
-    """Progress of a search: the study's trials (complete, pruned, failed, best) and the running one."""
+class TuneDisplay(BarProgress):
+    """Progress of a search: the study's trials (complete, pruned, failed, best) and the running one; a
+    training outside a trial (the base network, the final evaluation) has a bar of its own."""
 
     def __init__(self) -> None:
-        columns = [TextColumn("{task.description:<9}"), BarColumn(), TextColumn("{task.fields[count]}"),
-                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
-        self.bar = Progress(*columns, console=err, transient=False)
+        columns = [bars.TextColumn("{task.description:<9}"), bars.BarColumn(), bars.TextColumn("{task.fields[count]}"),
+                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn()]
+        self.bar = bars.Progress(*columns, console=err, transient=False)
         self.total = 0
         self.trials_task: Any = None
         self.trial_task: Any = None
+        self.in_trial = False
 
-    def start(self, total: int) -> None:
-        self.total = total
-        self.trials_task = self.bar.add_task("trials", total=total, count="", status="")
+    def begin(self, plan: Any) -> None:
+        out.print(f"study {plan.name} in {plan.storage_label}: {plan.trials_so_far} trials so far, searching "
+                  f"{plan.space}", highlight=False, soft_wrap=True)
+        self.total = plan.total
+        self.trials_task = self.bar.add_task("trials", total=plan.total, count="", status="")
         self.trial_task = self.bar.add_task("trial", total=1, count="", status="", visible=False)
+        self.show_counts(plan.study)
+        self.bar.start()
 
-    def trial_started(self, number: int, values: Any, total_steps: int) -> None:
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in values.items())
+    def started(self, trial: Any, total_steps: int = 0) -> None:
+        self.in_trial = True
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in trial.params.items())
         self.bar.reset(self.trial_task, total=max(total_steps, 1), visible=True,
-                       description=f"trial {number}", count="", status=shown)
+                       description=f"trial {trial.number}", count="", status=shown)
 
-    def trial_step(self, done: int, record: Any) -> None:
-        status = {"count": f"val {record.val_acc:.2f}"} if record else {}
-        self.bar.update(self.trial_task, completed=done, **status)
+    @contextlib.contextmanager
+    def track(self, description: str, total_steps: int) -> Iterator[Any]:
+        if not self.in_trial:
+            with super().track(description, total_steps) as advance:
+                yield advance
+            return
 
-    def trial_finished(self, trial: Any, study: Any) -> None:
+        def advance(done: int, record: Any) -> None:
+            status = {"count": f"val {record.val_acc:.2f}"} if record else {}
+            self.bar.update(self.trial_task, completed=done, **status)
+
+        yield advance
+
+    def finished(self, trial: Any, study: Any = None) -> None:
+        self.in_trial = False
+        self.show_counts(study)
+        self.bar.update(self.trial_task, visible=False)
+        if "error" in trial.user_attrs:
+            err.print(f"trial {trial.number} failed: {trial.user_attrs['error']}", markup=False,
+                      highlight=False, soft_wrap=True)
+
+    def show_counts(self, study: Any) -> None:
+        # start-up: Optuna only while a search is shown
         from harness.tune.storage import trial_counts
 
         c = trial_counts(study)
@@ -71,30 +102,12 @@ class TuneDisplay:
         self.bar.update(self.trials_task, completed=min(done, self.total), count=f"{done}/{self.total}",
                         status=f"complete {c['complete']}  pruned {c['pruned']}  failed {c['failed']}  "
                                f"running {c['running']}  {best}")
-        if trial is not None:
-            self.bar.update(self.trial_task, visible=False)
-            if "error" in trial.user_attrs:
-                err.print(f"trial {trial.number} failed: {trial.user_attrs['error']}", markup=False,
-                          highlight=False, soft_wrap=True)
 
-    def note(self, message: str) -> None:
-        err.print(message, markup=False, highlight=False, soft_wrap=True)
-
-    def search_started(self, name: str, storage_label: str, trials_so_far: int, space: str, total: int) -> None:
-        out.print(f"study {name} in {storage_label}: {trials_so_far} trials so far, searching {space}",
-                  highlight=False, soft_wrap=True)
-        self.start(total)
-        self.bar.start()
-
-    def search_ended(self) -> None:
+    def end(self) -> None:
         self.bar.stop()
 
 
 def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
-    from harness.tune.space import declared_space, describe_space, distribution
-    from methods.pruning import get_pruning
-    from methods.spec import get_method
-    from tasks.spec import get_task
 
     method = get_method(method_name)
     T = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale)).epochs if task else 1.0
@@ -161,9 +174,6 @@ def tune(
     """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
     maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
     Rerun the same command to resume; several processes on one --storage or --journal share a study."""
-    from harness import api
-    from methods.spec import get_method
-    from tasks.spec import get_task
 
     with user_errors():
         check_finite(locals())
@@ -184,7 +194,7 @@ def tune(
                           timeout=timeout, epochs_scale=epochs_scale, batch_size=batch_size, store=store,
                           data_dir=data_dir, download=download, device=device, bf16=bf16, threads=threads,
                           workers=workers, tracking=not no_tracking, tracking_uri=tracking_uri,
-                          listener=TuneDisplay(), reporter=BarReporter(), warn=warn)
+                          progress=TuneDisplay())
     show_tune(result)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from harness import api
 from harness.cli.common import StoreDir, TrackingUri, user_errors
 from harness.cli.display import err, out
 
@@ -18,7 +19,6 @@ def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000,
 ) -> None:
     """Start the MLflow UI on loopback for the results' tracking store and print its address."""
-    from harness import api
 
     with user_errors():
         server = api.ui(store, tracking_uri, port)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def launched() -> bool:
@@ -63,7 +64,6 @@ def all_same(value: Any) -> bool:
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
     if not active():
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)

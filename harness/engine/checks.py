@@ -3,6 +3,8 @@ input with one line that says what was wrong and what is valid."""
 
 from __future__ import annotations
 
+import torch
+
 from harness.core.errors import HarnessError
 from harness.core.hparams import EPOCHS_SCALE
 
@@ -19,8 +21,6 @@ def check_batch_size(batch_size: int | None) -> None:
 
 
 def check_device(device: str) -> None:
-    import torch
-
     try:
         dev = torch.device(device)
     except RuntimeError:

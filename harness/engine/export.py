@@ -91,6 +91,7 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], fmt: str) -> Non
     if fmt == "torch":
         store.atomic_save(path, tensors, digest=False)
     else:
+        # start-up: safetensors only when a file of that format is written
         from safetensors.torch import save
 
         store.atomic_write_bytes(path, save(tensors))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from harness.core.declared import identity_name
 from harness.core.errors import HarnessError
 from harness.core.hparams import RetrainHparams
@@ -57,8 +59,6 @@ def prunable_weights(task: Any) -> int:
     """How many weights of the task's network its strategy may prune, counted on the meta device."""
     key = (task.name, identity_name(task.make_model))
     if key not in _PRUNABLE:
-        import torch
-
         with torch.device("meta"):  # counted without allocating
             model = task.make_model()
         params = dict(model.named_parameters())

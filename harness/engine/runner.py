@@ -22,11 +22,11 @@ from harness.core import distributed, masks
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import task_fingerprint
+from harness.core.progress import Progress
 from harness.core.seeding import derive_seed
 from harness.engine.checkpoints import BaseRun, base_checkpoint_steps, cpu_state
 from harness.engine.gate import check_cell
 from harness.engine.integrity import digest, stored_weights
-from harness.engine.reporter import Reporter
 from harness.engine.speed import compare
 from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
@@ -90,7 +90,7 @@ class Runner:
     store: Store
     data_options: DataOptions = field(default_factory=DataOptions)
     tracker: Any = None  # harness.tracking.mirror.Tracker, or None for no mirroring
-    reporter: Reporter = field(default_factory=Reporter)
+    progress: Progress = field(default_factory=Progress)
     bf16: bool = False
     threads: int = 1  # CPU intra-op threads while training
     executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
@@ -140,7 +140,7 @@ class Runner:
         return run
 
     def _waiting(self, folder: Path) -> None:
-        self.reporter.note(f"waiting for {folder.name}: another process is computing it")
+        self.progress.note(f"waiting for {folder.name}: another process is computing it")
 
     def _repairing(self, work: Any) -> Any:
         """``work(retry)``, again after each damaged file it meets is set aside (and with it what it
@@ -157,7 +157,7 @@ class Runner:
                 for path in e.invalidates:
                     store.set_aside(path, "stale")
                 moved = f"moved to {aside.name}" if aside is not None else "already moved"
-                self.reporter.warn(f"{e}: {moved}; recomputing what it held")
+                self.progress.warn(f"{e}: {moved}; recomputing what it held")
 
     def _base(self, hp: BaseHparams, rewind_epochs: Iterable[float]) -> BaseRun:
         task = self.task(hp)
@@ -174,9 +174,9 @@ class Runner:
         result, missing = self.store.base_progress(hp, wanted)
         if result is not None and not missing:
             run.result = BaseRecord.from_json(result)
-            self.reporter.note(f"reusing base network {folder.name}")
+            self.progress.note(f"reusing base network {folder.name}")
             if not run.result.compute:
-                self.reporter.warn(f"{folder.name} was stored before its compute (device, bf16, threads) was "
+                self.progress.warn(f"{folder.name} was stored before its compute (device, bf16, threads) was "
                                    "recorded: `harness run` and `tune` then trained with the machine's thread count, "
                                    f"so it may hold other numbers than {self.compute} computes; delete {folder} to "
                                    "recompute it")
@@ -210,7 +210,7 @@ class Runner:
                 optimizer_state = None
         started = time.time()
         label = f"train {hp.task} seed {hp.seed}" + ("" if fresh else " (rewind points)")
-        with self.reporter.track(label, end - first) as progress:
+        with self.progress.track(label, end - first) as progress:
             outcome = self.train(
                 model, None, task, start_epoch=first / spe, epochs=(end - first) / spe,
                 seed=hp.seed, optimizer_state=optimizer_state,
@@ -236,7 +236,7 @@ class Runner:
 
     def _say_resumed(self, folder: Path, outcome: TrainOutcome, spe: int) -> None:
         if outcome.resumed_step is not None:
-            self.reporter.note(f"{folder}: resumed from epoch {outcome.resumed_step / spe:g}")
+            self.progress.note(f"{folder}: resumed from epoch {outcome.resumed_step / spe:g}")
 
     def _mirror_base(self, run: BaseRun, task: Task) -> None:
         if self.tracker is not None:
@@ -286,7 +286,7 @@ class Runner:
             if (record := self.store.cell_record(hp)) is not None:
                 stored_weights(folder, record)  # "cached" only for a cell whose weights are intact
                 if self.device.type == "cpu" and record.torch_threads not in (0, self.threads):
-                    self.reporter.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
+                    self.progress.warn(f"{folder.name} was computed with {record.torch_threads} CPU threads, before "
                                        f"threads were part of a cell's name (now {self.threads}); delete {folder} "
                                        "to recompute it")
                 results[hp] = record
@@ -355,7 +355,7 @@ class Runner:
         label = f"{longest.method_label} round {longest.round} {longest.label}"
         if len(pending) > 1:
             label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
-        with self.reporter.track(label, last_step - first_step) as progress:
+        with self.progress.track(label, last_step - first_step) as progress:
             outcome = self.train(
                 model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
                 lr_at=rate_at_step(method.lr, window, params, spe),

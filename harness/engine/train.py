@@ -16,12 +16,12 @@ from torch import nn
 
 from harness.core import distributed
 from harness.core.masks import BoundMask, Mask
+from harness.core.progress import Advance
 from harness.storage import store
 from harness.storage.record import EpochRecord, history_from_json, history_to_json
 from methods.spec import MaskUpdate
 from tasks.spec import Data, Task
 
-Progress = Callable[[int, dict[str, float]], None]
 Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer, list[dict[str, float]]], None]
 
 
@@ -53,7 +53,7 @@ def train(
     eval_steps: frozenset[int] = frozenset(),
     mask_update: MaskUpdate | None = None,
     resume_path: Path | None = None,
-    progress: Progress | None = None,
+    progress: Advance | None = None,
     bf16: bool = False,
     lr_at: Callable[[int], float] | None = None,
 ) -> TrainOutcome:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import StoreFault
+from harness.core.progress import Progress
 from harness.storage import paths
 from harness.storage import store as st
 from harness.storage.record import CellRecord
@@ -25,20 +26,17 @@ from tasks.spec import get_task
 # -- the driver -------------------------------------------------------------------------------
 
 
-class Listener:
-    """Hears about jobs as they start and end (the CLI draws its progress display from this)."""
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep tells its ``Progress`` before anything runs (``begin``); its units are ``Job``s,
+    each ``finished`` with its ``Outcome``."""
 
-    def planned(self, jobs: list[Job], cells: set[Any], pending: dict[str, float]) -> None:
-        """Before anything runs: the jobs, the study's cells, each job's epochs still to train."""
-
-    def started(self, job: Job) -> None:
-        pass
-
-    def finished(self, job: Job, outcome: Outcome) -> None:
-        pass
+    jobs: list[Job]
+    cells: set[Any]  # the study's cells (a job may also compute rounds a chain passes through)
+    pending: dict[str, float]  # each job's epochs still to train
 
 
-def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: int = 0,
+def execute(jobs: list[Job], executor: Executor, progress: Progress, retries: int = 0,
             done: set[str] | None = None) -> dict[str, Outcome]:
     """Run ``jobs`` (listed dependencies first); ``done``: ids already complete in the store.
 
@@ -49,7 +47,7 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
     outcomes: dict[str, Outcome] = {}
     for job_id in done or set():
         outcomes[job_id] = Outcome(job_id, cached=True, attempts=0)
-        listener.finished(by_id[job_id], outcomes[job_id])
+        progress.finished(by_id[job_id], outcomes[job_id])
     waiting = [j for j in jobs if j.id not in outcomes]
     running: dict[Any, Job] = {}
     handle_of: dict[str, Any] = {}
@@ -71,14 +69,14 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
             for job in waiting:
                 if (outcome := blocked(job)) is not None:
                     outcomes[job.id] = outcome
-                    listener.finished(job, outcome)
+                    progress.finished(job, outcome)
                     continue
                 ready = all(a in outcomes for a in job.after) or (
                     native and all(a in outcomes or a in handle_of for a in job.after))
                 if ready and executor.capacity(len(running)) > 0:
                     upstream = [handle_of[a] for a in job.after if a in handle_of] if native else []
                     attempts[job.id] = attempts.get(job.id, 0) + 1
-                    listener.started(job)
+                    progress.started(job)
                     handle = executor.submit(job, upstream)
                     running[handle] = job
                     handle_of[job.id] = handle
@@ -102,7 +100,7 @@ def execute(jobs: list[Job], executor: Executor, listener: Listener, retries: in
                 else:
                     result.attempts = attempts[job.id]
                 outcomes[job.id] = result
-                listener.finished(job, result)
+                progress.finished(job, result)
     except KeyboardInterrupt:  # stopped (harness.core.signals): do not wait on the running jobs
         executor.abort()
         raise
@@ -141,7 +139,7 @@ def study_folder(store: Store, study: Any) -> Path:
     return paths.study(store.root, study.name, study.hash)
 
 
-def run_study(study: Any, store: Store, executor: Executor, listener: Listener, retries: int = 0,
+def run_study(study: Any, store: Store, executor: Executor, progress: Progress, retries: int = 0,
               tracker: Any = None) -> StudyReport:
     """Plan a study, run what the store does not hold yet, and write its results table."""
 
@@ -154,32 +152,33 @@ def run_study(study: Any, store: Store, executor: Executor, listener: Listener, 
     done = {j.id for j in jobs if is_done(j, store)}
     pending_by_job = {j.id: 0.0 if j.id in done else pending_epochs(j, store) for j in jobs}
     pending = sum(pending_by_job.values())
-    listener.planned(jobs, set(cells), pending_by_job)
+    progress.begin(SweepPlan(jobs, set(cells), pending_by_job))
     study_run = None
     task = None
     if tracker is not None:
-
         task = get_task(study.task).resolved(study.base(0))
         study_run = tracker.start_study(folder, task, study.name, {
             "task": study.task, "cells": len(cells), "methods": ",".join(study.methods),
             "seeds": ",".join(map(str, study.seeds)), "epochs_scale": study.epochs_scale,
             "batch_size": study.batch_size, "hash": study.hash})
 
-    class Mirror(Listener):
-        def planned(self, jobs: list[Job], cells: set[Any], pending: dict[str, float]) -> None:
-            listener.planned(jobs, cells, pending)
+    class Mirror(Progress):
+        """The caller's progress, and each finished cell mirrored to MLflow."""
 
-        def started(self, job: Job) -> None:
-            listener.started(job)
+        def started(self, job: Job, total_steps: int = 0) -> None:
+            progress.started(job, total_steps)
 
-        def finished(self, job: Job, outcome: Outcome) -> None:
+        def finished(self, job: Job, outcome: Any = None) -> None:
             if tracker is not None and outcome.error is None and job.kind == "cells":
                 for hp in job.cells:
                     tracker.mirror_retrain(store.retrain_dir(hp), task, hp, store.base_dir(hp.base),
                                            study=(study_run, study.name) if study_run else None)
-            listener.finished(job, outcome)
+            progress.finished(job, outcome)
 
-    outcomes = execute(jobs, executor, Mirror(), retries=retries, done=done)
+    try:
+        outcomes = execute(jobs, executor, Mirror(), retries=retries, done=done)
+    finally:
+        progress.end()
 
     wanted = set(cells)
     counts = {"done": 0, "cached": 0, "failed": 0}

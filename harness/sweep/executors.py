@@ -16,17 +16,19 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.core.errors import DamagedFile, HarnessError, StoreFault
 from harness.core.hparams import Compute
+from harness.core.progress import Progress
 from harness.core.registry import EXECUTORS
 from harness.core.signals import die_with_parent
-from harness.engine.reporter import Reporter
 from harness.engine.runner import Runner
 from harness.storage.store import Store
 from harness.sweep import reaper
@@ -64,22 +66,21 @@ class Outcome:
 _RUNNERS: dict[WorkerContext, Runner] = {}
 
 
-def runner_for(context: WorkerContext, reporter: Reporter | None = None) -> Runner:
+def runner_for(context: WorkerContext, progress: Progress | None = None) -> Runner:
     """One Runner per worker process and context, so each worker loads a data set once."""
-    import torch
 
     torch.set_num_threads(context.threads)
     if context not in _RUNNERS:
         _RUNNERS[context] = Runner(Store(context.store), context.data_options, bf16=context.bf16,
                                    threads=context.threads)
     runner = _RUNNERS[context]
-    runner.reporter = reporter or Reporter()
+    runner.progress = progress or Progress()
     return runner
 
 
-def run_job(job: Job, context: WorkerContext, *upstream: Any, reporter: Reporter | None = None) -> Outcome:
+def run_job(job: Job, context: WorkerContext, *upstream: Any, progress: Progress | None = None) -> Outcome:
     """Execute one job (``upstream``: the outcomes it waited for, unused but for ordering)."""
-    runner = runner_for(context, reporter)
+    runner = runner_for(context, progress)
     before, started = runner.executed_epochs, time.time()
     if job.kind == "base":
         run = runner.base(job.base, job.rewind_epochs)
@@ -124,11 +125,9 @@ class Executor:
 class InProcess(Executor):
     """Jobs run one by one in this process, with step-level progress."""
 
-    def __init__(self, context: WorkerContext, reporter_for: Callable[[Job], Reporter] | None = None) -> None:
-        import torch
-
+    def __init__(self, context: WorkerContext, progress: Progress | None = None) -> None:
         self.context = context
-        self.reporter_for = reporter_for
+        self.progress = progress
         self._done: dict[int, Outcome | BaseException] = {}
         # jobs run on the context's thread count; the process (a notebook's) gets its own back on close
         self._threads = torch.get_num_threads()
@@ -137,15 +136,12 @@ class InProcess(Executor):
         return 0 if running else 1
 
     def close(self) -> None:
-        import torch
-
         torch.set_num_threads(self._threads)
 
     def submit(self, job: Job, upstream: list[Any]) -> Any:
         handle = len(self._done)
         try:
-            reporter = self.reporter_for(job) if self.reporter_for else None
-            self._done[handle] = run_job(job, self.context, reporter=reporter)
+            self._done[handle] = run_job(job, self.context, progress=self.progress)
         except Exception as e:  # reported as the job's failure; the study goes on
             self._done[handle] = e
         return handle
@@ -273,7 +269,7 @@ class ExecutorOptions:
     retries: int = 0
     cpus_per_job: float = 1
     gpus_per_job: float = 0
-    reporter_for: Callable[[Job], Reporter] | None = None
+    progress: Progress | None = None  # the steps of jobs that run in this process
 
 
 def local(context: WorkerContext, options: ExecutorOptions) -> Executor:
@@ -282,7 +278,7 @@ def local(context: WorkerContext, options: ExecutorOptions) -> Executor:
         jobs = 1 if context.data_options.device != "cpu" else max(1, (os.cpu_count() or 1) // context.threads)
     if jobs < 1:
         raise HarnessError(f"--jobs must be a positive integer, got {jobs}")
-    return InProcess(context, options.reporter_for) if jobs == 1 else LocalPool(context, jobs)
+    return InProcess(context, options.progress) if jobs == 1 else LocalPool(context, jobs)
 
 
 def ray(context: WorkerContext, options: ExecutorOptions) -> Executor:
@@ -300,10 +296,10 @@ EXECUTORS.register("ray")(ray)
 @contextlib.contextmanager
 def make_executor(kind: str, context: WorkerContext, jobs: int | None = None, address: str | None = None,
                   retries: int = 0, cpus_per_job: float = 1, gpus_per_job: float = 0,
-                  reporter_for: Callable[[Job], Reporter] | None = None) -> Iterator[Executor]:
+                  progress: Progress | None = None) -> Iterator[Executor]:
     """The executor registered as ``kind`` (``harness.extend.register_executor``), closed afterwards."""
     if context.threads < 1:
         raise HarnessError(f"--threads-per-job must be a positive integer, got {context.threads}")
     executor = EXECUTORS.get(kind)(context, ExecutorOptions(jobs, address, retries, cpus_per_job, gpus_per_job,
-                                                            reporter_for))
+                                                            progress))
     yield executor

@@ -79,6 +79,7 @@ class Tracker:
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
                 # MLflow prints "View run ..." links on stdout at each run's end; a sweep's stdout is its tables.
                 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+            # start-up: MLflow only when something is tracked (about a second)
             from mlflow.tracking import MlflowClient
 
             logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -167,6 +168,7 @@ class Tracker:
         if (found := self._find(experiment_id, folder, key, reopen=not terminate)) is not None:
             self._remember(folder, found, key)
             return found
+        # start-up: MLflow only when something is tracked
         from mlflow.entities import Metric, Param
 
         client = self.client()
@@ -225,6 +227,7 @@ class Tracker:
 
     def end_study(self, run_id: str, metrics: dict[str, float], failed: bool) -> None:
         def end() -> None:
+            # start-up: MLflow only when something is tracked
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
@@ -291,6 +294,7 @@ class Tracker:
 
     def start_trial(self, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any]) -> str | None:
         def start() -> str:
+            # start-up: MLflow only when something is tracked
             from mlflow.entities import Param
 
             client = self.client()

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from harness.core import signals
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams, RetrainHparams
-from harness.engine.reporter import Reporter
+from harness.core.progress import Progress
 from harness.engine.runner import Runner
 from harness.storage import store
 from harness.storage.paths import HISTORY
@@ -45,26 +45,18 @@ from methods.spec import Retraining
 # -- the search --------------------------------------------------------------------------------------
 
 
-class Listener:
-    """What a search tells its caller; the CLI draws progress bars from it."""
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a search tells its ``Progress`` before the first trial (``begin``), once the base network
+    is trained and lost trials are queued again. Its units are Optuna's trials: ``started`` with the
+    running ``Trial``, ``finished`` with the ``FrozenTrial`` and, as the outcome, the study."""
 
-    def trial_started(self, number: int, values: Mapping[str, float], total_steps: int) -> None:
-        pass
-
-    def trial_step(self, done: int, record: Mapping[str, float]) -> None:
-        pass
-
-    def trial_finished(self, trial: FrozenTrial | None, study: optuna.Study) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-    def search_started(self, name: str, storage_label: str, trials_so_far: int, space: str, total: int) -> None:
-        """After the base network is trained and the study is open, before the first trial."""
-
-    def search_ended(self) -> None:
-        """After the last trial, or on a stop or an error."""
+    name: str
+    storage_label: str
+    trials_so_far: int
+    space: str  # the searched ranges and fixed values, as a line
+    total: int  # the study's trials, whoever runs them
+    study: optuna.Study
 
 
 class Surplus(Exception):
@@ -82,7 +74,7 @@ class Search:
     study: optuna.Study
     trials: int
     tracker: Any = None
-    listener: Listener = field(default_factory=Listener)
+    progress: Progress = field(default_factory=Progress)
     pruning: PruningStrategy | None = None  # None: global magnitude pruning, nothing of it searched
     failures_in_a_row: int = 0
     surplus: bool = False  # this process asked for a trial the study did not need: stop
@@ -125,7 +117,7 @@ class Search:
             if (trial.state == TrialState.FAIL and trial.number not in retried and "error" not in attrs
                     and not attrs.get("surplus") and trial.params):
                 self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-                self.listener.note(f"trial {trial.number} was lost with its process: queued again")
+                self.progress.note(f"trial {trial.number} was lost with its process: queued again")
 
     # -- one trial -------------------------------------------------------------------------------------
 
@@ -154,9 +146,9 @@ class Search:
         T, spe = task.epochs, self.runner.data(task).steps_per_epoch
         first = round(self.method.start(T, hp.retrain_epochs) * spe)
         total = round(self.method.epochs(T, hp.retrain_epochs) * spe)
-        self.listener.trial_started(trial.number, values, total)
-        reports = TrialReports(trial, self.tracker, run_id, self.listener)
-        self.runner.reporter = reports
+        self.progress.started(trial, total)
+        reports = TrialReports(trial, self.tracker, run_id, self.progress)
+        self.runner.progress = reports
         try:
             with signals.allowed():
                 result = self.runner.retrain(hp)
@@ -188,16 +180,22 @@ class Search:
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         failed = trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus")
         self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
-        self.listener.trial_finished(trial, study)
+        self.progress.finished(trial, study)
 
-    def run(self, timeout: float | None = None, max_failures: int = 3) -> None:
+    def run(self, plan: SearchPlan, timeout: float | None = None, max_failures: int = 3) -> None:
         """Trials until the study has ``trials`` of them (counting other processes' work)."""
         self.requeue_lost()
-        self.listener.trial_finished(None, self.study)
+        self.progress.begin(plan)
+        try:
+            self._trials(timeout, max_failures)
+        finally:
+            self.progress.end()
+
+    def _trials(self, timeout: float | None, max_failures: int) -> None:
         started = time.time()
         while self.taken() < self.trials:
             if timeout is not None and time.time() - started > timeout:
-                self.listener.note(f"--timeout {timeout:g}s reached: stopping; rerun the command to go on")
+                self.progress.note(f"--timeout {timeout:g}s reached: stopping; rerun the command to go on")
                 break
             with signals.deferred():  # a stop in Optuna's bookkeeping would leave the trial in no state
                 self.study.optimize(self.objective, n_trials=1, catch=(Exception,), callbacks=[self.after_trial])
@@ -209,24 +207,27 @@ class Search:
                 raise HarnessError(f"{max_failures} trials in a row failed; the last: {errors[-1] if errors else '?'}")
 
 
-class TrialReports(Reporter):
-    """Validation accuracy at each epoch's end -> the trial (for the pruner), MLflow and the display."""
+class TrialReports(Progress):
+    """Validation accuracy at each epoch's end -> the trial (for the pruner), MLflow and the search's
+    own progress."""
 
-    def __init__(self, trial: Trial, tracker: Any, run_id: str | None, listener: Listener) -> None:
-        self.trial, self.tracker, self.run_id, self.listener = trial, tracker, run_id, listener
+    def __init__(self, trial: Trial, tracker: Any, run_id: str | None, outer: Progress) -> None:
+        self.trial, self.tracker, self.run_id, self.outer = trial, tracker, run_id, outer
 
     @contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Callable[[int, EpochRecord | None], None]]:
-        def advance(done: int, record: EpochRecord | None) -> None:
-            self.listener.trial_step(done, record)
-            if record:
-                self.report(done, record.val_acc)
-                with signals.deferred():
-                    prune = self.trial.should_prune()
-                if prune:
-                    raise optuna.TrialPruned(f"validation {record.val_acc:.2f} after {done} steps")
+        with self.outer.track(description, total_steps) as shown:
+            yield lambda done, record: self.advance(done, record, shown)
 
-        yield advance
+    def advance(self, done: int, record: EpochRecord | None, shown: Callable[..., None] | None) -> None:
+        if shown is not None:
+            shown(done, record)
+        if record:
+            self.report(done, record.val_acc)
+            with signals.deferred():
+                prune = self.trial.should_prune()
+            if prune:
+                raise optuna.TrialPruned(f"validation {record.val_acc:.2f} after {done} steps")
 
     def report(self, step: int, val: float) -> None:
         with signals.deferred():  # mid-epoch a stop may cut training, never a write to the storages
@@ -242,6 +243,9 @@ class TrialReports(Reporter):
 
     def note(self, message: str) -> None:
         pass  # "reusing base network": the search prepared it before the first trial
+
+    def warn(self, message: str) -> None:
+        self.outer.warn(message)
 
 
 def alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.core.canonical import content_hash
@@ -37,8 +38,6 @@ def open_storage(url: str | None, journal: Path | None, default: Path) -> tuple[
     if journal is not None and url is not None:
         raise HarnessError("give --storage or --journal, not both")
     if journal is not None:
-        from optuna.storages.journal import JournalFileBackend
-
         try:
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal))), f"journal {journal}"

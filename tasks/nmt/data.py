@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sacrebleu
 import torch
 from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, data_utils
+from fairseq.sequence_generator import SequenceGenerator
 from torch import nn
 
 from harness.core.errors import HarnessError
@@ -124,8 +126,7 @@ def detokenized(dictionary: Dictionary, detok: Any, tokens: torch.Tensor) -> str
 
 def bleu(model: nn.Module, batches: Iterator[dict[str, Any]], dictionary: Dictionary, beam: int) -> float:
     """Corpus BLEU of the model's beam-search translations (see the module's docstring)."""
-    import sacrebleu
-    from fairseq.sequence_generator import SequenceGenerator
+    # start-up: the detokenizer only when BLEU is computed
     from sacremoses import MosesDetokenizer
 
     detok = MosesDetokenizer()
