@@ -18,8 +18,9 @@ import pandas as pd
 
 from harness.analysis import results_table
 from harness.analysis import statistics as st
-from harness.analysis.safe_zone import ALPHA, ANCHORS, MARGIN, SafeZones, safe_zones, scope_name, scope_of
+from harness.analysis.safe_zone import SafeZones, safe_zones, scope_name, scope_of
 from harness.analysis.statistics import GROUP
+from harness.analysis.zone_grid import ALPHA, ANCHORS, MARGIN
 from harness.core.errors import HarnessError
 from harness.engine.undertrained import undertrained
 from harness.storage.store import atomic_write_bytes, probe_writable

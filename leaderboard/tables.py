@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import statistics as st
-from harness.analysis.safe_zone import HEADLINE, READINGS, NetworkZone, Reading, SafeZones, ScopeZone, scope_name
+from harness.analysis.safe_zone import NetworkZone, SafeZones, ScopeZone, scope_name
+from harness.analysis.zone_grid import HEADLINE, READINGS
+from harness.analysis.zone_readings import Reading
 
 
 @dataclass

@@ -13,20 +13,11 @@ from scipy import stats
 from harness.analysis import sign_test, zone_simulation
 from harness.analysis.graphical import graphical, line_graph
 from harness.analysis.results_table import normalize
-from harness.analysis.safe_zone import (
-    BASELINE,
-    REWINDING,
-    Paired,
-    Reading,
-    across,
-    common_axis,
-    conditional,
-    descriptive,
-    generalizing,
-    safe_zone,
-    safe_zones,
-)
+from harness.analysis.safe_zone import safe_zone, safe_zones
 from harness.analysis.signed_rank import hodges_lehmann, noether_lead, null_distribution, signed_rank, units_to_reach
+from harness.analysis.zone_across import across, common_axis
+from harness.analysis.zone_grid import BASELINE, REWINDING, Paired
+from harness.analysis.zone_readings import Reading, conditional, descriptive, generalizing
 from harness.analysis.zone_simulation import NULLS, ZONES, rates, zone_model
 from harness.core.errors import HarnessError
 

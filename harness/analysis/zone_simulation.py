@@ -27,16 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analysis.safe_zone import (
-    ALPHA,
-    ANCHORS,
-    BASELINE,
-    REWINDING,
-    Paired,
-    conditional_tests,
-    generalizing_tests,
-    safe_runs,
-)
+from harness.analysis.zone_grid import ALPHA, ANCHORS, BASELINE, REWINDING, Paired
+from harness.analysis.zone_readings import conditional_tests, generalizing_tests, safe_runs
 
 FRACTIONS = np.arange(1, 11) / 10
 STEP = 0.125

@@ -46,7 +46,8 @@ def leaderboard(
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
     rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways."""
     # start-up: scipy only for `harness leaderboard`
-    from harness.analysis.safe_zone import ANCHORS, parse_density_rule
+    from harness.analysis.safe_zone import parse_density_rule
+    from harness.analysis.zone_grid import ANCHORS
 
     with user_errors():
         check_finite(locals())
