@@ -4,8 +4,8 @@ aside), so a shown result cannot drift from the code.
 
 An output is shown in one of two ways: a plain code block whose first line is ``$ harness ...`` (the
 command, then what it prints), or a ``python`` block whose next block is a plain one (the code, then
-what it prints). Both run in one folder, so their default store ``results`` is shared, as it would be
-for a reader who runs them in turn."""
+what it prints). Each runs in a fresh folder, so its default store ``results`` starts empty: what is
+shown is what a reader sees on a fresh store."""
 
 from __future__ import annotations
 
@@ -49,23 +49,18 @@ def tokens(text: str, home: str) -> list[str]:
     return ["<seconds>" if SECONDS.match(t) else t for t in text.split()]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reader")
-
-
 def test_the_docs_show_outputs():
     assert {kind for _, kind, _, _ in OUTPUTS} == {"command", "python"} and len(OUTPUTS) >= 3
 
 
 @pytest.mark.parametrize(("page", "kind", "source", "shown"), OUTPUTS,
                          ids=[f"{p}: {s.splitlines()[0][:50]}" for p, _, s, _ in OUTPUTS])
-def test_a_shown_output_is_what_its_command_prints(page, kind, source, shown, home, monkeypatch):
-    monkeypatch.chdir(home)
+def test_a_shown_output_is_what_its_command_prints(page, kind, source, shown, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         if kind == "command":
             assert main(shlex.split(source)[1:]) == 0
         else:
             exec(compile(source, f"{page} (python block)", "exec"), {})
-    assert tokens(printed.getvalue(), str(home)) == tokens(shown, str(home)), printed.getvalue()
+    assert tokens(printed.getvalue(), str(tmp_path)) == tokens(shown, str(tmp_path)), printed.getvalue()
