@@ -5,6 +5,8 @@ the Python API and the runner itself all ask it, so they refuse the same things.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -17,12 +19,44 @@ from methods.spec import get_method
 from tasks.spec import get_task
 
 
+class CellRefused(HarnessError):
+    """A cell that cannot run; ``part`` names what is wrong with it, so a study file can name its key."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+RETRAINING_TIME, METHOD_PARAMS, PRUNING, DENSITY = "retraining time", "method parameters", "pruning", "density"
+
+
+@contextmanager
+def refusing(part: str) -> Iterator[None]:
+    try:
+        yield
+    except CellRefused:
+        raise
+    except HarnessError as e:
+        raise CellRefused(str(e), part) from None
+
+
 def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     """``flag`` is how the user gave the density, for the message (--density, --rounds, densities)."""
     method = get_method(hp.method)
     task = get_task(hp.base.task).resolved(hp.base)
-    method.validate(task.epochs, hp.retrain_epochs)
-    method.resolve_params(dict(hp.method_params))
+    with refusing(RETRAINING_TIME):
+        method.validate(task.epochs, hp.retrain_epochs)
+    with refusing(METHOD_PARAMS):
+        method.resolve_params(dict(hp.method_params))
+    with refusing(PRUNING):
+        check_target(hp, method.name if method.during is not None else None)
+    if hp.density is not None:
+        with refusing(DENSITY):
+            check_keeps_weights(task, hp.density, flag)
+
+
+def check_target(hp: RetrainHparams, during_training: str | None) -> None:
+    """The cell's strategy with its declared target: a density chain or a level, as the strategy prunes."""
     strategy = get_pruning(hp.pruning)
     if hp.densities and hp.level is not None:
         raise HarnessError(f"a cell prunes to a density chain or to a level, not both; it has densities "
@@ -33,15 +67,11 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     if strategy.target is Target.LEVEL and hp.densities:
         raise HarnessError(f"pruning strategy {hp.pruning} is pruned at a level k, not to a density; "
                            f"valid: level {', '.join(map(str, strategy.levels))}")
-    strategy.check(
-        hp.base.task, iterative=hp.iterative or hp.round > 1,
-        during_training=method.name if method.during is not None else None,
-        density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
+    strategy.check(hp.base.task, iterative=hp.iterative or hp.round > 1, during_training=during_training,
+                   density=hp.density, levels=(hp.level,) if hp.structured else (), params=dict(hp.pruning_params))
     if strategy.target is Target.LEVEL and not hp.structured:
         raise HarnessError(f"pruning strategy {hp.pruning} is pruned at a level k; the cell has none; "
                            f"valid: level {', '.join(map(str, strategy.levels))}")
-    if hp.density is not None:
-        check_keeps_weights(task, hp.density, flag)
 
 
 def check_keeps_weights(task: Any, density: float, flag: str) -> None:

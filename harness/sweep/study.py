@@ -40,11 +40,10 @@ from harness.core.protocol import (
     paper_retraining_times,
 )
 from harness.core.registry import METHODS
-from harness.engine.gate import check_keeps_weights
+from harness.engine import gate
 from harness.sweep.study_file import MAX_CELLS, DensityRange, StudyFile, read_keys
 from harness.sweep.variants import Variant
 from methods.pruning import Target, get_pruning
-from methods.spec import get_method
 from tasks.spec import get_task
 
 
@@ -221,34 +220,38 @@ def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
     return {"name": default_name, "methods": tuple(METHODS.names()), **given}
 
 
-def check_against_task(study: Study) -> None:
-    """What only the task can tell: retraining times within each method's range, structured
-    configurations made for this task."""
+# the study file's key for each part of a cell the gate can refuse (a density's message names its key)
+KEY_OF = {gate.RETRAINING_TIME: "retrain_epochs: ", gate.METHOD_PARAMS: "method_params: ", gate.PRUNING: "pruning: ",
+          gate.DENSITY: ""}
 
-    T = study.T
-    for name in study.methods:
-        for t in study.times():
-            try:
-                get_method(study.method_of(name)[0]).validate(T, t)
-            except HarnessError as e:
-                raise StudyError(f"retrain_epochs: {e}") from None
-    for kind in study.pruning:
-        strategy = kind.spec
-        level = strategy.target is Target.LEVEL
-        for name in study.methods:
-            method = get_method(study.method_of(name)[0])
-            try:
-                strategy.check(study.task, iterative="iterative" in study.schedules and not level,
-                               during_training=name if method.during is not None else None,
-                               density=study.target_densities()[0] if strategy.target is Target.DENSITY else None,
-                               levels=kind.levels if level else (), params=dict(kind.params))
-            except HarnessError as e:
-                raise StudyError(f"pruning: {e}") from None
-    if any(kind.spec.target is Target.DENSITY for kind in study.pruning) and study.target_densities():
+
+def check_against_task(study: Study) -> None:
+    """What only the task can tell, asked of the gate (``harness.engine.gate``) for cells that stand for
+    the grid: each method at each retraining time with each pruning kind, at its smallest density per
+    schedule (the planner then asks it of every cell)."""
+    for cell in representative_cells(study):
         try:
-            check_keeps_weights(get_task(study.task), min(study.target_densities()), "densities")
-        except HarnessError as e:
-            raise StudyError(str(e)) from None
+            gate.check_cell(cell, "densities")
+        except gate.CellRefused as e:
+            raise StudyError(f"{KEY_OF[e.part]}{e}") from None
+
+
+def representative_cells(study: Study) -> Iterator[RetrainHparams]:
+    base = study.base(study.seeds[0])
+    for kind in study.pruning:
+        smallest: dict[bool, dict[str, Any]] = {}
+        levels = []
+        for shape in study._shapes(kind):
+            if "level" in shape:
+                levels.append(shape)
+            elif shape["iterative"] not in smallest or shape["densities"][-1] < smallest[shape["iterative"]][
+                    "densities"][-1]:
+                smallest[shape["iterative"]] = shape
+        for shape in [*smallest.values(), *levels]:
+            for name in study.methods:
+                method, params, variant = study.method_of(name)
+                for t in study.times():
+                    yield RetrainHparams(base, method, t, **shape, method_params=params, variant=variant)
 
 
 def describe(study: Study) -> dict[str, Any]:
