@@ -32,10 +32,10 @@ from harness.engine.export import pruned_model
 from harness.engine.gate import check_cell
 from harness.engine.runner import Runner
 from harness.storage import paths
-from harness.storage.record import CellRecord
+from harness.storage.record import CellRecord, SpeedRecord
 from harness.storage.store import Store
 from harness.sweep import variants
-from harness.tracking.mirror import default_uri, tracker_for
+from harness.tracking.mirror import Tracker, default_uri, tracker_for
 from harness.tracking.ui_server import MlflowUI, check_servable
 from methods.pruning import Prunes, Target, get_pruning
 from methods.spec import get_method
@@ -93,46 +93,98 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
     return RunPlan(cells, resolved, strategy.prunes is Prunes.FILTERS)
 
 
+@dataclass
+class RunResult:
+    """What ``run_planned`` computed: a record per cell, speeds when measured, where they were tracked."""
+
+    rows: list[CellRecord]
+    speeds: list[SpeedRecord]
+    tracker: Tracker | None
+    seconds: float
+
+
+def run_planned(planned: RunPlan, *, store: PathLike = "results", device: str = "cpu",
+                data_dir: PathLike | None = None, download: bool = False, workers: int = 0, bf16: bool = False,
+                threads: int = 1, tracking: bool = True, tracking_uri: str | None = None, measure_speed: bool = False,
+                progress: Progress | None = None) -> RunResult:
+    """The cells of ``plan_run``, computed (or read back) in order; with ``measure_speed``, each compacted
+    network timed against the unpruned one."""
+    if measure_speed and not planned.measures_filters:
+        raise HarnessError("--measure-speed needs filter pruning (--structured): only it yields a smaller "
+                           "dense network")
+    progress = progress or Progress()
+    results = Store(store)
+    results.check_writable()
+    tracker = tracker_for(results.root, tracking, tracking_uri, progress.warn)
+    options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
+                          workers=workers)
+    runner = Runner(results, options, tracker, progress, bf16=bf16, threads=threads)
+    started = time.time()
+    rows = [runner.retrain(hp) for hp in planned.cells]
+    speeds = [runner.measure_speed(hp) for hp in planned.cells] if measure_speed else []
+    return RunResult(rows, speeds, tracker, time.time() - started)
+
+
 def run(method: str, task: str, *, store: PathLike = "results", device: str = "cpu", data_dir: PathLike | None = None,
-        download: bool = False, workers: int = 0, bf16: bool = False, tracking: bool = True,
+        download: bool = False, workers: int = 0, bf16: bool = False, threads: int = 1, tracking: bool = True,
         tracking_uri: str | None = None, progress: Progress | None = None, **cells: Any) -> list[CellRecord]:
     """Train the base network (once per seed, reused thereafter), prune, retrain with ``method``; one
     record per cell. ``cells`` are ``plan_run``'s: density, rounds, iterative, pruning, pruning_params,
     level, retrain_epochs, seeds, epochs_scale, batch_size. ``progress`` (``harness.core.progress``) hears
     each training's steps."""
-
     check_device(device)
-    planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16), **cells)
+    planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16, threads), **cells)
+    return run_planned(planned, store=store, device=device, data_dir=data_dir, download=download, workers=workers,
+                       bf16=bf16, threads=threads, tracking=tracking, tracking_uri=tracking_uri,
+                       progress=progress).rows
+
+
+def load_study(study: PathLike, *, store: PathLike = "results", epochs_scale: float | None = None,
+               seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
+               bf16: bool = False, threads: int = 1) -> Any:
+    """A study (a YAML file or a preset's name) narrowed by ``epochs_scale``, ``seeds`` and ``methods``
+    where given, its methods free to name the store's saved variants, computed as asked."""
+    # start-up: pydantic and yaml only when a study is read
+    from harness.sweep.study import load_study as read
+
+    spec = read(str(study), variants.load_all(Store(store).root),
+                narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods))
+    check_device(device)
+    return dataclasses.replace(spec, compute=Compute.of(device, bf16, threads))
+
+
+def run_study(spec: Any, *, store: PathLike = "results", executor: str = "local", jobs: int | None = None,
+              address: str | None = None, retries: int = 0, cpus_per_job: float = 1.0, gpus_per_job: float = 0.0,
+              data_dir: PathLike | None = None, download: bool = False, workers: int = 4,
+              tracking: bool = True, tracking_uri: str | None = None, progress: Progress | None = None) -> Any:
+    """Run a study (``load_study``) on an executor (local processes or Ray): what the store lacks is
+    trained, the rest read back; a ``StudyReport`` (a failed job is in its ``failures``, not raised)."""
+    # start-up: the executors (and Ray's client, when asked for) only when a study runs
+    from harness.sweep.driver import run_study as drive
+    from harness.sweep.executors import WorkerContext, make_executor
+
+    if retries < 0:
+        raise HarnessError(f"--retries must be >= 0, got {retries}")
+    progress = progress or Progress()
     results = Store(store)
     results.check_writable()
-    options = DataOptions(data_dir=Path(data_dir) if data_dir else None, device=device, download=download,
-                          workers=workers)
-    runner = Runner(results, options, tracker_for(results.root, tracking, tracking_uri), progress or Progress(),
-                    bf16=bf16)
-    return [runner.retrain(hp) for hp in planned.cells]
+    tracker = tracker_for(results.root, tracking, tracking_uri, progress.warn)
+    compute = spec.compute
+    context = WorkerContext(str(results.root), DataOptions(data_dir=Path(data_dir) if data_dir else None,
+                                                           device=compute.device, download=download,
+                                                           workers=workers), compute.bf16, compute.threads)
+    with make_executor(executor, context, jobs, address, retries, cpus_per_job, gpus_per_job, progress) as running:
+        return drive(spec, results, running, progress, retries=retries, tracker=tracker)
 
 
 def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = None, epochs_scale: float | None = None,
           seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
           data_dir: PathLike | None = None, tracking: bool = True, tracking_uri: str | None = None) -> list[CellRecord]:
     """Run a study (a YAML file or a preset's name), narrowed by ``epochs_scale``, ``seeds`` and
-    ``methods`` where given, on ``jobs`` local worker processes; the records of its cells."""
-    # start-up: pydantic, yaml and the executors only when a study runs
-    from harness.sweep.driver import run_study
-    from harness.sweep.executors import WorkerContext, make_executor
-    from harness.sweep.study import load_study
-
-    results = Store(store)
-    spec = load_study(str(study), variants.load_all(results.root),
-                      narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods))
-    check_device(device)
-    spec = dataclasses.replace(spec, compute=Compute.of(device))
-    results.check_writable()
-    context = WorkerContext(str(results.root), DataOptions(data_dir=Path(data_dir) if data_dir else None,
-                                                           device=device))
-    tracker = tracker_for(results.root, tracking, tracking_uri)
-    with make_executor("local", context, jobs) as executor:
-        report = run_study(spec, results, executor, Progress(), tracker=tracker)
+    ``methods`` where given, on ``jobs`` local worker processes; the records of its cells. A failed job
+    is raised (after the others ran), so a notebook does not read a partial table unawares."""
+    spec = load_study(study, store=store, epochs_scale=epochs_scale, seeds=seeds, methods=methods, device=device)
+    report = run_study(spec, store=store, jobs=jobs, data_dir=data_dir, tracking=tracking, tracking_uri=tracking_uri)
     if report.failures:
         label, error = report.failures[0]
         raise HarnessError(f"{len(report.failures)} job(s) of study {spec.name} failed, first {label}: {error}; "

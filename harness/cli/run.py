@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from harness.api import plan_run
+from harness import api
 from harness.cli.common import (
     BarProgress,
     BatchSize,
@@ -39,11 +38,9 @@ from harness.core.protocol import DEFAULT_PRUNING
 from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
 from harness.engine.checks import check_device
-from harness.engine.runner import Runner
 from harness.storage.record import CellRecord, SpeedRecord
 from harness.storage.store import Store
-from harness.tracking.mirror import Tracker, tracker_for
-from tasks.spec import DataOptions
+from harness.tracking.mirror import Tracker
 
 
 def run(
@@ -93,34 +90,23 @@ def run(
             if pruning != DEFAULT_PRUNING:
                 raise HarnessError("--structured NAME is shorthand for --pruning NAME; give one of them")
             pruning = structured
-        planned = plan_run(method, task, density=density, rounds=rounds, iterative=iterative, pruning=pruning,
-                           pruning_params=parse_assignments(pruning_param or [], "--pruning-param"),
-                           level=level or (), retrain_epochs=retrain_epochs or (), seeds=seed or [0],
-                           epochs_scale=epochs_scale, batch_size=batch_size, store=store,
-                           compute=Compute.of(device, bf16, threads))
-        if measure_speed and not planned.measures_filters:
-            raise HarnessError("--measure-speed needs filter pruning (--structured): only it yields a smaller "
-                               "dense network")
-        results_store = Store(store)
-        results_store.check_writable()
-
-    tracker = tracker_for(results_store.root, not no_tracking and distributed.is_main(), tracking_uri, warn)
-    options = DataOptions(data_dir=data_dir, device=device, download=download, workers=workers)
-    progress = BarProgress() if distributed.is_main() else Progress()
-    runner = Runner(results_store, options, tracker, progress, bf16=bf16, threads=threads)
-    rows, started = [], time.time()
-    with user_errors():
-        hps = planned.cells
-        for hp in hps:
-            rows.append(runner.retrain(hp))
-        speeds = [runner.measure_speed(hp) for hp in hps] if measure_speed and distributed.is_main() else []
+        planned = api.plan_run(method, task, density=density, rounds=rounds, iterative=iterative, pruning=pruning,
+                               pruning_params=parse_assignments(pruning_param or [], "--pruning-param"),
+                               level=level or (), retrain_epochs=retrain_epochs or (), seeds=seed or [0],
+                               epochs_scale=epochs_scale, batch_size=batch_size, store=store,
+                               compute=Compute.of(device, bf16, threads))
+        main = distributed.is_main()  # under torchrun, only rank 0 tracks, measures and shows
+        result = api.run_planned(planned, store=store, device=device, data_dir=data_dir, download=download,
+                                 workers=workers, bf16=bf16, threads=threads, tracking=not no_tracking and main,
+                                 tracking_uri=tracking_uri, measure_speed=measure_speed and main,
+                                 progress=BarProgress() if main else Progress())
     if distributed.active():
-        for row in rows:
+        for row in result.rows:
             err.print(f"rank {distributed.rank()}/{distributed.world_size()}: round {row.round} "
                       f"weights {row.weights_sha256} mask {row.mask_sha256}", highlight=False)
         if not distributed.is_main():
             return
-    show_results(rows, speeds, planned.task.metric, results_store, tracker, time.time() - started)
+    show_results(result.rows, result.speeds, planned.task.metric, Store(store), result.tracker, result.seconds)
 
 
 def show_results(rows: list[CellRecord], speeds: list[SpeedRecord], metric: str, results_store: Store,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 from rich import progress as bars
 from rich.table import Table
 
-from harness.api import narrow
+from harness import api
 from harness.cli.common import (
     Bf16,
     DataDir,
@@ -27,17 +26,12 @@ from harness.cli.common import (
     warn,
 )
 from harness.cli.display import err, out, show_table
-from harness.core.errors import HarnessError
-from harness.core.hparams import Compute
 from harness.core.progress import Progress
 from harness.core.seeding import MAX_SEED
 from harness.engine import undertrained
-from harness.engine.checks import check_device
 from harness.storage.store import Store
-from harness.sweep import variants
 from harness.sweep.plan import plan, summary
-from harness.tracking.mirror import Tracker, tracker_for
-from tasks.spec import DataOptions
+from harness.tracking.mirror import Tracker
 
 
 class SweepDisplay(Progress):
@@ -126,37 +120,24 @@ def sweep(
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume."""
-    # start-up: pydantic, yaml and the executors only for `harness sweep`
-    from harness.sweep.driver import run_study
-    from harness.sweep.executors import WorkerContext, make_executor
-    from harness.sweep.study import load_study
-
     with user_errors():
         check_finite(locals())
         names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]
-        spec = load_study(study, variants.load_all(Store(store).root),
-                          narrow(epochs_scale=epochs_scale, seeds=seed, methods=names))
-        spec = dataclasses.replace(spec, compute=Compute.of(device, bf16, threads_per_job))
-        if retries < 0:
-            raise HarnessError(f"--retries must be >= 0, got {retries}")
-        check_device(device)
-        results_store = Store(store)
+        spec = api.load_study(study, store=store, epochs_scale=epochs_scale, seeds=seed, methods=names,
+                              device=device, bf16=bf16, threads=threads_per_job)
         if (count := spec.count()) > 10_000:  # planning takes about a second per 3,000 cells
             err.print(f"planning {count:,} cells ...", highlight=False)
         if dry_run:
-            show_plan(spec, results_store)
+            show_plan(spec, Store(store))
             return
-        results_store.check_writable()
-    tracker = tracker_for(results_store.root, not no_tracking, tracking_uri, warn)
-    context = WorkerContext(str(results_store.root), DataOptions(data_dir=data_dir, device=device,
-                                                                 download=download, workers=workers),
-                            bf16, threads_per_job)
-    gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
-    display = SweepDisplay()
-    with user_errors(), make_executor(
-            executor, context, jobs, address, retries, cpus_per_job, gpus, display) as ex, display.bar:
-        report = run_study(spec, results_store, ex, display, retries=retries, tracker=tracker)
-    show_study(spec, report, tracker)
+        display = SweepDisplay()
+        gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
+        with display.bar:
+            report = api.run_study(spec, store=store, executor=executor, jobs=jobs, address=address, retries=retries,
+                                   cpus_per_job=cpus_per_job, gpus_per_job=gpus, data_dir=data_dir,
+                                   download=download, workers=workers, tracking=not no_tracking,
+                                   tracking_uri=tracking_uri, progress=display)
+    show_study(spec, report, report.tracker)
     if report.failures:
         raise typer.Exit(1)
 

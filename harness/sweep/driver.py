@@ -129,6 +129,7 @@ class StudyReport:
     failures: list[tuple[str, str]]  # (job label, error)
     rows: list[CellRecord]
     figures: list[Path]  # accuracy against compression, next to results.csv
+    tracker: Any = None  # the MLflow mirror the cells went to, if any
 
     @property
     def ratio(self) -> float | None:
@@ -197,7 +198,8 @@ def run_study(study: Any, store: Store, executor: Executor, progress: Progress, 
     figures = study_compression_pngs(from_records(rows), folder) if rows else []
     report = StudyReport(
         folder, len(cells), len(jobs), sum(j.epochs for j in jobs), pending,
-        sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows, figures)
+        sum(o.executed_epochs for o in outcomes.values()), time.time() - started, counts, failures, rows, figures,
+        tracker)
     if rows:
         text = io.StringIO()
         writer = csv.DictWriter(text, list(rows[0].row()), lineterminator="\n")
