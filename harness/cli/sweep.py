@@ -53,6 +53,7 @@ class SweepDisplay(Progress):
         self.cell_task = self.bar.add_task("cells", total=len(self.cells), count="", status="")
         self.epoch_task = self.bar.add_task("epochs", total=max(self.total_epochs, 1e-9), count="", status="")
         self.refresh()
+        self.bar.start()
 
     def started(self, job: Any, total_steps: int = 0) -> None:
         self.current = job
@@ -77,6 +78,9 @@ class SweepDisplay(Progress):
         done = self.epochs_done + partial
         self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f}",
                         **({"status": current} if current else {}))
+
+    def end(self) -> None:
+        self.bar.stop()
 
     @contextlib.contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Any]:
@@ -132,11 +136,10 @@ def sweep(
             return
         display = SweepDisplay()
         gpus = gpus_per_job if gpus_per_job is not None else (1.0 if device.startswith("cuda") else 0.0)
-        with display.bar:
-            report = api.run_study(spec, store=store, executor=executor, jobs=jobs, address=address, retries=retries,
-                                   cpus_per_job=cpus_per_job, gpus_per_job=gpus, data_dir=data_dir,
-                                   download=download, workers=workers, tracking=not no_tracking,
-                                   tracking_uri=tracking_uri, progress=display)
+        report = api.run_study(spec, store=store, executor=executor, jobs=jobs, address=address, retries=retries,
+                               cpus_per_job=cpus_per_job, gpus_per_job=gpus, data_dir=data_dir,
+                               download=download, workers=workers, tracking=not no_tracking,
+                               tracking_uri=tracking_uri, progress=display)
     show_study(spec, report, report.tracker)
     if report.failures:
         raise typer.Exit(1)

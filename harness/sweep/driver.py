@@ -153,7 +153,6 @@ def run_study(study: Any, store: Store, executor: Executor, progress: Progress, 
     done = {j.id for j in jobs if is_done(j, store)}
     pending_by_job = {j.id: 0.0 if j.id in done else pending_epochs(j, store) for j in jobs}
     pending = sum(pending_by_job.values())
-    progress.begin(SweepPlan(jobs, set(cells), pending_by_job))
     study_run = None
     task = None
     if tracker is not None:
@@ -176,6 +175,7 @@ def run_study(study: Any, store: Store, executor: Executor, progress: Progress, 
                                            study=(study_run, study.name) if study_run else None)
             progress.finished(job, outcome)
 
+    progress.begin(SweepPlan(jobs, set(cells), pending_by_job))
     try:
         outcomes = execute(jobs, executor, Mirror(), retries=retries, done=done)
     finally:
