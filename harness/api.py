@@ -25,7 +25,8 @@ from harness.core.errors import HarnessError
 from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
 from harness.core.metrics import metric_of
 from harness.core.progress import Progress
-from harness.core.protocol import DEFAULT_PRUNING, density_chain
+from harness.core.protocol import DEFAULT_PRUNING, as_fraction, density_chain
+from harness.core.registry import METHODS, PRUNING, TASKS
 from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
 from harness.engine.export import export as write
 from harness.engine.export import pruned_model
@@ -56,8 +57,9 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
              pruning_params: dict[str, float] | None = None, level: Sequence[int] = (),
              retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
              batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU) -> RunPlan:
-    """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK."""
-
+    """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK,
+    each name as registered whatever the case it was typed in."""
+    task, pruning = TASKS.canonical(task), PRUNING.canonical(pruning)
     choice = variants.resolve(method, Store(store).root)
     if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
         kind, flag = ("iterative", "--one-shot") if choice.iterative else ("one-shot", "--iterative")
@@ -279,11 +281,12 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     from harness.tune import space as tune_space
     from harness.tune import storage as tune_storage
 
+    method, task, pruning = METHODS.canonical(method), TASKS.canonical(task), PRUNING.canonical(pruning)
     spec = get_method(method)
     if trials < 1:
         raise HarnessError(f"--trials must be a positive integer, got {trials}")
     if not 0.0 < density <= 1.0:
-        raise HarnessError(f"--density must be in (0, 1], got {density:g}")
+        raise HarnessError(f"--density must be in (0, 1], got {density:g}{as_fraction(density)}")
     check_epochs_scale(epochs_scale)
     check_batch_size(batch_size)
     if save_as is not None:

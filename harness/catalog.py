@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from harness.core.errors import HarnessError
+from harness.core.names import did_you_mean
 from harness.core.registry import load_plugins
 from harness.storage import paths
 from harness.sweep import variants as saved
@@ -99,7 +100,7 @@ def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> di
     load_plugins()
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise HarnessError(f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}")
+        raise HarnessError(f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}{did_you_mean(unknown[0], KINDS)}")
     makers = {"tasks": tasks, "methods": methods, "pruning": pruning, "presets": presets,
               "variants": lambda: variants(store)}
     return {kind: makers[kind]() for kind in kinds}

@@ -76,3 +76,14 @@ def test_a_task_registered_under_another_name_than_its_own_is_one_line(monkeypat
         get_task("mnist1d-alias")
     with pytest.raises(HarnessError, match="names itself"):
         Store("/nonexistent").base_dir(BaseHparams("mnist1d-alias"))
+
+
+def test_a_name_typed_in_another_case_is_the_registered_one_and_names_the_same_cells(tmp_path):
+    from harness.api import plan_run
+    from harness.sweep.study import parse_study
+
+    typed = plan_run("LLR", "MNIST1D", pruning="Global-Magnitude", store=tmp_path).cells
+    assert typed == plan_run("llr", "mnist1d", store=tmp_path).cells
+    assert Store(tmp_path).retrain_dir(typed[0]).name.startswith("mnist1d-llr-r1-")
+    study = parse_study({"task": "MNIST1D", "methods": ["LLR", "Fine-Tuning"], "pruning": ["Random"]}, "s.yaml")
+    assert (study.task, study.methods, study.pruning[0].strategy) == ("mnist1d", ("llr", "fine-tuning"), "random")

@@ -37,7 +37,7 @@ def density_chain(
     Iterative to a density that is not a power of 0.8 ends with a last round that prunes to it.
     """
     if density is not None and not 0.0 < density <= 1.0:
-        raise HarnessError(f"density must be in (0, 1], got {density:g}")
+        raise HarnessError(f"density must be in (0, 1], got {density:g}{as_fraction(density)}")
     if rounds is not None and rounds < 1:
         raise HarnessError(f"rounds must be a positive integer, got {rounds}")
     keep = 1.0 - ITERATIVE_RATE
@@ -50,3 +50,8 @@ def density_chain(
         return (density,)
     n = max(1, math.ceil(math.log(density) / math.log(keep) - 1e-9))
     return (*tuple(keep ** r for r in range(1, n)), density)
+
+
+def as_fraction(density: float) -> str:
+    """A hint for a density given as a percentage (``20`` for 0.20), for the end of its error line."""
+    return f"; did you mean {density / 100:.2f} ({density:g}%)?" if 1 < density <= 100 else ""

@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from harness.core.errors import HarnessError
+from harness.core.names import canonical, unknown
 
 if TYPE_CHECKING:
     from methods.pruning import PruningStrategy
@@ -64,9 +65,16 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise HarnessError(
-                f"unknown {self.kind} {name!r}; valid: {', '.join(sorted(self._entries))}"
-            ) from None
+            raise HarnessError(unknown(self.kind, name, sorted(self._entries))) from None
+
+    def canonical(self, name: str) -> str:
+        """The registered name a user means: ``name`` itself, or the one registered name equal to it but
+        for case (``LLR`` is ``llr``); an unknown name is refused with the closest valid one."""
+        load_plugins()
+        found = canonical(name, sorted(self._entries))
+        if found is None:
+            raise HarnessError(unknown(self.kind, name, sorted(self._entries)))
+        return found
 
     def names(self) -> list[str]:
         load_plugins()

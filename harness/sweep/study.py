@@ -32,6 +32,7 @@ import yaml
 from harness.core.canonical import content_hash
 from harness.core.errors import HarnessError
 from harness.core.hparams import CPU, BaseHparams, Compute, RetrainHparams
+from harness.core.names import did_you_mean
 from harness.core.protocol import (
     DEFAULT_PRUNING,
     ITERATIVE_RATE,
@@ -161,7 +162,8 @@ def load_study(spec: str, variants: Mapping[str, Variant] | None = None,
     if not path.exists():
         known = presets()
         if spec not in known:
-            raise StudyError(f"{spec}: no such study file or preset; presets: {', '.join(sorted(known))}")
+            raise StudyError(f"{spec}: no such study file or preset; presets: {', '.join(sorted(known))}"
+                             f"{did_you_mean(spec, sorted(known))}")
         path = known[spec]
     try:
         raw = yaml.safe_load(path.read_text())

@@ -27,6 +27,7 @@ from pydantic import (
 
 from harness.core.errors import HarnessError
 from harness.core.hparams import EPOCHS_SCALE
+from harness.core.names import canonical, did_you_mean, unknown
 from harness.core.protocol import SCHEDULES
 from harness.core.registry import METHODS, PRUNING, TASKS
 from harness.core.seeding import MAX_SEED
@@ -67,9 +68,10 @@ def Number(low: float, high: float | None = None, low_open: bool = False) -> Any
 def _one_of(names: Callable[[ValidationInfo], list[str]], what: str) -> AfterValidator:
     def check(value: Any, info: ValidationInfo) -> Any:
         valid = names(info)
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or value not in valid:
-            raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
-        return value
+        found = canonical(value, valid) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(unknown(what, value, valid))
+        return found
 
     return AfterValidator(check)
 
@@ -235,11 +237,12 @@ def method_overrides(value: Any) -> tuple[tuple[str, tuple[tuple[str, float], ..
         raise ValueError(f"a mapping {{method: {{parameter: value}}}}, got {value!r}")
     out = []
     for method in sorted(value, key=str):
-        if isinstance(method, bool) or method not in METHODS.names():
-            raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS.names())}")
+        name = canonical(method, METHODS.names()) if isinstance(method, str) else None
+        if name is None:
+            raise ValueError(unknown("method", method, METHODS.names()))
         if not isinstance(value[method], dict):
             raise ValueError(f"{method}: a mapping {{parameter: value}}, got {value[method]!r}")
-        out.append((method, get_method(method).overrides(value[method])))
+        out.append((name, get_method(name).overrides(value[method])))
     return tuple(out)
 
 
@@ -265,7 +268,7 @@ def first_error(error: ValidationError) -> str:
     err = min(error.errors(), key=lambda e: order.get(e["type"], 2))
     key = str(err["loc"][0]) if err["loc"] else None
     if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-        return f"key {key!r} is not valid; valid keys: {', '.join(KEYS)}"
+        return f"key {key!r} is not valid; valid keys: {', '.join(KEYS)}{did_you_mean(key, KEYS)}"
     if err["type"] == "missing" and key == "task":
         return f"key 'task' is required; valid: {', '.join(TASKS.names())}"
     if err["type"] in ("value_error", "assertion_error"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.names import canonical, did_you_mean
 from harness.core.registry import METHODS, RECIPES
 from harness.storage import paths, store
 
@@ -99,12 +100,13 @@ def parse_file(path: Path) -> Variant:
 
 def resolve(name: str, root: Path) -> MethodChoice:
     """A method, a recipe or a variant saved in the store at ``root``."""
+    saved = load_all(root)
+    name = canonical(name, [*METHODS.names(), *RECIPES.names(), *saved]) or name
     if name in METHODS:
         return MethodChoice(name)
     if name in RECIPES:
         recipe = RECIPES.get(name)
         return MethodChoice(recipe.method, recipe.iterative, recipe.retrain_epochs)
-    saved = load_all(root)
     if name in saved:
         v = saved[name]
         fraction = v.retrain_fraction
@@ -112,4 +114,5 @@ def resolve(name: str, root: Path) -> MethodChoice:
                             v.params, v.name)
     variants = f"; variants in {root}: {', '.join(saved)}" if saved else ""
     raise HarnessError(f"unknown method {name!r}; valid: {', '.join(METHODS.names())}; "
-                       f"recipes: {', '.join(RECIPES.names())}{variants}")
+                       f"recipes: {', '.join(RECIPES.names())}{variants}"
+                       f"{did_you_mean(name, [*METHODS.names(), *RECIPES.names(), *saved])}")
