@@ -355,14 +355,15 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     return result
 
 
-def ui(store: PathLike = "results", tracking_uri: str | None = None, port: int = 5000) -> Any:
+def ui(store: PathLike = "results", tracking_uri: str | None = None, port: int = 5000,
+       verbose: bool = False) -> Any:
     """The MLflow UI for the store's tracking store, started on 127.0.0.1:``port``
-    (``harness.tracking.ui_server.MlflowUI``: ``ready()``, ``runs_page``, ``wait()``, ``stop()``)."""
-
+    (``harness.tracking.ui_server.MlflowUI``: ``ready()``, ``runs_page``, ``wait()``, ``stop()``); its
+    own output goes to the store's ``mlflow-ui.log`` unless ``verbose``."""
     root = Store(store).root
     uri = tracking_uri or default_uri(root)
     check_servable(uri, Path(store))
-    return MlflowUI(root, uri, port)
+    return MlflowUI(root, uri, port, verbose)
 
 
 def leaderboard(store: PathLike | None = None, csv: Sequence[PathLike] = (), experiment: str | None = None,

@@ -182,6 +182,24 @@ def tracked_store(tmp_path_factory) -> Path:
     return store.root
 
 
+def test_ui_keeps_mlflows_output_in_a_log_and_says_in_one_line_why_it_could_not_serve(tracked_store):
+    """A port in use: MLflow's own lines stay in STORE/mlflow-ui.log, and the one error line quotes the
+    reason from it."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "harness", "ui", "--store", str(tracked_store), "--port",
+                                 str(port)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the MLflow UI exited") and "Address already in use" in line
+    log = tracked_store / "mlflow-ui.log"
+    assert str(log) in line and "[MLflow]" in log.read_text() and "Address already in use" in log.read_text()
+
+
 @pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
 def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tracked_store, tmp_path, stop, sigint_ignored):
     port = free_port()

@@ -35,6 +35,7 @@ RESULTS_CSV, SUMMARY, STUDY = "results.csv", "summary.json", "study.json"
 BASE, RETRAIN, STUDIES, TUNE, VARIANTS = "base", "retrain", "studies", "tune", "variants"
 WRITTEN = (BASE, RETRAIN, STUDIES, TUNE, VARIANTS)  # folders a store writes into, checked before work
 OPTUNA_DB, MLFLOW_DB, MLARTIFACTS = "optuna.db", "mlflow.db", "mlartifacts"
+UI_LOG = "mlflow-ui.log"  # what `harness ui`'s MLflow server printed (unless --verbose)
 
 
 def base_name(task: str, seed: int, content_hash: str) -> str:
@@ -89,6 +90,10 @@ def mlflow_db(root: Path) -> Path:
 def mlflow_db_lock(db: Path) -> str:
     """The lock under which one process creates a new sqlite MLflow database (beside it)."""
     return f".{db.name}.lock"
+
+
+def ui_log(root: Path) -> Path:
+    return root / UI_LOG
 
 
 def mlartifacts(root: Path, experiment: str | None = None) -> Path:

@@ -29,14 +29,23 @@ def check_servable(uri: str, store: Path) -> None:
 
 
 class MlflowUI:
-    def __init__(self, store_root: Path, uri: str, port: int) -> None:
+    """``verbose``: the server's own output on stderr; otherwise in the store's ``mlflow-ui.log``, out of
+    the way of the address (``error_tail`` reads it back when the server exits before serving)."""
+
+    def __init__(self, store_root: Path, uri: str, port: int, verbose: bool = False) -> None:
         self.uri, self.port = uri, port
+        self.log = None if verbose else paths.ui_log(store_root)
         command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                    "--port", str(port)]
         if uri.startswith("sqlite:///"):
             command += ["--default-artifact-root", paths.mlartifacts(store_root).as_uri()]
-        self.proc = subprocess.Popen(command, stdout=sys.stderr, start_new_session=True,
-                                     preexec_fn=lambda: signals.die_with_parent(signal.SIGTERM))
+        output = sys.stderr if self.log is None else self.log.open("wb")
+        try:
+            self.proc = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True,
+                                         preexec_fn=lambda: signals.die_with_parent(signal.SIGTERM))
+        finally:
+            if self.log is not None:
+                output.close()  # the server holds its own descriptor
 
     @property
     def address(self) -> str:
@@ -58,6 +67,18 @@ class MlflowUI:
             except OSError:
                 time.sleep(0.5)
         return False
+
+    def error_tail(self) -> str:
+        """Why the server exited, as it said (its last error line), and where the rest of its output is."""
+        if self.log is None:
+            return "its output is above"
+        try:
+            text = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            text = []
+        errors = [line for line in text if "error" in line.lower()]
+        said = (errors or text or ["nothing"])[-1]
+        return f"it said: {said[-200:]}; all it printed: {self.log}"
 
     def wait(self) -> int:
         return self.proc.wait()
