@@ -330,11 +330,16 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     space_line = (", ".join(f"{k} {v}" for k, v in tune_space.describe_space(searched).items())
                   + "".join(f", {k} = {v:g}" for k, v in fixed.items()))
     # a stop leaves the interrupted trial to be queued again by the next call (tune.Search)
-    s.run(search.SearchPlan(name, storage_label, len(study.trials), space_line, trials, study), timeout=timeout)
+    begun = sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)  # not the queued defaults
+    s.run(search.SearchPlan(name, storage_label, begun, space_line, trials, study), timeout=timeout)
     best = tune_storage.best_trial(study)
     # A saved variant is a method of the results tables; otherwise the evaluation stays with the trials.
     eval_runner = Runner(results_store if save_as else trial_store, options, tracker if save_as else None,
                          progress, bf16=bf16, threads=threads)
+    others = [seed for seed in seeds if seed != search_seed]
+    progress.note(f"the best configuration meets the test set now, on seed{'s' if len(seeds) > 1 else ''} "
+                  f"{', '.join(map(str, seeds))}" + (f" (each seed is a base network of its own: "
+                  f"{', '.join(map(str, others))} train one if the store has none)" if others else ""))
     rows = s.evaluate(best, list(seeds), eval_runner, variant=save_as)
     tests = spread(r.test_acc for r in rows)
     if tracker is not None:

@@ -218,6 +218,24 @@ def test_the_saved_variant_runs_in_run_and_studies(searched, tmp_path):
     assert set(read_store(store)["method"]) == {"ft-tuned"}  # trials stay out of the results tables
 
 
+def test_the_printed_commands_do_what_they_say(searched):
+    """The run command printed after --save-as carries every option the search ran with, so following it
+    reads back the evaluation (no base network or cell trained again); the search names its dashboard."""
+    import shlex
+
+    store, _, output = searched
+    line = next(line for line in output.splitlines() if line.startswith("saved variant ft-tuned"))
+    words = shlex.split(line.split(": harness ", 1)[1])
+    assert words[:3] == ["run", "ft-tuned", "mnist1d"] and "--epochs-scale" in words and "--density" in words
+    before = sorted(p.name for p in (store / "retrain").iterdir()), sorted(p.name for p in (store / "base").iterdir())
+    result = harness(*words)
+    assert result.exit_code == 0, result.output
+    assert "cached" in result.output
+    assert (sorted(p.name for p in (store / "retrain").iterdir()), sorted(p.name for p in (store / "base").iterdir())
+            ) == before
+    assert f"browse the trials: optuna-dashboard sqlite:///{store / 'optuna.db'}" in output
+
+
 def test_a_hopeless_trial_is_pruned_and_recorded_as_pruned(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = ["tune", "fine-tuning", "mnist1d", *QUICK_ARGS, "--store", str(tmp_path), "--seed", "0",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import shlex
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,3 +96,28 @@ def check_finite(arguments: dict[str, Any]) -> None:
 
 def fmt(x: float, digits: int = 2) -> str:
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
+
+
+def given_options(ctx: typer.Context, keep: Collection[str] | None = None) -> list[str]:
+    """The options the user gave (on the command line or through the environment), as words of a
+    command line: those named in ``keep`` (all when None). A hint that prints a command prints it whole."""
+    words: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        if param.param_type_name != "option" or (keep is not None and name not in keep):
+            continue
+        source = ctx.get_parameter_source(name)  # typer's own click: its ParameterSource is read by name
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value, flag = ctx.params.get(name), max(param.opts, key=len)
+        if param.is_flag:
+            words += [flag] if value else [max(param.secondary_opts, key=len)] if param.secondary_opts else []
+        elif isinstance(value, (list, tuple)):
+            words += [w for v in value for w in (flag, str(v))]
+        elif value is not None:
+            words += [flag, str(value)]
+    return words
+
+
+def command(*words: str) -> str:
+    return shlex.join(["harness", *words])

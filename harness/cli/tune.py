@@ -26,6 +26,8 @@ from harness.cli.common import (
     Threads,
     TrackingUri,
     check_finite,
+    command,
+    given_options,
     user_errors,
 )
 from harness.cli.display import err, out, show_table
@@ -54,7 +56,8 @@ class TuneDisplay(BarProgress):
         self.in_trial = False
 
     def begin(self, plan: Any) -> None:
-        out.print(f"study {plan.name} in {plan.storage_label}: {plan.trials_so_far} trials so far, searching "
+        so_far = f"{plan.trials_so_far} trial{'' if plan.trials_so_far == 1 else 's'} so far"
+        out.print(f"study {plan.name} in {plan.storage_label}: {so_far}, searching "
                   f"{plan.space}", highlight=False, soft_wrap=True)
         self.total = plan.total
         self.trials_task = self.bar.add_task("trials", total=plan.total, count="", status="")
@@ -128,6 +131,7 @@ def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: f
 
 
 def tune(
+    ctx: typer.Context,
     method: Annotated[str | None, typer.Argument(help="retraining method (see `harness list`)")] = None,
     task: Annotated[str | None, typer.Argument(help="task (see `harness list`)")] = None,
     trials: Annotated[int, typer.Option(help="the study's total number of trials (finished or pruned)")] = 20,
@@ -196,6 +200,7 @@ def tune(
                           workers=workers, tracking=not no_tracking, tracking_uri=tracking_uri,
                           progress=TuneDisplay())
     show_tune(result)
+    show_next(ctx, result)
 
 
 def show_tune(result: Any) -> None:
@@ -220,11 +225,34 @@ def show_tune(result: Any) -> None:
     say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: "
         f"{spread(r.test_acc for r in rows).describe()} "
         f"(unpruned {spread(r.unpruned_test_acc for r in rows).median:.2f})")
-    if result.variant_path is not None:
-        name = result.variant_path.stem
-        say(f"saved variant {name} ({result.variant_path}): `harness run {name} {s.base.task}`, or list it in a "
-            "study's methods")
     say(f"wall time: {result.seconds:.0f}s")
     if result.tracker is not None:
         state = "FAILED (results kept locally)" if result.tracker.failure else "ok"
         say(f"mlflow: {result.tracker.uri} experiment '{s.experiment}' [{state}]")
+
+
+# the options of `harness tune` that mean the same to `harness run`: a saved variant is run with them
+RUN_OPTIONS = ("density", "pruning", "seed", "epochs_scale", "batch_size", "store", "data_dir", "download", "device",
+               "bf16", "threads", "workers", "tracking_uri", "no_tracking")
+
+
+def show_next(ctx: typer.Context, result: Any) -> None:
+    """How to keep and reuse what the search found, as commands to copy, and how to browse its trials."""
+    from harness.tune.space import split_values
+
+    s = result.search
+    say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    if result.variant_path is None:
+        name = f"{s.method.name}-tuned"
+        keep = command("tune", s.method.name, s.base.task, *given_options(ctx), "--save-as", name)
+        say(f"to keep it as a method: {keep}  (the "
+            "search resumes: no trial runs again)")
+    else:
+        name = result.variant_path.stem
+        _, pruning_values, _ = split_values(result.values)
+        found = [w for k, v in sorted(pruning_values.items()) for w in ("--pruning-param", f"{k}={v:g}")]
+        say(f"saved variant {name} ({result.variant_path}); run it as any method (a study's methods can name it "
+            f"too): {command('run', name, s.base.task, *given_options(ctx, RUN_OPTIONS), *found)}")
+    label = result.storage_label
+    url = label.removeprefix("journal ") if label.startswith("journal ") else label
+    say(f"browse the trials: optuna-dashboard {url}  (pip install optuna-dashboard)")
