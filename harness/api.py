@@ -13,7 +13,9 @@ The command line calls the same functions; arguments carry the names of its opti
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -209,14 +211,34 @@ def narrow(epochs_scale: float | None = None, seeds: Sequence[int] | None = None
 
 def results(store: PathLike = "results") -> Any:
     """Every finished cell of the store as a pandas DataFrame, one row per record, columns named as
-    ``results.csv``'s."""
+    ``results.csv``'s, and ``method_label``: the variant's name for a variant's rows, else the method."""
     # start-up: pandas only when a table is asked for
     import pandas as pd
 
     rows = [record.row() for record in Store(store).results()]
     if not rows:
         raise HarnessError(f"no results in {Store(store).root}: run `harness run` or `harness sweep` with --store")
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # what tables and plots call the method: a variant by its own name (group by this, not by `method`)
+    table.insert(table.columns.get_loc("method") + 1, "method_label", table["variant"].fillna(table["method"]))
+    return table
+
+
+def cells(store: PathLike = "results", *, task: str | None = None, method: str | None = None,
+          density: float | None = None, seed: int | None = None) -> list[CellRecord]:
+    """The store's finished cells, those matching every filter given: ``task`` and ``method`` are names or
+    globs (``*rewind*``; a method matches by its variant's name too), ``density`` the target density."""
+    found = []
+    for record in Store(store).results():
+        names = {record.method, record.variant} - {None}
+        target = record.target_density if record.target_density is not None else record.density
+        if ((task is None or fnmatch.fnmatch(record.task.casefold(), task.casefold()))
+                and (method is None or any(fnmatch.fnmatch(n.casefold(), method.casefold()) for n in names))
+                and (density is None or math.isclose(target, density, rel_tol=1e-3))
+                and (seed is None or record.seed == seed)):
+            found.append(record)
+    return sorted(found, key=lambda r: (r.task, r.variant or r.method, -(r.target_density or r.density), r.round,
+                                        r.retraining_epochs, r.seed))
 
 
 def cell_folder(store: PathLike, cell: CellRecord | str) -> Path:

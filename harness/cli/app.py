@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from typer._click.exceptions import ClickException
 
-from harness.cli import export, leaderboard, listing, run, sweep, tune, ui
+from harness.cli import cells, export, leaderboard, listing, run, sweep, tune, ui
 from harness.cli.display import err, out
 from harness.core import signals
 
@@ -48,6 +48,7 @@ app.command()(leaderboard.leaderboard)
 app.command()(export.export)
 app.command()(ui.ui)
 app.command("list")(listing.list_registered)
+app.command()(cells.cells)
 
 
 def main(argv: list[str] | None = None) -> int:
