@@ -1,5 +1,6 @@
-"""Every `harness` command line shown in the README and the docs parses: its command exists and every
-option and argument it gives is one the command takes (the docs cannot drift from the CLI)."""
+"""Every `harness` command line shown in the README, the docs and the commands' own --help examples
+parses: its command exists and every option and argument it gives is one the command takes (the docs
+cannot drift from the CLI). Shell completion is typer's, and completes the commands."""
 
 from __future__ import annotations
 
@@ -27,12 +28,43 @@ def shown_commands() -> list[tuple[str, str]]:
     return found
 
 
-COMMANDS = shown_commands()
+def help_examples() -> list[tuple[str, str]]:
+    group = typer.main.get_command(app)
+    found = []
+    for name in group.list_commands(None):
+        text = group.get_command(None, name).help or ""
+        found += [(f"harness {name} --help", line.strip()) for line in text.splitlines()
+                  if line.strip().startswith("harness ")]
+    return found
+
+
+COMMANDS = shown_commands() + help_examples()
 
 
 def test_the_docs_show_every_command():
     shown = {shlex.split(line)[1] for _, line in COMMANDS}
-    assert shown >= {"run", "sweep", "leaderboard", "tune", "ui", "export", "list"}
+    assert shown >= {"run", "sweep", "leaderboard", "tune", "ui", "export", "list", "cells"}
+
+
+def test_every_command_shows_examples_in_its_help_that_fit_80_columns():
+    group = typer.main.get_command(app)
+    with_examples = {page.split()[1] for page, _ in help_examples()}
+    assert with_examples == set(group.list_commands(None))
+    assert all(len(line) + 6 <= 80 for _, line in help_examples())  # as --help indents them
+
+
+def test_shell_completion_completes_the_commands(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = subprocess.run([sys.executable, "-m", "harness", "--show-completion", "bash"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    assert script.returncode == 0 and "_HARNESS_COMPLETE=complete_bash" in script.stdout, script.stderr
+    completed = subprocess.run([sys.executable, "-m", "harness"], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "_HARNESS_COMPLETE": "complete_bash", "COMP_WORDS": "harness ru",
+                                    "COMP_CWORD": "1"})
+    assert completed.stdout.split() == ["run"], (completed.stdout, completed.stderr)
 
 
 @pytest.mark.parametrize(("page", "line"), COMMANDS, ids=[f"{p}: {line[:60]}" for p, line in COMMANDS])

@@ -16,7 +16,7 @@ from harness.cli import cells, export, leaderboard, listing, run, sweep, tune, u
 from harness.cli.display import err, out
 from harness.core import signals
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="A benchmark harness for retraining methods after pruning (Renda et al. 2020).")
 
 

@@ -24,7 +24,14 @@ def cells(
     store: StoreDir = Path("results"),
 ) -> None:
     """List the store's finished cells (filters combine): each with the folder name `harness export`
-    takes, for example `harness cells --method lr-rewinding --density 0.2`."""
+    takes, for example `harness cells --method lr-rewinding --density 0.2`.
+
+    Examples:
+
+    \b
+      harness cells --method '*rewind*' --density 0.2
+      harness cells --task mnist1d --seed 0 --json
+    """
     with user_errors():
         found = api.cells(store, task=task, method=method, density=density, seed=seed)
     if json_output:

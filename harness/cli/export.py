@@ -24,7 +24,14 @@ def export(
     store: StoreDir = Path("results"),
 ) -> None:
     """Write a cell's pruned network (weights, mask, model.json naming its task and method); a network
-    whose filters were removed is written compacted. Loads back with harness.engine.export.load_exported."""
+    whose filters were removed is written compacted. Loads back with harness.engine.export.load_exported.
+
+    Examples:
+
+    \b
+      harness cells --method lr-rewinding
+      harness export mnist1d-lr-rewinding-r1-4f35 --out pruned
+    """
     with user_errors():
         cell_folder = Store(store).cell_dir(cell)
         folder = out_dir or Path("exported") / cell_folder.name

@@ -44,7 +44,14 @@ def leaderboard(
         help="seed resamples for the zone's stability figure (0: none)")] = 200,
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
-    rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways."""
+    rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways.
+
+    Examples:
+
+    \b
+      harness leaderboard
+      harness leaderboard --csv published.csv --out paper-site
+    """
     # start-up: scipy only for `harness leaderboard`
     from harness.analysis.safe_zone import parse_density_rule
     from harness.analysis.zone_grid import ANCHORS

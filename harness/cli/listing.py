@@ -25,7 +25,15 @@ def list_registered(
     store: StoreDir = Path("results"),
 ) -> None:
     """Tasks, retraining methods and recipes, pruning strategies, study presets, and a store's method
-    variants, with their parameters."""
+    variants, with their parameters.
+
+    Examples:
+
+    \b
+      harness list
+      harness list methods pruning --json
+      harness list variants --store results
+    """
 
 
     with user_errors():

@@ -80,7 +80,16 @@ def run(
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
 ) -> None:
-    """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow."""
+    """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow.
+
+    Examples:
+
+    \b
+      harness run lr-rewinding mnist1d
+      harness run fine-tuning mnist1d --density 0.1 -t 3 -t 15 --seed 1
+      harness run algorithm1 mnist1d --rounds 5
+      harness run llr cifar10-resnet56 --structured resnet56-A --level 2
+    """
 
     with user_errors():
         check_finite(locals())

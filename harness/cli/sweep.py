@@ -123,7 +123,15 @@ def sweep(
     no_tracking: NoTracking = False,
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
-    base network trained once per seed, finished cells never redone; rerun to resume."""
+    base network trained once per seed, finished cells never redone; rerun to resume.
+
+    Examples:
+
+    \b
+      harness sweep mnist1d-smoke
+      harness sweep mnist1d-paper --epochs-scale 0.2 --seed 0 --dry-run
+      harness sweep study.yaml --jobs 2 --methods fine-tuning,lr-rewinding
+    """
     with user_errors():
         check_finite(locals())
         names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]

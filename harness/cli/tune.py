@@ -177,7 +177,15 @@ def tune(
 ) -> None:
     """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
     maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
-    Rerun the same command to resume; several processes on one --storage or --journal share a study."""
+    Rerun the same command to resume; several processes on one --storage or --journal share a study.
+
+    Examples:
+
+    \b
+      harness tune --list-space fine-tuning
+      harness tune fine-tuning mnist1d --trials 20 --save-as ft-tuned
+      harness tune gradual mnist1d --space t=15 --trials 30 --journal trials.log
+    """
 
     with user_errors():
         check_finite(locals())

@@ -19,7 +19,13 @@ def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000,
     verbose: Annotated[bool, typer.Option(help="show MLflow's own output [else: STORE/mlflow-ui.log]")] = False,
 ) -> None:
-    """Start the MLflow UI on loopback for the results' tracking store and print its address."""
+    """Start the MLflow UI on loopback for the results' tracking store and print its address.
+
+    Examples:
+
+    \b
+      harness ui --store results --port 5001
+    """
 
     with user_errors():
         server = api.ui(store, tracking_uri, port, verbose)
