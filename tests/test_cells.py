@@ -1,5 +1,5 @@
-"""`harness cells`: a store's finished cells, filtered, with the names `harness export` takes; and the
-results table's ``method_label``, which tells a variant from its method."""
+"""`harness cells`: a store's finished cells, filtered, with the names `harness export` takes; `--json`
+for `run` and `sweep`; and the results table's ``method_label``, which tells a variant from its method."""
 
 from __future__ import annotations
 
@@ -63,3 +63,21 @@ def test_the_results_table_tells_a_variant_from_its_method(store):
     labels = dict(zip(table["run"], table["method_label"], strict=True))
     assert sorted(labels.values()) == ["fine-tuning", "lr-rewinding", "lr-rewinding", "lrr-fast"]
     assert set(table.loc[table["method_label"] == "lrr-fast", "method"]) == {"lr-rewinding"}
+
+
+def test_run_and_sweep_print_their_outcome_as_json(store, tmp_path):
+    run = cli.invoke(app, ["run", "fine-tuning", "mnist1d", "--density", "0.5", "-t", "1.5", "--epochs-scale",
+                           str(QUICK), "--store", str(store), "--no-tracking", "--json"])
+    assert run.exit_code == 0, run.output
+    outcome = json.loads(run.stdout)
+    [cell] = outcome["cells"]
+    assert (store / "retrain" / cell["run"]).is_dir() and cell["method"] == "fine-tuning"
+    assert outcome["store"] == str(store) and outcome["speeds"] == [] and outcome["mlflow"] is None
+    study = tmp_path / "study.yaml"
+    study.write_text(f"task: mnist1d\nmethods: [fine-tuning, lr-rewinding]\nretrain_epochs: [1.5]\n"
+                     f"densities: [0.5]\nseeds: 1\nepochs_scale: {QUICK}\n")
+    sweep = cli.invoke(app, ["sweep", str(study), "--store", str(store), "--no-tracking", "--json"])
+    assert sweep.exit_code == 0, sweep.output
+    summary = json.loads(sweep.stdout)
+    assert summary["counts"] == {"done": 0, "cached": 2, "failed": 0} and summary["failures"] == []
+    assert summary["results"].endswith("results.csv") and summary["study"] == "study"

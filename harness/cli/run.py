@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,7 @@ def run(
     workers: LoaderWorkers = 4,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
+    json_output: Annotated[bool, typer.Option("--json", help="print the outcome as one JSON document")] = False,
 ) -> None:
     """Train the base network once, prune, retrain with METHOD, evaluate, log to MLflow.
 
@@ -115,6 +117,11 @@ def run(
                       f"weights {row.weights_sha256} mask {row.mask_sha256}", highlight=False)
         if not distributed.is_main():
             return
+    if json_output:
+        print(json.dumps({"cells": [r.to_json() for r in result.rows], "speeds": [s.to_json() for s in result.speeds],
+                          "store": str(Store(store).root), "seconds": result.seconds,
+                          "mlflow": result.tracker.uri if result.tracker is not None else None}, indent=2))
+        return
     show_results(result.rows, result.speeds, planned.task.metric, Store(store), result.tracker, result.seconds)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -121,6 +122,7 @@ def sweep(
     workers: LoaderWorkers = 4,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,
+    json_output: Annotated[bool, typer.Option("--json", help="print the outcome as one JSON document")] = False,
 ) -> None:
     """Run a study: every (method, retraining time, density, seed, schedule, pruning) cell, each
     base network trained once per seed, finished cells never redone; rerun to resume.
@@ -148,7 +150,16 @@ def sweep(
                                cpus_per_job=cpus_per_job, gpus_per_job=gpus, data_dir=data_dir,
                                download=download, workers=workers, tracking=not no_tracking,
                                tracking_uri=tracking_uri, progress=display)
-    show_study(spec, report, report.tracker)
+    if json_output:
+        print(json.dumps({"study": spec.name, "hash": spec.hash, "folder": str(report.folder), "cells": report.cells,
+                          "jobs": report.jobs, "counts": report.counts, "failures": report.failures,
+                          "minimal_epochs": report.minimal_epochs, "pending_epochs": report.pending_epochs,
+                          "executed_epochs": report.executed_epochs, "seconds": report.seconds,
+                          "results": str(report.folder / "results.csv") if report.rows else None,
+                          "figures": [str(f) for f in report.figures],
+                          "mlflow": report.tracker.uri if report.tracker is not None else None}, indent=2))
+    else:
+        show_study(spec, report, report.tracker)
     if report.failures:
         raise typer.Exit(1)
 
