@@ -6,6 +6,7 @@ and the method variants a store holds.
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,29 @@ from harness.core.names import did_you_mean
 from harness.core.registry import load_plugins
 from harness.storage import paths
 from harness.sweep import variants as saved
+from methods.lr import Replay
 from methods.pruning import PRUNING, Target, get_pruning
 from methods.recipes import RECIPES
-from methods.spec import METHODS, get_method
+from methods.spec import METHODS, Start, get_method
 from tasks.spec import TASKS, get_task
 
 KINDS = ("tasks", "methods", "pruning", "presets", "variants")
 
 
 def parameters(declared: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"name": name, "default": p.default, "range": p.describe(), "description": p.help}
+    """Each declared parameter: its range in words (``range``) and as fields (``low``, ``high``, ``log``,
+    ``integer``, ``choices``; None where the parameter has none)."""
+    return [{"name": name, "default": p.default, "range": p.describe(), "low": p.low, "high": p.high,
+             "log": p.log, "integer": p.integer, "choices": list(p.choices) or None, "description": p.help}
             for name, p in declared.items()]
+
+
+def learning_rate(m: Any) -> str:
+    """A method's rate over its t epochs. A replayed S depends on where the run starts on S's clock."""
+    if isinstance(m.lr, Replay):
+        return {Start.T: "S[T], S's final rate, constant", Start.T_MINUS_t: "S's last t epochs, replayed",
+                Start.ZERO: "S from its start, replayed"}[m.start_at]
+    return m.lr.describe()
 
 
 def tasks() -> list[dict[str, Any]]:
@@ -53,7 +66,7 @@ def methods() -> list[dict[str, Any]]:
     for name in METHODS.names():
         m = get_method(name)
         entries.append({"name": name, "kind": "method", "runs": m.formula,
-                        "t": "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", "learning_rate": m.lr.describe(),
+                        "t": "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", "learning_rate": learning_rate(m),
                         "paper": m.cite.split(",")[0], "description": m.summary, "parameters": parameters(m.params)})
     for name in RECIPES.names():
         r = RECIPES.get(name)
@@ -82,9 +95,19 @@ def presets() -> list[dict[str, Any]]:
     entries = []
     for name, path in sorted(files().items()):
         spec = load_study(name)
-        comment = next((line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")), "")
-        entries.append({"name": name, "task": spec.task, "cells": spec.count(), "description": comment})
+        entries.append({"name": name, "task": spec.task, "cells": spec.count(), "description": leading_comment(path)})
     return entries
+
+
+def leading_comment(path: Path) -> str:
+    """A preset's description: the first paragraph of the comment it opens with, whole."""
+    lines = []
+    for line in path.read_text().splitlines():
+        text = line.lstrip("#").strip()
+        if not line.startswith("#") or (not text and lines):
+            break
+        lines.append(text)
+    return " ".join(line for line in lines if line)
 
 
 def variants(store: Path) -> list[dict[str, Any]]:
@@ -94,8 +117,10 @@ def variants(store: Path) -> list[dict[str, Any]]:
              "file": str(paths.variant(store, v.name))} for v in saved.load_all(store).values()]
 
 
-def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> dict[str, list[dict[str, Any]]]:
-    """The entries of each kind asked for (``variants``: those of ``store``)."""
+def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results"),
+            names: tuple[str, ...] = ()) -> dict[str, list[dict[str, Any]]]:
+    """The entries of each kind asked for (``variants``: those of ``store``); with ``names`` (names or
+    globs, any case), only the entries one of them matches."""
 
     load_plugins()
     unknown = [k for k in kinds if k not in KINDS]
@@ -103,4 +128,13 @@ def catalog(kinds: tuple[str, ...] = KINDS, store: Path = Path("results")) -> di
         raise HarnessError(f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}{did_you_mean(unknown[0], KINDS)}")
     makers = {"tasks": tasks, "methods": methods, "pruning": pruning, "presets": presets,
               "variants": lambda: variants(store)}
-    return {kind: makers[kind]() for kind in kinds}
+    found = {kind: makers[kind]() for kind in kinds}
+    if names:
+        every = [e["name"] for entries in found.values() for e in entries]
+        found = {kind: [e for e in entries if any(fnmatch.fnmatch(e["name"].casefold(), n.casefold()) for n in names)]
+                 for kind, entries in found.items()}
+        plain = [n for n in names if not set(n) & set("*?[")]
+        if plain and not any(found.values()):  # a word that is neither a kind nor a name: a mistyped kind
+            raise HarnessError(f"unknown kind {plain[0]!r}; valid: {', '.join(KINDS)}, or names and globs of "
+                               f"what they list{did_you_mean(plain[0], [*KINDS, *every])}")
+    return found

@@ -91,6 +91,26 @@ def test_list_by_kind_as_json_and_never_cut(monkeypatch):
     assert version.exit_code == 0 and version.stdout.startswith("harness 0.1.0 (torch 2.13.0")
 
 
+def test_list_filters_by_name_or_glob_and_describes_whole(tmp_path):
+    rewinding = json.loads(harness("list", "methods", "*REWIND*", "--json").stdout)["methods"]
+    assert {m["name"] for m in rewinding} == {"weight-rewinding", "lr-rewinding", "low-lr-rewinding"}
+    assert json.loads(harness("list", "llr", "--json").stdout)["methods"][0]["name"] == "llr"  # any kind
+    nothing = harness("list", "*zzz*")
+    assert nothing.exit_code == 0 and "nothing registered matches *zzz*" in nothing.stdout
+    typo = harness("list", "method")
+    assert typo.exit_code == 2 and "did you mean 'methods'?" in typo.stderr
+    listed = json.loads(harness("list", "--json", "--store", str(tmp_path)).stdout)
+    # ranges as fields, and each method's rate as it runs (fine-tuning's is S's final rate)
+    lr_scale = next(p for p in next(m for m in listed["methods"] if m["name"] == "llr")["parameters"]
+                    if p["name"] == "lr_scale")
+    assert (lr_scale["low"], lr_scale["high"], lr_scale["log"], lr_scale["integer"]) == (0.1, 10.0, True, False)
+    rates = {m["name"]: m.get("learning_rate") for m in listed["methods"]}
+    assert rates["fine-tuning"].startswith("S[T]") and rates["lr-rewinding"] == "S's last t epochs, replayed"
+    # a preset's description is its first paragraph, whole
+    paper = next(p for p in listed["presets"] if p["name"] == "mnist1d-paper")["description"]
+    assert paper.startswith("The paper's one-shot comparison") and paper.endswith("(drops at 50% and 75%).")
+
+
 def test_run_prints_each_folder_and_warns_of_an_undertrained_base(shared_store, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     result = harness("run", "lr-rewinding", "mnist1d", "--epochs-scale", str(QUICK), "-t", "1.5", "--density", "0.2",

@@ -15,12 +15,13 @@ from harness.cli.common import (
     StoreDir,
     user_errors,
 )
-from harness.cli.display import show_table
+from harness.cli.display import out, show_table
 
 
 def list_registered(
-    kinds: Annotated[list[str] | None, typer.Argument(
-        metavar="[tasks|methods|pruning|presets|variants]...", help="what to list [all of them]")] = None,
+    words: Annotated[list[str] | None, typer.Argument(
+        metavar="[tasks|methods|pruning|presets|variants]... [NAME|GLOB]...",
+        help="what to list [all of them], and names or globs of entries to keep ('*rewind*')")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     store: StoreDir = Path("results"),
 ) -> None:
@@ -32,18 +33,25 @@ def list_registered(
     \b
       harness list
       harness list methods pruning --json
+      harness list methods '*rewind*'
       harness list variants --store results
     """
 
 
+    kinds = tuple(w for w in words or [] if w in KINDS)
+    names = tuple(w for w in words or [] if w not in KINDS)
     with user_errors():
-        entries = catalog(tuple(kinds or KINDS), store)
+        entries = catalog(kinds or KINDS, store, names)
     if json_output:
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
+    if names and not any(entries.values()):
+        out.print(f"nothing registered matches {' '.join(names)}", highlight=False, markup=False)
+        return
     for kind, items in entries.items():
         for table in TABLES_OF[kind](items):
-            show_table(table)
+            if table.row_count:
+                show_table(table)
 
 
 def task_tables(items: list[dict[str, Any]]) -> list[Table]:
@@ -96,7 +104,7 @@ def pruning_tables(items: list[dict[str, Any]]) -> list[Table]:
 
 def preset_tables(items: list[dict[str, Any]]) -> list[Table]:
     table = Table(title="study presets (harness sweep NAME)")
-    for col in ("name", "task", "cells", "first line of its description"):
+    for col in ("name", "task", "cells", "description"):
         table.add_column(col, no_wrap=col in ("name", "task"))
     for p in items:
         table.add_row(p["name"], p["task"], f"{p['cells']:,}", p["description"])
