@@ -72,6 +72,8 @@ def test_export_cli_writes_a_model_that_loads_back(ran, tmp_path, fmt):
     description = json.loads((out / "model.json").read_text())
     assert description["format"] == fmt and description["record"]["task"] == "mnist1d"
     assert description["record"]["method"] == "lr-rewinding" and not description["compacted"]
+    assert description["input_shape"] == [1, 40]  # one MNIST-1D sample: a channel of 40 points
+    assert description["stored_parameters"] == 24954 > description["nonzero_parameters"]
     assert score_of(load_exported(out), record) == record.test_acc
 
 

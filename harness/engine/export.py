@@ -79,7 +79,13 @@ def export(folder: Path, out: Path, fmt: str = "safetensors") -> PrunedModel:
     record = pruned.record
     store.atomic_write_json(out / DESCRIPTION, {
         "format_version": FORMAT_VERSION, "format": fmt, "files": files, "compacted": pruned.compacted,
-        "parameters": sum(p.numel() for p in pruned.model.parameters()),
+        # one sample's shape (a batch is (N, *input_shape)); the task's network takes token ids when it is a
+        # translation task, whose shape is its sentence's
+        "input_shape": list(task_of(record).input_shape),
+        # the exported tensors' element count, pruned zeros included; ``record.remaining_weights`` counts
+        # the prunable weights that are non-zero, ``record.parameters`` the network's parameters before pruning
+        "stored_parameters": sum(p.numel() for p in pruned.model.parameters()),
+        "nonzero_parameters": sum(int((p != 0).sum()) for p in pruned.model.parameters()),
         "how_to_load": "harness.engine.export.load_exported(FOLDER), or the task's model thinned by the mask "
                        "(methods.compaction.compact) when compacted, then load_state_dict(weights)",
         "record": record.to_json(),
