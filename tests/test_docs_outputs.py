@@ -57,6 +57,7 @@ def test_the_docs_show_outputs():
                          ids=[f"{p}: {s.splitlines()[0][:50]}" for p, _, s, _ in OUTPUTS])
 def test_a_shown_output_is_what_its_command_prints(page, kind, source, shown, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped: tables as wide as they need, as shown
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         if kind == "command":

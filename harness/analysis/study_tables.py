@@ -18,7 +18,7 @@ def best_by_method(rows: list[CellRecord]) -> list[tuple[str, list[list[str]]]]:
     tables = []
     for (task, pruning, schedule), group in best.groupby(["task", "pruning", "schedule"]):
         densities = sorted(group["density"].unique(), reverse=True)
-        header = ["method", *(f"{d:.3g}" for d in densities)]
+        header = ["method", *(f"density {d:.3g}" for d in densities)]
         body = []
         for method, own in group.groupby("method"):
             at = {r["density"]: f"{r['test_median']:.2f} (t={r['retraining_epochs']:g})" for _, r in own.iterrows()}

@@ -13,7 +13,7 @@ from harness.cli.common import (
     user_errors,
     warn,
 )
-from harness.cli.display import out
+from harness.cli.display import out, say_wrapped
 from harness.core.errors import HarnessError
 
 
@@ -74,5 +74,4 @@ def leaderboard(
     places = [(f"across networks, {name}", z) for name, z in zones["across"].items()]
     for name, zone in [*places, *zones["networks"].items()]:
         spans = "; ".join(f"{kind} {zone[kind]['span']}" for kind in ("conditional", "generalizing"))
-        out.print(f"safe zone, {name}: descriptive {zone['descriptive']['span']} (the paper: 25%-90%); {spans}",
-                  highlight=False, soft_wrap=True)
+        say_wrapped(f"safe zone, {name}: descriptive {zone['descriptive']['span']} (the paper: 25%-90%); {spans}")

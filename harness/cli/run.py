@@ -136,7 +136,7 @@ def show_results(rows: list[CellRecord], speeds: list[SpeedRecord], metric: str,
     declared = metric_of(metric)
     units = f"{metric}, {declared.unit}" if declared.unit not in ("", metric, declared.label) else metric
     table = Table(title=f"{first.variant or first.method} on {first.task}{pruning} ({units})")
-    for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", ""):
+    for col in ("seed", "round", "density", "compression", "FLOPs", "t", "val", "test", "unpruned test", "time"):
         table.add_column(col, justify="right")
     for r in rows:
         round_ = f"k={r.level}" if r.level is not None else str(r.round)
