@@ -141,7 +141,7 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: density must be in (0, 1], got 2"
+    assert proc.stderr.strip() == "error: density must be in (0, 1], got 2; did you mean 0.02 (2%)?"
     assert "Traceback" not in proc.stderr
 
 

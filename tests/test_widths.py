@@ -5,6 +5,7 @@ spaces to fit. Piped output takes its width from $COLUMNS, as a terminal would g
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -83,3 +84,24 @@ def test_the_leaderboards_verdict_lines_fit_the_width(width, store, tmp_path, mo
     start = lines.index(zone[0])
     verdicts = [line for line in lines[start:] if line.startswith(("safe zone, ", "  "))]
     assert all(len(line) <= width for line in verdicts), "\n".join(verdicts)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_progress_lines_keep_their_unit_and_both_times_at_the_width(width):
+    """A step bar, as `run`, `sweep` and `tune` draw theirs (harness.cli.common.bar_columns), with a
+    description and a status too long for the line: they give way; the count, its unit and the labelled
+    times stay whole."""
+    from rich import progress as bars
+
+    from harness.cli.common import bar_columns
+
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    bar = bars.Progress(*bar_columns("{task.fields[count]}", len("2400/2400 steps"), console), console=console)
+    task = bar.add_task("lr-rewinding round 1 density 0.107 t=12.5", total=2400, count="1200/2400 steps",
+                        status="epoch 12.5 val 97.25 (a status that goes on and on)")
+    bar.update(task, completed=1200)
+    console.print(bar.make_tasks_table(bar.tasks))
+    [line] = console.file.getvalue().splitlines()
+    assert len(line) <= width, line
+    assert "1200/2400 steps" in line and re.search(r"elapsed \d+:\d\d, left (\d+:\d\d|\?)", line), line
+    assert "…" in line if width == 80 else True  # the description or status gave way, not the times

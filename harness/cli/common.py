@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import progress as bars
+from rich.table import Column
 
 from harness.cli.display import err
 from harness.core.errors import DamagedFile, HarnessError, StoreFault
@@ -47,13 +48,45 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+class Times(bars.ProgressColumn):
+    """Both times, labelled: ``elapsed 0:04, left 0:10`` (hours only when there are some)."""
+
+    def render(self, task: bars.Task) -> Any:
+        def clock(seconds: float | None) -> str:
+            if seconds is None:
+                return "?"
+            minutes, s = divmod(int(seconds), 60)
+            hours, m = divmod(minutes, 60)
+            return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+        left = task.time_remaining if not task.finished else 0.0
+        return bars.Text(f"elapsed {clock(task.elapsed)}, left {clock(left)}", no_wrap=True)
+
+
+TIMES_WIDTH = len("elapsed 0:00, left 0:00")  # hours widen it, and the status gives way
+
+
+def bar_columns(count: str, count_width: int, console: Any = None) -> list[Any]:
+    """A progress line that keeps its count (with its unit) and both times at any width from 80 up: the
+    description and the status are what give way, cut with an ellipsis."""
+    width = (console or err).width
+    described, bar = 20, 8
+    status = max(0, width - described - bar - count_width - TIMES_WIDTH - 4)
+    return [bars.TextColumn("{task.description}", table_column=Column(max_width=described, no_wrap=True,
+                                                                      overflow="ellipsis")),
+            bars.BarColumn(bar_width=bar),
+            bars.TextColumn(count, table_column=Column(no_wrap=True, min_width=count_width)),
+            bars.TextColumn("{task.fields[status]}", table_column=Column(width=status, no_wrap=True,
+                                                                         overflow="ellipsis")),
+            Times(table_column=Column(no_wrap=True, min_width=TIMES_WIDTH))]
+
+
 class BarProgress(Progress):
     """A bar per training, its notes and warnings on stderr (`harness run`, and a search's base network)."""
 
     @contextlib.contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Any]:
-        columns = [bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
-                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn(), bars.TimeRemainingColumn()]
+        columns = bar_columns("{task.completed:.0f}/{task.total:.0f} steps", len(f"{total_steps}/{total_steps} steps"))
         with bars.Progress(*columns, console=err, transient=False) as bar:
             handle = bar.add_task(description, total=total_steps, status="")
 

@@ -32,7 +32,7 @@ def show_table(table: Table, console: Console = out) -> None:
         width = Measurement.get(target, target.options.update_width(NATURAL_WIDTH), table).maximum
         Console(file=console.file, width=width, highlight=False, color_system=None).print(table)
         return
-    for layout, overhead in ((table, 3 * len(table.columns) + 1), (borderless(table), 2 * len(table.columns))):
+    for layout, overhead in ((table, 3 * len(table.columns) + 1), (borderless(table), len(table.columns) - 1)):
         if (widths := fitted_widths(table, width - overhead)) is not None:
             for column, w in zip(layout.columns, widths, strict=True):
                 column.width = w
@@ -73,9 +73,11 @@ def columns() -> int | None:
 
 
 def borderless(table: Table) -> Table:
-    """The same table without its box: a column costs two characters of padding instead of three."""
+    """The same table without its box or outer padding: one space between columns instead of three
+    characters."""
     narrow = copy.copy(table)
-    narrow.box, narrow.padding, narrow.show_edge = None, (0, 1), False
+    narrow.box, narrow.padding, narrow.show_edge, narrow.pad_edge, narrow.collapse_padding = None, (0, 1), False, \
+        False, True
     return narrow
 
 

@@ -22,6 +22,7 @@ from harness.cli.common import (
     NoTracking,
     StoreDir,
     TrackingUri,
+    bar_columns,
     check_finite,
     user_errors,
     warn,
@@ -40,10 +41,8 @@ class SweepDisplay(Progress):
     a job running in this process advances the epochs bar step by step."""
 
     def __init__(self) -> None:
-        columns = [bars.TextColumn("{task.description:<7}"), bars.BarColumn(), bars.TextColumn("{task.fields[count]}"),
-                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn(), bars.TextColumn("eta"),
-                   bars.TimeRemainingColumn()]
-        self.bar = bars.Progress(*columns, console=err, transient=False)
+        self.bar: Any = None
+
         self.counts = {"done": 0, "cached": 0, "failed": 0, "running": 0}
         self.epochs_done = 0.0
         self.current: Any = None
@@ -51,6 +50,9 @@ class SweepDisplay(Progress):
     def begin(self, plan: Any) -> None:
         self.cells, self.pending = plan.cells, plan.pending
         self.total_epochs = sum(self.pending.values())
+        widest = max(len(f"{len(self.cells)}/{len(self.cells)} cells"), len(f"{self.total_epochs:.0f}/"
+                                                                          f"{self.total_epochs:.0f} epochs"))
+        self.bar = bars.Progress(*bar_columns("{task.fields[count]}", widest), console=err, transient=False)
         self.cell_task = self.bar.add_task("cells", total=len(self.cells), count="", status="")
         self.epoch_task = self.bar.add_task("epochs", total=max(self.total_epochs, 1e-9), count="", status="")
         self.refresh()
@@ -74,14 +76,15 @@ class SweepDisplay(Progress):
     def refresh(self, current: str = "", partial: float = 0.0) -> None:
         c = self.counts
         finished = c["done"] + c["cached"] + c["failed"]
-        self.bar.update(self.cell_task, completed=finished, count=f"{finished}/{len(self.cells)}",
+        self.bar.update(self.cell_task, completed=finished, count=f"{finished}/{len(self.cells)} cells",
                         status=f"done {c['done']}  cached {c['cached']}  running {c['running']}  failed {c['failed']}")
         done = self.epochs_done + partial
-        self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f}",
+        self.bar.update(self.epoch_task, completed=done, count=f"{done:.0f}/{self.total_epochs:.0f} epochs",
                         **({"status": current} if current else {}))
 
     def end(self) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
     @contextlib.contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Any]:

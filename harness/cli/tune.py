@@ -25,6 +25,7 @@ from harness.cli.common import (
     StoreDir,
     Threads,
     TrackingUri,
+    bar_columns,
     check_finite,
     command,
     given_options,
@@ -47,10 +48,9 @@ class TuneDisplay(BarProgress):
     training outside a trial (the base network, the final evaluation) has a bar of its own."""
 
     def __init__(self) -> None:
-        columns = [bars.TextColumn("{task.description:<9}"), bars.BarColumn(), bars.TextColumn("{task.fields[count]}"),
-                   bars.TextColumn("{task.fields[status]}"), bars.TimeElapsedColumn()]
-        self.bar = bars.Progress(*columns, console=err, transient=False)
+        self.bar: Any = None
         self.total = 0
+        self.shown = ""
         self.trials_task: Any = None
         self.trial_task: Any = None
         self.in_trial = False
@@ -60,6 +60,8 @@ class TuneDisplay(BarProgress):
         out.print(f"study {plan.name} in {plan.storage_label}: {so_far}, searching "
                   f"{plan.space}", highlight=False, soft_wrap=True)
         self.total = plan.total
+        widest = max(len(f"{plan.total}/{plan.total} trials"), len("100000/100000 steps"))
+        self.bar = bars.Progress(*bar_columns("{task.fields[count]}", widest), console=err, transient=False)
         self.trials_task = self.bar.add_task("trials", total=plan.total, count="", status="")
         self.trial_task = self.bar.add_task("trial", total=1, count="", status="", visible=False)
         self.show_counts(plan.study)
@@ -67,9 +69,9 @@ class TuneDisplay(BarProgress):
 
     def started(self, trial: Any, total_steps: int = 0) -> None:
         self.in_trial = True
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in trial.params.items())
+        self.shown = "  ".join(f"{k}={v:.4g}" for k, v in trial.params.items())
         self.bar.reset(self.trial_task, total=max(total_steps, 1), visible=True,
-                       description=f"trial {trial.number}", count="", status=shown)
+                       description=f"trial {trial.number}", count=f"0/{total_steps} steps", status=self.shown)
 
     @contextlib.contextmanager
     def track(self, description: str, total_steps: int) -> Iterator[Any]:
@@ -79,8 +81,8 @@ class TuneDisplay(BarProgress):
             return
 
         def advance(done: int, record: Any) -> None:
-            status = {"count": f"val {record.val_acc:.2f}"} if record else {}
-            self.bar.update(self.trial_task, completed=done, **status)
+            status = {"status": f"val {record.val_acc:.2f}  {self.shown}"} if record else {}
+            self.bar.update(self.trial_task, completed=done, count=f"{done}/{total_steps} steps", **status)
 
         yield advance
 
@@ -102,12 +104,13 @@ class TuneDisplay(BarProgress):
             best = f"best val {study.best_value:.2f} (trial {study.best_trial.number})"
         except ValueError:
             best = ""
-        self.bar.update(self.trials_task, completed=min(done, self.total), count=f"{done}/{self.total}",
+        self.bar.update(self.trials_task, completed=min(done, self.total), count=f"{done}/{self.total} trials",
                         status=f"complete {c['complete']}  pruned {c['pruned']}  failed {c['failed']}  "
                                f"running {c['running']}  {best}")
 
     def end(self) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def show_space(method_name: str, task: str | None, pruning: str, epochs_scale: float) -> None:
