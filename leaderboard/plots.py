@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -50,10 +51,35 @@ def legend_name(method: str) -> str:
     return spec.display if spec is not None else method
 
 
+MIN_SPAN = 1.0  # points of the metric an axis spans at least: a half-point gap must not fill the plot
+
+
 def score_axis(ax: plt.Axes, metric: str) -> None:
-    """A metric in percent says so on the ticks."""
+    """A metric's axis: at least ``MIN_SPAN`` tall around what it shows, with no more decimals than that
+    span needs, and in percent it says so on the ticks."""
+    low, high = ax.get_ylim()
+    if high - low < MIN_SPAN:
+        middle = (low + high) / 2
+        ax.set_ylim(middle - MIN_SPAN / 2, middle + MIN_SPAN / 2)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
     if metric_of(metric).unit == "%":
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=100, decimals=None))
+
+
+def fitted(title: str, fig: plt.Figure, fontsize: float, share: float = 1.0) -> str:
+    """``title`` broken at spaces into lines that fit ``share`` of the figure's width at ``fontsize``
+    (a character is about 0.6 em wide): a long title wraps instead of running off both sides."""
+    per_line = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    return textwrap.fill(title, per_line, break_long_words=False, break_on_hyphens=False)
+
+
+def titled(target: Any, fig: plt.Figure, title: str, fontsize: float) -> None:
+    """A figure's (``fig.suptitle``) or an axis's title, fitted (an axis has about 0.8 of the figure's
+    width), and named ``title`` in the SVG."""
+    share = 1.0 if target is fig else 0.8
+    text = (fig.suptitle if target is fig else target.set_title)(fitted(title, fig, fontsize, share),
+                                                                 fontsize=fontsize)
+    text.set_gid("title")
 
 
 def save(fig: plt.Figure, folder: Path, name: str, formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:
@@ -93,7 +119,7 @@ def compression_figure(best: pd.DataFrame, unpruned: float | None, title: str, m
     score_axis(ax, metric)
     ax.set_xlabel("compression ratio (prunable weights / remaining)")
     ax.set_ylabel(f"test {metric} (median, min-max over seeds)")
-    ax.set_title(title, fontsize=10)
+    titled(ax, fig, title, 10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
@@ -153,7 +179,7 @@ def retraining_figure(summary: pd.DataFrame, zones: list[Shade], title: str, met
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(7, len(labels)), fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=10)
+    titled(fig, fig, title, 10)
     return fig
 
 
@@ -173,7 +199,7 @@ def accuracy_vs_search_cost(curves: list[tuple[str, pd.DataFrame]], metric: str,
         score_axis(ax, metric)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    titled(fig, fig, title, 10)
     return save(fig, folder, name)
 
 
@@ -210,7 +236,7 @@ def zone_heatmap(heatmap: pd.DataFrame, considered: list[float], title: str, fol
         bar = fig.colorbar(image, ax=list(axes.flat), shrink=0.9)
         bar.set_label("median difference over seeds (points)", fontsize=7)
         bar.ax.tick_params(labelsize=6)
-    fig.suptitle(f"{title}: median difference, seeds won", fontsize=9)
+    titled(fig, fig, f"{title}: median difference, seeds won", 9)
     return save(fig, folder, name)
 
 
@@ -231,7 +257,7 @@ def profile_plot(profile: pd.DataFrame, title: str, folder: Path, name: str) -> 
     ax.set_ylabel("share of (network, density) cells")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1, decimals=0))
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
+    titled(ax, fig, title, 9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return save(fig, folder, name)

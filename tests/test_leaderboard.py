@@ -323,3 +323,37 @@ def test_ui_killed_by_sigkill_takes_its_server(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert left == [], "the MLflow server outlived a SIGKILLed harness ui"
+
+
+def test_small_data_plots_keep_their_titles_inside_and_a_point_of_axis_at_least(tmp_path):
+    """One density and a long network name: rendered in headless Chromium, every plot's title lies inside
+    its SVG; and half a point between the methods spans no more than half the axis."""
+    df = synthetic(tasks=("mnist1d-with-a-long-name (epochs x0.2)",))
+    df = df[np.isclose(df["density"], 0.5)].copy()
+    df["test_acc"] = 95.6 + 0.5 * (df["method"] == "lr-rewinding")
+    site = tmp_path / "site"
+    build(df, site, sources=["synthetic"], bootstrap=0)
+    svgs = sorted((site / "assets").glob("*.svg"))
+    assert len(svgs) >= 3
+    page = tmp_path / "measure.html"
+    page.write_text("<html><body>" + "".join(f'<div data-name="{p.name}">{p.read_text()}</div>' for p in svgs)
+                    + """<script>
+    const out = [];
+    for (const div of document.querySelectorAll("div[data-name]")) {
+      const svg = div.querySelector("svg"), title = svg.getElementById ? svg.querySelector("#title") : null;
+      if (!title) { out.push(div.dataset.name + ": no title"); continue; }
+      const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number), box = title.getBBox();
+      if (box.x < 0 || box.y < 0 || box.x + box.width > w || box.y + box.height > h)
+        out.push(`${div.dataset.name}: title at ${box.x.toFixed(1)}..${(box.x + box.width).toFixed(1)} of ${w}`);
+    }
+    document.body.dataset.outside = out.length ? out.join("; ") : "none";
+    </script></body></html>""")
+    dom, _ = render(page, tmp_path)
+    assert 'data-outside="none"' in dom, re.search(r'data-outside="([^"]*)"', dom)
+    from leaderboard.plots import MIN_SPAN, retraining_figure
+
+    summary = pd.DataFrame({"density": 0.5, "target_density": 0.5, "method": ["fine-tuning", "lr-rewinding"],
+                            "fraction": 0.5, "test_median": [95.6, 96.1], "test_min": [95.6, 96.1],
+                            "test_max": [95.6, 96.1]})
+    low, high = retraining_figure(summary, [], "a title", "accuracy").axes[0].get_ylim()
+    assert high - low >= MIN_SPAN
