@@ -60,8 +60,9 @@ READING_TITLES = {
 
 
 def interval(low: float, high: float) -> str:
-    if not np.isfinite(low) and not np.isfinite(high):
-        return "[unbounded]"
+    # with too few seeds the interval is the whole range a difference of scores can take (-100 to +100)
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low >= 200:
+        return "[too few for an interval]"
     return f"[{low:+.2f}, {high:+.2f}]"
 
 

@@ -357,3 +357,22 @@ def test_small_data_plots_keep_their_titles_inside_and_a_point_of_axis_at_least(
                             "test_max": [95.6, 96.1]})
     low, high = retraining_figure(summary, [], "a title", "accuracy").axes[0].get_ylim()
     assert high - low >= MIN_SPAN
+
+
+def test_a_verdict_across_networks_needs_two_tasks_and_a_missing_baseline_is_named():
+    """One task at two epochs scales is not two networks; a group without fine-tuning says so and how
+    to add it."""
+    from harness.analysis.safe_zone import safe_zones
+
+    df = synthetic(tasks=("mnist1d", "mnist1d (epochs x0.2)"))
+    df["registered_task"] = "mnist1d"
+    found = safe_zones(df, bootstrap=0)
+    assert len(found.networks) == 2 and found.scopes == {}
+    assert "one task (mnist1d) at other schedules" in found.skipped["across networks, one-shot, unstructured"]
+    df["registered_task"] = df["task"]  # two tasks: a verdict across them
+    assert set(safe_zones(df, bootstrap=0).scopes) == {("one-shot", "unstructured")}
+    alone = synthetic(tasks=("toy",))
+    alone = alone[alone["method"] != "fine-tuning"]
+    reason = safe_zones(alone, bootstrap=0).skipped["toy, global-magnitude, one-shot"]
+    assert "no pairs for fine-tuning: fine-tuning is not in the results" in reason
+    assert "add it to the study's methods and rerun `harness sweep`" in reason

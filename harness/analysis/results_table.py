@@ -34,7 +34,7 @@ from harness.storage.store import Store, read_record
 
 COLUMNS = ("task", "pruning", "schedule", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc")
 OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpruned_test_acc", "flops",
-            "dense_flops", "epochs_scale")
+            "dense_flops", "epochs_scale", "registered_task")
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
@@ -56,7 +56,7 @@ def from_records(records: Iterable[CellRecord], source: str = "store") -> pd.Dat
             "target_density": r.target_density if r.target_density is not None else r.density,
             "unpruned_val_acc": r.unpruned_val_acc, "unpruned_test_acc": r.unpruned_test_acc,
             "flops": r.flops, "dense_flops": r.dense_flops, "epochs_scale": r.epochs_scale, "metric": r.metric,
-            "source": source, "origin": r.run or source,
+            "source": source, "origin": r.run or source, "registered_task": r.task,
         })
     return normalize(pd.DataFrame.from_records(rows, columns=[*COLUMNS, *OPTIONAL, "origin"]))
 

@@ -261,8 +261,11 @@ def safe_zones(df: pd.DataFrame, alpha: float = ALPHA, anchors: Sequence[float] 
     networks: dict[str, NetworkZone] = {}
     skipped: dict[str, str] = {}
     replicate_p: dict[str, dict[str, np.ndarray]] = {}
+    base_task: dict[str, str] = {}  # a network's registered task (its label, for tables from elsewhere)
     for key, group in df.groupby(GROUP, sort=True):
         name = ", ".join(key)
+        registered = group["registered_task"].dropna() if "registered_task" in group else pd.Series(dtype=str)
+        base_task[name] = str(registered.iloc[0]) if len(registered) else key[0]
         try:
             full = paired(group, name)
         except HarnessError as e:
@@ -285,6 +288,11 @@ def safe_zones(df: pd.DataFrame, alpha: float = ALPHA, anchors: Sequence[float] 
         by_scope.setdefault(z.scope, []).append(name)
     for scope, names in sorted(by_scope.items()):
         if len(names) < 2:
+            continue
+        if len(tasks := {base_task[n] for n in names}) < 2:  # one task at several schedules is not several networks
+            skipped[f"across networks, {scope_name(scope)}"] = (
+                f"its {len(names)} networks are one task ({tasks.pop()}) at other schedules or batch sizes; a "
+                "verdict across networks needs at least two tasks")
             continue
         common = common_axis({n: networks[n].readings["conditional"].axis["fraction"].tolist() for n in names})
         readings = {kind: across(kind, {n: networks[n].readings[kind] for n in names}, alpha, anchors, common)

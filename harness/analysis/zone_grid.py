@@ -64,9 +64,12 @@ class Paired:
 def paired(group: pd.DataFrame, name: str, methods: tuple[str, ...] = REWINDING, metric: str = "test_acc") -> Paired:
     present = set(group["method"])
     if BASELINE not in present or not all(m in present for m in methods):
-        absent = [m for m in methods if m not in present] or [BASELINE]
+        absent = [m for m in (BASELINE, *methods) if m not in present]
+        them = "it" if len(absent) == 1 else "them"
         raise HarnessError(f"the safe zone needs {BASELINE} and {', '.join(methods)} at the same retraining times "
-                           f"and units; no pairs for {', '.join(absent)}")
+                           f"and units; no pairs for {', '.join(absent)}: {', '.join(absent)} "
+                           f"{'is' if len(absent) == 1 else 'are'} not in the results of {name}; add {them} to the "
+                           f"study's methods and rerun `harness sweep` (its finished cells are reused)")
     rows = group[group["method"].isin((BASELINE, *methods))]
     per_method = {m: rows[rows["method"] == m] for m in (BASELINE, *methods)}
     fractions = sorted(set.intersection(*(set(r["fraction"]) for r in per_method.values())))

@@ -353,7 +353,8 @@ def units_needed(effects: pd.DataFrame, axis: pd.DataFrame, p: Paired, alpha: fl
         n = int(at["nonzero"].min())
         if smallest_p_units(n) > level:
             need = units_to_reach(level)
-            text = (f"{n} nonzero paired units cannot reach {level:.3g} even if every difference favoured rewinding; "
+            units = f"{n} nonzero paired unit{'' if n == 1 else 's'}"
+            text = (f"{units} cannot reach {level:.3g} even if every difference favoured rewinding; "
                     f"at least {need} are needed")
         else:
             need = max(noether_units(lead, level, POWER) for lead in at["lead"])
