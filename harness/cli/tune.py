@@ -37,7 +37,7 @@ from harness.core.hparams import BaseHparams
 from harness.core.protocol import DEFAULT_PRUNING
 from harness.core.seeding import MAX_SEED
 from harness.engine.checks import check_epochs_scale
-from harness.tune.space import declared_space, describe_space, distribution
+from harness.tune.space import declared_space, describe_space, distribution, split_values
 from methods.pruning import get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
@@ -249,8 +249,6 @@ RUN_OPTIONS = ("density", "pruning", "seed", "epochs_scale", "batch_size", "stor
 
 def show_next(ctx: typer.Context, result: Any) -> None:
     """How to keep and reuse what the search found, as commands to copy, and how to browse its trials."""
-    from harness.tune.space import split_values
-
     s = result.search
     say = lambda text: out.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
     if result.variant_path is None:
