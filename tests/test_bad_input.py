@@ -39,6 +39,7 @@ STUDY_ERRORS = {
     "binary file": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not a text file"),
     "empty file": ("", "a study is a mapping of keys"),
     "method param nan": ("task: mnist1d\nmethod_params: {gradual: {span: .nan}}\n", "span must be a number"),
+    "study density as a percentage": ("task: mnist1d\ndensities: [20]\n", "got 20; did you mean 0.20 (20%)?"),
     "study key typo": ("task: mnist1d\nretrain_point: 3\n", "did you mean 'retrain_points'?"),
     "study method typo": ("task: mnist1d\nmethods: [lr-rewind]\n", "did you mean 'lr-rewinding'?"),
     "unknown schedule": ("task: mnist1d\nschedules: [cyclic]\n", "unknown schedule 'cyclic'"),

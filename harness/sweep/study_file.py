@@ -28,7 +28,7 @@ from pydantic import (
 from harness.core.errors import HarnessError
 from harness.core.hparams import EPOCHS_SCALE
 from harness.core.names import canonical, did_you_mean, unknown
-from harness.core.protocol import SCHEDULES
+from harness.core.protocol import SCHEDULES, as_fraction
 from harness.core.registry import METHODS, PRUNING, TASKS
 from harness.core.seeding import MAX_SEED
 from harness.sweep.variants import NAME
@@ -58,11 +58,18 @@ def Integer(low: int, high: int | None = None) -> Any:  # a type, so named as on
                      _described(lambda v: f"must be an integer {span}, got {v!r}")]
 
 
-def Number(low: float, high: float | None = None, low_open: bool = False) -> Any:
+def Number(low: float, high: float | None = None, low_open: bool = False,
+           hint: Callable[[Any], str] = lambda v: "") -> Any:
     bounds = {"gt" if low_open else "ge": low, "le": high}
     span = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}]"
     return Annotated[float, Field(strict=True, allow_inf_nan=False, **bounds),
-                     _described(lambda v: f"must be a number in {span}, got {v!r}")]
+                     _described(lambda v: f"must be a number in {span}, got {v!r}{hint(v)}")]
+
+
+def percent_hint(value: Any) -> str:
+    """A density written as a percentage (20 for 0.20) is offered as the fraction."""
+    plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return as_fraction(float(value)) if plain else ""
 
 
 def _one_of(names: Callable[[ValidationInfo], list[str]], what: str) -> AfterValidator:
@@ -211,7 +218,7 @@ class StudyFile(BaseModel):
     retrain_points: Integer(1, MAX_RETRAIN_POINTS) = None
     retrain_epochs: ListOf(Number(0.0), "retraining time") = None
     density_k: Exponents = None
-    densities: ListOf(Number(0.0, 1.0, low_open=True), "density") = None
+    densities: ListOf(Number(0.0, 1.0, low_open=True, hint=percent_hint), "density") = None
     seeds: Seeds = None
     schedules: ListOf(Choice(_schedules, "schedule"), "schedule") = None
     pruning: ListOf(PruningEntry, "pruning kind") = None
