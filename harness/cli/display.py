@@ -32,14 +32,16 @@ def show_table(table: Table, console: Console = out) -> None:
         width = Measurement.get(target, target.options.update_width(NATURAL_WIDTH), table).maximum
         Console(file=console.file, width=width, highlight=False, color_system=None).print(table)
         return
+    title, table.title = table.title, None  # a line of its own, wrapped to the width, not to the table's
+    if title:
+        target.print(textwrap.fill(str(title), width, break_long_words=False, break_on_hyphens=False),
+                     highlight=False, markup=False)
     for layout, overhead in ((table, 3 * len(table.columns) + 1), (borderless(table), len(table.columns) - 1)):
         if (widths := fitted_widths(table, width - overhead)) is not None:
             for column, w in zip(layout.columns, widths, strict=True):
                 column.width = w
             target.print(layout)
             return
-    if table.title:
-        target.print(str(table.title), highlight=False, markup=False)
     for block in row_blocks(table):
         target.print(block)
 
