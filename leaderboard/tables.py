@@ -59,11 +59,11 @@ READING_TITLES = {
 }
 
 
-def interval(low: float, high: float) -> str:
-    # with too few seeds the interval is the whole range a difference of scores can take (-100 to +100)
-    if not (np.isfinite(low) and np.isfinite(high)) or high - low >= 200:
+def interval(row: pd.Series) -> str:
+    """An effect's interval; one that reaches neither side's bound (too few units or seeds) says so."""
+    if not row["bounded"]:
         return "[too few for an interval]"
-    return f"[{low:+.2f}, {high:+.2f}]"
+    return f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
 
 
 def level(value: float | None) -> str:
@@ -79,8 +79,7 @@ def conditional_effect(effects: pd.DataFrame, method: str, fraction: float) -> s
     if at.empty or not at["units"].iloc[0]:
         return ""
     r = at.iloc[0]
-    bounds = interval(r["ci_low"], r["ci_high"]) if r["bounded"] else interval(-np.inf, np.inf)
-    return (f"{r['median']:+.2f} {bounds}, wins {r['wins']} of {r['nonzero']} nonzero "
+    return (f"{r['median']:+.2f} {interval(r)}, wins {r['wins']} of {r['nonzero']} nonzero "
             f"({r['ties']} tied)")
 
 
@@ -89,7 +88,7 @@ def generalizing_effect(effects: pd.DataFrame, method: str, fraction: float) -> 
     if at.empty or not at["seeds"].iloc[0]:
         return ""
     r = at.iloc[0]
-    return (f"{r['median']:+.2f} {interval(r['ci_low'], r['ci_high'])}; P(win) {r['win_rate']:.2f} "
+    return (f"{r['median']:+.2f} {interval(r)}; P(win) {r['win_rate']:.2f} "
             f"[{r['win_low']:.2f}, {r['win_high']:.2f}] ({r['wins']} of {r['seeds']}, {r['ties']} tied); "
             f"within margin at {r['worst_density']:.3g}: "
             f"{r['within']} of {r['within_of']}")

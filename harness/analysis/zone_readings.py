@@ -307,6 +307,7 @@ def generalizing(p: Paired, alpha: float = ALPHA, anchors: tuple[float, ...] = A
                          "ties": int(size - w - claims.losses[i, f]),
                          "median": float(np.median(y)) if len(y) else np.nan,
                          "ci_low": max(low, -p.bound), "ci_high": min(high, p.bound), "confidence": 1 - 2 * level,
+                         "bounded": bool(low > -p.bound or high < p.bound),
                          "win_rate": w / size if size else np.nan, "win_low": rate_low, "win_high": rate_high,
                          "p_better": float(claims.p_better[i, f]), "worst_density": float(p.densities[j]),
                          "within": int(claims.within[i, f, j]), "within_of": int(claims.present[i, f, j]),

@@ -25,7 +25,7 @@ def show_table(table: Table, console: Console = out) -> None:
         words = texts if column.no_wrap else [w for text in texts for w in text.split()]
         column.min_width = max(map(len, words), default=1)
         column.overflow = "fold"
-    width = console.width if console.is_terminal else columns()
+    width = width_of(console)
     target = console if console.is_terminal else Console(
         file=console.file, width=width or NATURAL_WIDTH, highlight=False, color_system=None)
     if width is None:
@@ -48,7 +48,7 @@ def show_table(table: Table, console: Console = out) -> None:
 
 def say_wrapped(text: str, console: Console = out) -> None:
     """A line of prose broken at spaces to the width there is (a terminal's or ``$COLUMNS``), else whole."""
-    width = console.width if console.is_terminal else columns()
+    width = width_of(console)
     if width:
         text = textwrap.fill(text, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -68,8 +68,10 @@ def fitted_widths(table: Table, available: int) -> list[int] | None:
     return widths
 
 
-def columns() -> int | None:
-    """The width ``$COLUMNS`` asks for, if it is set (a pipe has no terminal to measure)."""
+def width_of(console: Console) -> int | None:
+    """The width output has: a terminal's, or when piped what ``$COLUMNS`` asks for (None: unbounded)."""
+    if console.is_terminal:
+        return console.width
     value = os.environ.get("COLUMNS", "")
     return int(value) if value.isdigit() and int(value) > 0 else None
 

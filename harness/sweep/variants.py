@@ -100,13 +100,14 @@ def parse_file(path: Path) -> Variant:
 
 def resolve(name: str, root: Path) -> MethodChoice:
     """A method, a recipe or a variant saved in the store at ``root``."""
-    saved = load_all(root)
-    name = canonical(name, [*METHODS.names(), *RECIPES.names(), *saved]) or name
+    name = canonical(name, [*METHODS.names(), *RECIPES.names()]) or name
     if name in METHODS:
         return MethodChoice(name)
     if name in RECIPES:
         recipe = RECIPES.get(name)
         return MethodChoice(recipe.method, recipe.iterative, recipe.retrain_epochs)
+    saved = load_all(root)  # read only for a name that is no registered method or recipe
+    name = canonical(name, list(saved)) or name
     if name in saved:
         v = saved[name]
         fraction = v.retrain_fraction
