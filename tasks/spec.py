@@ -26,6 +26,10 @@ class Data(Protocol):
 
     def evaluate(self, model: nn.Module, split: str) -> float: ...
 
+    # optional, where the task has them:
+    #   calibration(samples, seed) -> the inputs of ``samples`` training samples drawn with ``seed``
+    #   report(model) -> what a result records beyond the metric (record fields, e.g. seqlen)
+
 
 @dataclass(frozen=True)
 class DataOptions:
@@ -100,6 +104,9 @@ class Task:
     # the unpruned network's score under the full schedule, as documented (the paper's tables 1 and 2;
     # the README for MNIST-1D): a base network far under it is under-trained (``harness.engine.undertrained``)
     documented_unpruned: float | None = None
+    # runs the model on one batch of calibration inputs (``Data.calibration``), for the pruning strategies that
+    # read activations (Wanda, SparseGPT); None: the task has no calibration data, and they are refused
+    calibration: Callable[[nn.Module, Any], Any] | None = None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""

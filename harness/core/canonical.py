@@ -45,10 +45,13 @@ def content_hash(value: Any) -> str:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """All fields (defaults included) as flat ``a.b`` keys, for MLflow params and tables."""
+    """All fields (defaults included, but for a field declared ``identity: when not default`` that holds its
+    default) as flat ``a.b`` keys, for fingerprints, MLflow params and tables."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(value):
         v = getattr(value, f.name)
+        if f.metadata.get("identity") == "when not default" and v == f.default:
+            continue
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(v):
             out.update(flatten(v, key + "."))

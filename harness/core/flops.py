@@ -15,12 +15,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.core.masks import Mask
 
 
-def layer_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """Dense FLOPs of one input sample, per weight-bearing layer (keyed by its weight's name)."""
-    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
+def weight_layer(module: nn.Module) -> bool:
+    """A convolution or a linear layer (transformers' ``Conv1D``, GPT-2's linear layer, included)."""
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or type(module).__name__ == "Conv1D"
+
+
+def layer_flops(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor | None = None) -> dict[str, int]:
+    """Dense FLOPs of one input sample (zeros of ``input_shape``, or ``x``), per weight-bearing layer
+    (keyed by its weight's name)."""
+    layers = {name: m for name, m in model.named_modules() if weight_layer(m)}
     param = next(model.parameters())
-    x = torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype)
+    if x is None:
+        x = torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype)
     counter = FlopCounterMode(display=False)
     was_training = model.training
     model.eval()
@@ -36,9 +42,10 @@ def layer_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int
     return out
 
 
-def flops(model: nn.Module, input_shape: tuple[int, ...], mask: Mask | None = None) -> tuple[int, int]:
+def flops(model: nn.Module, input_shape: tuple[int, ...], mask: Mask | None = None,
+          x: torch.Tensor | None = None) -> tuple[int, int]:
     """(FLOPs with the mask's zeros skipped, dense FLOPs) for one input sample."""
-    per_layer = layer_flops(model, input_shape)
+    per_layer = layer_flops(model, input_shape, x)
     dense = sum(per_layer.values())
     if mask is None:
         return dense, dense

@@ -49,7 +49,10 @@ def architecture(task: Task) -> str:
         with torch.device("meta"):  # the structure and shapes, without allocating or initializing weights
             model = task.make_model()
         shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in model.state_dict().items()]
-        _ARCHITECTURES[key] = digest({"modules": repr(model), "tensors": shapes})
+        described: dict[str, Any] = {"modules": repr(model), "tensors": shapes}
+        if hasattr(getattr(model, "config", None), "to_dict"):  # a transformers model: what its config sets
+            described["config"] = {k: v for k, v in model.config.to_dict().items() if k != "transformers_version"}
+        _ARCHITECTURES[key] = digest(described)
     return _ARCHITECTURES[key]
 
 

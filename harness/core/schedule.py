@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field, replace
+
+# Fields added after base networks were first named: a task's fingerprint leaves them out while they hold
+# their defaults (``harness.core.canonical.flatten``), so the tasks defined before them keep their folders.
+LATER = {"identity": "when not default"}
+ANNEALS = ("", "cosine", "linear")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Piecewise constant by epoch, with an optional warmup before the first drop.
+    """Piecewise constant by epoch, with an optional warmup before the first drop; or, with ``anneal``,
+    a warm-up followed by a cosine or linear decay to ``final_lr`` at T (what transformers train with).
 
     ``drops`` maps an epoch boundary to the learning rate that holds from it on; boundaries may be
     fractional. During ``warmup_epochs`` the rate rises from ``warmup_from * lr`` to ``lr``: linearly, or
@@ -21,12 +28,16 @@ class Schedule:
     warmup_epochs: float = 0.0
     warmup_from: float = 0.0
     exponential_warmup: bool = False
+    anneal: str = field(default="", metadata=LATER)  # "", or "cosine" / "linear" from lr to final_lr at T
+    final_lr: float = field(default=0.0, metadata=LATER)
     _boundaries: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bounds = tuple(b for b, _ in self.drops)
         if list(bounds) != sorted(bounds):
             raise ValueError(f"schedule drops must be in increasing epoch order, got {bounds}")
+        if self.anneal not in ANNEALS or (self.anneal and self.drops):
+            raise ValueError(f"anneal must be one of {ANNEALS} and, when set, the schedule has no drops")
         object.__setattr__(self, "_boundaries", bounds)
 
     def __call__(self, epoch: float) -> float:
@@ -36,6 +47,11 @@ class Schedule:
             if self.exponential_warmup:
                 return self.lr * self.warmup_from ** (1.0 - frac)
             return self.lr * (self.warmup_from + (1.0 - self.warmup_from) * frac)
+        if self.anneal:
+            span = self.epochs - self.warmup_epochs
+            x = 1.0 if span <= 0 else (g - self.warmup_epochs) / span
+            shape = (1.0 + math.cos(math.pi * x)) / 2.0 if self.anneal == "cosine" else 1.0 - x
+            return self.final_lr + (self.lr - self.final_lr) * shape
         i = bisect.bisect_right(self._boundaries, g)
         return self.lr if i == 0 else self.drops[i - 1][1]
 
@@ -47,6 +63,7 @@ class Schedule:
             epochs=self.epochs * epochs_factor,
             drops=tuple((b * epochs_factor, v * lr_factor) for b, v in self.drops),
             warmup_epochs=self.warmup_epochs * epochs_factor,
+            final_lr=self.final_lr * lr_factor,
         )
 
     def describe(self) -> str:
@@ -57,4 +74,6 @@ class Schedule:
         else:
             parts.append(f"{self.lr:g}")
         parts += [f"{v:g} from {b:g}" for b, v in self.drops]
+        if self.anneal:
+            parts.append(f"{self.anneal} to {self.final_lr:g} at T")
         return "; ".join(parts) + f" (T={self.epochs:g})"

@@ -1,0 +1,84 @@
+"""Causal language models, all built or loaded by ``transformers``: the embedded tiny Llama and any
+checkpoint ``AutoModelForCausalLM`` loads from a folder, through one code path.
+
+Prunable (``block_linears``): the linear layers inside the decoder blocks (attention projections and the
+MLP); the embeddings, the LM head and layers outside the blocks stay dense, as in Wanda and SparseGPT.
+GPT-2's ``Conv1D`` holds its weight as (in, out); ``layers.out_by_in`` gives every weight as (out, in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.core.declared import identified_as
+from harness.core.errors import HarnessError
+from harness.core.flops import flops, weight_layer
+from harness.core.masks import Mask
+
+# the embedded model: a pre-norm decoder (RMSNorm, causal self-attention with rotary positions, SwiGLU MLP)
+TINY = {"vocab_size": 256, "hidden_size": 128, "intermediate_size": 336, "num_hidden_layers": 4,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 128}
+
+
+def tiny_llama() -> nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM  # start-up: transformers takes seconds to import
+
+    config = LlamaConfig(**TINY, tie_word_embeddings=False, use_cache=False, attn_implementation="sdpa",
+                         bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    return LlamaForCausalLM(config)
+
+
+def load_checkpoint(path: Path) -> nn.Module:
+    """A causal LM saved with ``save_pretrained`` (config and weights), in float32, never running code of its own."""
+    from transformers import AutoModelForCausalLM  # start-up: transformers takes seconds to import
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False,
+                                                     use_safetensors=None, local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"--model {path} is not a causal LM transformers can load: {first}") from None
+    model.config.use_cache = False
+    return model
+
+
+def logits(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=ids, use_cache=False).logits
+
+
+def feed(model: Any, ids: torch.Tensor) -> None:
+    """Run a calibration batch through the model (pruning reads its layers' inputs on the way)."""
+    model(input_ids=ids, use_cache=False)
+
+
+def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The model's list of decoder blocks: the module list with one entry per hidden layer."""
+    layers = getattr(model.config, "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == layers:
+            return name, module
+    raise HarnessError(f"cannot find the {layers} decoder blocks of {type(model).__name__}")
+
+
+@identified_as("tasks.lm.block_linears")
+def block_linears(model: nn.Module) -> list[str]:
+    prefix, blocks = decoder_blocks(model)
+    return [f"{prefix}.{name}.weight" for name, module in blocks.named_modules() if name and weight_layer(module)]
+
+
+def context_length(model: nn.Module) -> int:
+    config = model.config
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        if isinstance(getattr(config, key, None), int):
+            return int(getattr(config, key))
+    raise HarnessError(f"{type(model).__name__} declares no context length")
+
+
+def lm_flops(model: nn.Module, mask: Mask | None = None) -> tuple[int, int]:
+    """FLOPs of the weight layers (the LM head included) for one sequence of the context length."""
+    ids = torch.zeros(1, context_length(model), dtype=torch.long, device=next(model.parameters()).device)
+    return flops(model, (), mask, x=ids)
