@@ -321,7 +321,7 @@ def tune(method: str, task: str, *, trials: int = 20, density: float = 0.2, prun
     if strategy.target is Target.LEVEL:
         raise HarnessError(f"tune searches at a density; {pruning} is a structured configuration pruned at a level")
     strategy.check(task, during_training=method if spec.during is not None else None,
-                   density=None if strategy.fixed_density is not None else density)
+                   density=None if strategy.fixes_density({}) is not None else density)
     # the gate, on the cell every trial shares but its searched values (their ranges are parse_space's)
     check_cell(RetrainHparams(base, method, resolved.epochs / 2, (density,), pruning=pruning))
     searched, fixed = tune_space.parse_space(spec, resolved.epochs, list(space), strategy)

@@ -4,8 +4,10 @@ The strategies are modules of their own (``magnitude.py``, ``random_pruning.py``
 
 A strategy is a declaration, like a retraining method: what it removes (single weights, N of every M
 weights, whole filters), how its target is given (a density, a density fixed by its parameters, or a
-configuration's level), its parameters, and whether iterative rounds or gradual pruning can use it.
-What a cell may combine is decided from those declarations when the cells are planned.
+configuration's level), its parameters, whether iterative rounds or gradual pruning can use it, what it
+needs (``calibrated``: activations on the task's calibration data) and what it does beyond a mask
+(``updates_weights``: it changes the weights it keeps, and the engine stores them). What a cell may
+combine is decided from those declarations when the cells are planned.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from harness.core.errors import HarnessError
 from harness.core.masks import Mask
 from harness.core.registry import PRUNING
+from methods.calibration import Calibration
 from methods.spec import Param, overrides, resolve_params
 
 
@@ -45,8 +48,18 @@ class PruningInput:
     mask: Mask  # what is still kept; a strategy keeps a subset of it
     target: float  # the density to reach, or the level k
     params: Mapping[str, float]
-    model: nn.Module  # the architecture (its own weights are not the ones pruned)
+    # the architecture; for a calibrated strategy, the network itself, holding ``weights`` on the run's device
+    model: nn.Module
     seed: int  # the cell's seed, for strategies that draw at random
+    calibration: Calibration | None = None  # for a calibrated strategy: the task's calibration data
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What a strategy that updates the weights it keeps returns: the mask, and every weight of the network."""
+
+    mask: Mask
+    weights: dict[str, torch.Tensor]
 
 
 Pruner = Callable[[dict[str, torch.Tensor], Mask, float], Mask]  # (weights, mask, density) -> mask
@@ -58,14 +71,17 @@ class PruningStrategy:
     summary: str
     prunes: Prunes
     target: Target
-    select: Callable[[PruningInput], Mask]
+    select: Callable[[PruningInput], Mask | Pruned]
     params: Mapping[str, Param] = field(default_factory=dict)
     iterative: bool = True  # can prune again what a previous round kept
     gradual: bool = True  # can tighten the mask step by step inside TRAIN
-    fixed_density: Callable[[Mapping[str, float]], float] | None = None  # Target.FIXED: params -> density
+    # params -> the density they fix (Target.FIXED; a density strategy's N:M parameters), or None
+    fixed_density: Callable[[Mapping[str, float]], float | None] | None = None
     levels: tuple[int, ...] = ()  # Target.LEVEL: the valid k
     task: str | None = None  # made for this task only
     cite: str = ""
+    calibrated: bool = False  # reads the network's activations on the task's calibration data
+    updates_weights: bool = False  # also changes the weights it keeps: ``select`` returns ``Pruned``
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, float]:
         return resolve_params(f"pruning strategy {self.name}", self.params, given)
@@ -74,8 +90,20 @@ class PruningStrategy:
         return overrides(f"pruning strategy {self.name}", self.params, given)
 
     def prune(self, weights: dict[str, torch.Tensor], mask: Mask, target: float, params: Mapping[str, float],
-              model: nn.Module, seed: int) -> Mask:
-        return self.select(PruningInput(weights, mask, target, self.resolve_params(params), model, seed))
+              model: nn.Module, seed: int, calibration: Calibration | None = None) -> Mask:
+        return self.pruned(weights, mask, target, params, model, seed, calibration).mask
+
+    def pruned(self, weights: dict[str, torch.Tensor], mask: Mask, target: float, params: Mapping[str, float],
+               model: nn.Module, seed: int, calibration: Calibration | None = None) -> Pruned:
+        """The mask, and the weights it applies to (those given, unless the strategy updates them)."""
+        if self.calibrated and calibration is None:
+            raise HarnessError(f"pruning strategy {self.name} reads calibration data, and none was given")
+        chosen = self.select(PruningInput(weights, mask, target, self.resolve_params(params), model, seed,
+                                          calibration))
+        if isinstance(chosen, Pruned) != self.updates_weights:
+            raise TypeError(f"pruning strategy {self.name} declares updates_weights={self.updates_weights} but "
+                            f"returned {type(chosen).__name__}")
+        return chosen if isinstance(chosen, Pruned) else Pruned(chosen, weights)
 
     def pruner(self, params: Mapping[str, float], model: nn.Module, seed: int) -> Pruner:
         """The strategy as gradual pruning calls it, once per mask update (its parameters checked once)."""
@@ -107,17 +135,20 @@ class PruningStrategy:
         elif levels:
             raise HarnessError(f"--level is for structured configurations; pruning strategy {self.name} takes "
                                "a density")
-        if self.fixed_density is not None and density is not None:
-            fixed = self.fixed_density(resolved)
+        fixed = self.fixed_density(resolved) if self.fixed_density is not None else None
+        if fixed is not None and density is not None:
             if not math.isclose(density, fixed, rel_tol=1e-6):
                 raise HarnessError(f"pruning strategy {self.name} with {fmt_params(resolved)} keeps density "
                                    f"{fixed:g}, not {density:g}; drop --density or change its parameters")
 
     def density_for(self, params: Mapping[str, Any], asked: float | None) -> float | None:
         """The density a cell prunes to: the one asked for, or the one the parameters fix."""
-        if self.fixed_density is not None:
-            return self.fixed_density(self.resolve_params(params))
-        return asked
+        fixed = self.fixes_density(params)
+        return fixed if fixed is not None else asked
+
+    def fixes_density(self, params: Mapping[str, Any]) -> float | None:
+        """The density these parameters fix (2:4 keeps 0.5), or None when the cell gives it."""
+        return self.fixed_density(self.resolve_params(params)) if self.fixed_density is not None else None
 
 
 def fmt_params(params: Mapping[str, float]) -> str:

@@ -14,6 +14,7 @@ import torch
 from harness.core.declared import identity_name
 from harness.core.errors import HarnessError
 from harness.core.hparams import RetrainHparams
+from harness.core.registry import PRUNING as PRUNING_REGISTRY
 from methods.pruning import Target, get_pruning
 from methods.spec import get_method
 from tasks.spec import get_task
@@ -50,6 +51,7 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
         method.resolve_params(dict(hp.method_params))
     with refusing(PRUNING):
         check_target(hp, method.name if method.during is not None else None)
+        check_calibration(hp, task)
     if hp.density is not None:
         with refusing(DENSITY):
             check_keeps_weights(task, hp.density, flag)
@@ -72,6 +74,15 @@ def check_target(hp: RetrainHparams, during_training: str | None) -> None:
     if strategy.target is Target.LEVEL and not hp.structured:
         raise HarnessError(f"pruning strategy {hp.pruning} is pruned at a level k; the cell has none; "
                            f"valid: level {', '.join(map(str, strategy.levels))}")
+
+
+def check_calibration(hp: RetrainHparams, task: Any) -> None:
+    """A strategy that reads activations needs a task with calibration data."""
+    if get_pruning(hp.pruning).calibrated and task.calibration is None:
+        valid = [n for n in PRUNING_REGISTRY.names()
+                 if not get_pruning(n).calibrated and get_pruning(n).task in (None, task.name)]
+        raise HarnessError(f"pruning strategy {hp.pruning} reads calibration data, which {task.name} has none of; "
+                           f"valid for {task.name}: {', '.join(valid)}")
 
 
 def check_keeps_weights(task: Any, density: float, flag: str) -> None:

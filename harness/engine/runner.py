@@ -22,6 +22,7 @@ from harness.core import distributed, masks
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import task_fingerprint
+from harness.core.peak_memory import measured
 from harness.core.progress import Progress
 from harness.core.seeding import derive_seed
 from harness.engine.checkpoints import BaseRun, base_checkpoint_steps, cpu_state
@@ -33,7 +34,8 @@ from harness.storage import paths, store
 from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, cell_fields, history_to_json
 from harness.storage.store import Store
 from methods.lr import PruningEffect, Window, rate_at_step
-from methods.pruning import get_pruning
+from methods.calibration import SAMPLES, SEED, Calibration
+from methods.pruning import PruningStrategy, get_pruning
 from methods.spec import Weights, get_method
 from tasks.spec import Data, DataOptions, Task, get_task
 
@@ -59,6 +61,20 @@ def own_history(history: list[EpochRecord], end_step: int, spe: int) -> list[Epo
         if step <= end_step and (step % spe == 0 or step == end_step):
             own.append(record)
     return own
+
+
+@dataclass(frozen=True)
+class PruningCost:
+    seconds: float = 0.0
+    peak_bytes: int = 0
+    tokens: int = 0  # of calibration data
+
+
+def reported(data: Data, model: nn.Module) -> dict[str, Any]:
+    """What the task's data reports of a network beyond its metric (a language model's seqlen and next-token
+    accuracy), under the record's field names."""
+    report = getattr(data, "report", None)  # optional in the ``Data`` protocol
+    return dict(report(model)) if report is not None else {}
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -227,7 +243,7 @@ class Runner:
                 steps_per_epoch=spe, val_acc=final.val_acc, test_acc=final.test_acc,
                 parameters=parameter_count(model), metric=task.metric, metric_definition=task.metric_definition,
                 task_fingerprint=task_fingerprint(task), compute=dataclasses.asdict(hp.compute),
-                seconds=time.time() - started, finished_at=time.time())
+                seconds=time.time() - started, finished_at=time.time(), **reported(self.data(task), model))
             store.atomic_write_json(run.folder / paths.HISTORY, history_to_json(outcome.history))
             store.atomic_write_json(run.folder / paths.RESULT, run.result.to_json())
         else:
@@ -323,13 +339,14 @@ class Runner:
         start, epochs = method.start(T, t), method.epochs(T, t)
         first_step, last_step = to_step(start, spe), to_step(start + epochs, spe)
         model, seed = task.make_model(), longest.base.seed  # the network trained, and the architecture pruned
+        cost = PruningCost()
         if method.during is not None:
             mask_update = method.during.mask_update(
                 first_step, last_step, params, (masks.density(mask), longest.densities[-1]),
                 strategy.pruner(pruning_params, model, seed))
         else:
             target = longest.level if longest.structured else longest.densities[-1]
-            mask = strategy.prune(trained, mask, target, pruning_params, model, seed)
+            trained, mask, cost = self._prune(strategy, trained, mask, target, pruning_params, task, seed)
 
         effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
         window = Window(task.schedule, T, t, start, epochs, effect)
@@ -349,7 +366,7 @@ class Runner:
         def snapshot(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
             for hp in ends.get(step, []):
                 results[hp] = self._finalize(hp, task, base, model, mask, own_history(history, step, spe),
-                                             time.time() - started)
+                                             time.time() - started, cost)
 
         folder = self.store.retrain_dir(longest)
         label = f"{longest.method_label} round {longest.round} {longest.label}"
@@ -366,11 +383,34 @@ class Runner:
         self._say_resumed(folder, outcome, spe)
         final_mask = outcome.mask if outcome.mask is not None else mask
         results[longest] = self._finalize(longest, task, base, model, final_mask,
-                                          own_history(outcome.history, last_step, spe), time.time() - started)
+                                          own_history(outcome.history, last_step, spe), time.time() - started, cost)
         return results
 
+    def _prune(self, strategy: PruningStrategy, trained: dict[str, torch.Tensor], mask: masks.Mask, target: float,
+               params: dict[str, float], task: Task, seed: int,
+               ) -> tuple[dict[str, torch.Tensor], masks.Mask, PruningCost]:
+        """PRUNE once: the weights to start from (updated, for a strategy that updates them), the mask, and
+        what it cost. A calibrated strategy is handed the network itself and the task's calibration data."""
+        subject = task.make_model()
+        calibration = None
+        if strategy.calibrated:
+            resolved = strategy.resolve_params(params)
+            subject.load_state_dict(trained)
+            subject.to(self.device)
+            inputs = self.data(task).calibration(int(resolved[SAMPLES]), int(resolved[SEED]))
+            calibration = Calibration(inputs.to(self.device), task.calibration)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with measured(self.device) as spent:
+                pruned = strategy.pruned(trained, mask, target, params, subject, seed, calibration)
+        finally:
+            torch.set_num_threads(before)
+        cost = PruningCost(spent.seconds, spent.peak_bytes, calibration.tokens if calibration is not None else 0)
+        return {k: v.cpu() for k, v in pruned.weights.items()}, pruned.mask, cost
+
     def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
-                  history: list[EpochRecord], seconds: float) -> CellRecord:
+                  history: list[EpochRecord], seconds: float, cost: PruningCost) -> CellRecord:
         """Measure and store one finished cell; ``result.json`` is written last, so its presence
         means the cell is complete."""
         method = get_method(hp.method)
@@ -394,6 +434,8 @@ class Runner:
             unpruned_val_acc=base.result.val_acc, unpruned_test_acc=base.result.test_acc,
             seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=self.threads,
             weights_sha256=digest(weights), mask_sha256=digest(mask),
+            pruning_seconds=cost.seconds, pruning_peak_bytes=cost.peak_bytes, calibration_tokens=cost.tokens,
+            **reported(data, model),
         )
         if not distributed.all_same((record.weights_sha256, record.mask_sha256)):
             raise RuntimeError(f"DDP ranks diverged in {folder.name}: their weights or masks differ")

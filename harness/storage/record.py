@@ -32,7 +32,9 @@ IDENTITY = ("task", "seed", "epochs_scale", "batch_size", "method", "variant", "
             "pruning_params", "schedule", "round", "target_density", "densities", "level", "retraining_epochs", "T",
             "start_epoch", "epochs_trained", "metric")
 OUTCOME = ("val_acc", "test_acc", "unpruned_val_acc", "unpruned_test_acc", "density", "compression_ratio",
-           "remaining_weights", "prunable_weights", "parameters", "flops", "dense_flops", "seconds")
+           "remaining_weights", "prunable_weights", "parameters", "flops", "dense_flops", "seconds",
+           "val_next_token_accuracy", "test_next_token_accuracy", "seqlen", "pruning_seconds", "pruning_peak_bytes",
+           "calibration_tokens")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class CellRecord:
     torch_threads: int = 0
     weights_sha256: str = ""
     mask_sha256: str = ""
+    # a language model's: the window length its perplexity is computed in, and next-token accuracy in %
+    seqlen: int | None = None
+    val_next_token_accuracy: float | None = None
+    test_next_token_accuracy: float | None = None
+    # what pruning cost: its wall time, its peak memory (bytes, on the device it ran on) and calibration tokens
+    pruning_seconds: float = 0.0
+    pruning_peak_bytes: int = 0
+    calibration_tokens: int = 0
     cached: bool = field(default=False, compare=False)  # read back from the store rather than computed now
 
     def run_params(self) -> dict[str, Any]:
@@ -187,6 +197,9 @@ class BaseRecord:
     compute: dict[str, Any] = field(default_factory=dict)  # device, bf16, threads
     seconds: float = 0.0
     finished_at: float = 0.0
+    seqlen: int | None = None  # a language model's, as in ``CellRecord``
+    val_next_token_accuracy: float | None = None
+    test_next_token_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
