@@ -32,7 +32,7 @@ from harness.core.registry import METHODS, PRUNING, TASKS
 from harness.engine.checks import check_batch_size, check_device, check_epochs_scale
 from harness.engine.export import export as write
 from harness.engine.export import pruned_model
-from harness.engine.gate import check_cell
+from harness.engine.gate import check_cell, checkpoint_tasks
 from harness.engine.runner import Runner
 from harness.storage import paths
 from harness.storage.record import CellRecord, SpeedRecord
@@ -58,9 +58,11 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
              iterative: bool | None = None, pruning: str = DEFAULT_PRUNING,
              pruning_params: dict[str, float] | None = None, level: Sequence[int] = (),
              retrain_epochs: Sequence[float] = (), seeds: Sequence[int] = (0,), epochs_scale: float = 1.0,
-             batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU) -> RunPlan:
+             batch_size: int | None = None, store: PathLike = "results", compute: Compute = CPU,
+             model: PathLike | None = None, data_dir: PathLike | None = None) -> RunPlan:
     """The cells ``harness run`` computes, checked: METHOD (a method, recipe or saved variant) on TASK,
-    each name as registered whatever the case it was typed in."""
+    each name as registered whatever the case it was typed in. ``model`` is a checkpoint task's folder
+    (with ``data_dir``, its data: both are part of its base networks' identity)."""
     task, pruning = TASKS.canonical(task), PRUNING.canonical(pruning)
     choice = variants.resolve(method, Store(store).root)
     if choice.iterative is not None and iterative is not None and iterative != choice.iterative:
@@ -69,9 +71,11 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
     iterative = bool(choice.iterative if choice.iterative is not None else iterative)
     check_epochs_scale(epochs_scale)
     check_batch_size(batch_size)
-    resolved = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size))
+    source = checkpoint_source(task, model, data_dir)
+    resolved = get_task(task).resolved(BaseHparams(task, epochs_scale=epochs_scale, batch_size=batch_size, **source))
     T = resolved.epochs
-    times = list(retrain_epochs) or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2]
+    # a checkpoint (T = 0) retrains for one epoch of its data unless told otherwise
+    times = list(retrain_epochs) or [choice.retrain_epochs(T) if choice.retrain_epochs else T / 2 if T else 1.0]
     spec = get_method(choice.method)
     strategy = get_pruning(pruning)
     given = dict(pruning_params or {})
@@ -88,13 +92,23 @@ def plan_run(method: str, task: str, *, density: float | None = None, rounds: in
         chain = density_chain(strategy.density_for(given, density), rounds, iterative)
         shapes = [{"densities": chain[:r], "iterative": iterative} for r in range(1, len(chain) + 1)]
     cells = [RetrainHparams(BaseHparams(task, seed=s, epochs_scale=epochs_scale, batch_size=batch_size,
-                                        compute=compute),
+                                        compute=compute, **source),
                             choice.method, t, **shape, pruning=pruning, pruning_params=params,
                             method_params=choice.params, variant=choice.variant)
              for s in seeds for t in times for shape in shapes]
     for hp in cells:
         check_cell(hp, "--rounds" if rounds is not None else "--density")
     return RunPlan(cells, resolved, strategy.prunes is Prunes.FILTERS)
+
+
+def checkpoint_source(task: str, model: PathLike | None, data_dir: PathLike | None) -> dict[str, str]:
+    """A checkpoint task's folders as its base hyperparameters hold them (absolute); nothing for other tasks."""
+    if get_task(task).bind is None:
+        if model is not None:
+            raise HarnessError(f"--model is for the tasks that load a checkpoint ({', '.join(checkpoint_tasks())}), "
+                               f"not {task}")
+        return {}
+    return {k: str(Path(v).resolve()) for k, v in (("checkpoint", model), ("data_dir", data_dir)) if v is not None}
 
 
 @dataclass
@@ -137,7 +151,8 @@ def run(method: str, task: str, *, store: PathLike = "results", device: str = "c
     level, retrain_epochs, seeds, epochs_scale, batch_size. ``progress`` (``harness.core.progress``) hears
     each training's steps."""
     check_device(device)
-    planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16, threads), **cells)
+    planned = plan_run(method, task, store=store, compute=Compute.of(device, bf16, threads), data_dir=data_dir,
+                       **cells)
     return run_planned(planned, store=store, device=device, data_dir=data_dir, download=download, workers=workers,
                        bf16=bf16, threads=threads, tracking=tracking, tracking_uri=tracking_uri,
                        progress=progress).rows

@@ -116,7 +116,7 @@ def sequential(model: nn.Module, names: Sequence[str], calibration: Calibration,
         for stage in stages(model, layers, calibration):
             pending: set[str] = set()
 
-            def reading(module: nn.Module, args: tuple[Any, ...], name: str) -> None:
+            def reading(module: nn.Module, args: tuple[Any, ...], name: str, pending: set[str] = pending) -> None:
                 x = args[0]
                 read(name, x.reshape(-1, x.shape[-1]).float())
                 pending.discard(name)

@@ -152,7 +152,7 @@ class LinearDecay:
         if self.adaptive:
             if window.effect is None:
                 raise ValueError("an adaptive rate needs the pruning's effect")
-            floor = min(window.t / window.T, 1.0) * top
+            floor = (min(window.t / window.T, 1.0) if window.T > 0 else 1.0) * top  # T = 0: a checkpoint
             s = window.effect.pruned_fraction
             wanted = window.effect.relative_norm_drop / math.sqrt(s) * top if s > 0 else floor
             top = min(max(wanted, floor), top)

@@ -49,7 +49,7 @@ def reconstruct(weight: torch.Tensor, hessian: torch.Tensor, keep: torch.Tensor,
     already removes are pruned first."""
     W = weight.detach().clone().float()
     H = hessian.clone().float()
-    rows, columns = W.shape
+    columns = W.shape[1]
     if m and (columns % m or block % m):
         raise HarnessError(f"N:M pruning needs each layer's inputs in groups of m = {m}; a layer has {columns}")
     dead = torch.diag(H) == 0  # inputs that are always zero: their weights do nothing

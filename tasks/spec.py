@@ -107,6 +107,11 @@ class Task:
     # runs the model on one batch of calibration inputs (``Data.calibration``), for the pruning strategies that
     # read activations (Wanda, SparseGPT); None: the task has no calibration data, and they are refused
     calibration: Callable[[nn.Module, Any], Any] | None = None
+    # a pretrained checkpoint's task: loads the checkpoint's network, which stands for W_T. Its schedule has
+    # T = 0 (no training run of ours: no S to replay, no rewind points)
+    pretrained: Callable[[], nn.Module] | None = None
+    # (task, base hparams) -> the task on the run's checkpoint and data folder (``BaseHparams.checkpoint``)
+    bind: Callable[[Task, BaseHparams], Task] | None = None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""
@@ -131,6 +136,8 @@ class Task:
     def resolved(self, hp: BaseHparams) -> Task:
         """The task as a run with these hyperparameters sees it: a shortened schedule, another
         batch size (the learning rate scales linearly with it)."""
+        if self.bind is not None:
+            return self.bind(self, hp).resolved(hp)
         batch = hp.batch_size or self.batch_size
         if hp.epochs_scale == 1.0 and batch == self.batch_size:
             return self

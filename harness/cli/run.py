@@ -73,6 +73,8 @@ def run(
     store: StoreDir = Path("results"),
     batch_size: BatchSize = None,
     data_dir: DataDir = None,
+    model: Annotated[
+        Path | None, typer.Option(help="a causal LM's folder (save_pretrained), for hf-causal-lm")] = None,
     download: Download = False,
     device: Device = "cpu",
     bf16: Bf16 = False,
@@ -91,6 +93,9 @@ def run(
       harness run fine-tuning mnist1d --density 0.1 -t 3 -t 15 --seed 1
       harness run algorithm1 mnist1d --rounds 5
       harness run llr cifar10-resnet56 --structured resnet56-A --level 2
+      harness run lr-rewinding tinylm --pruning wanda --density 0.5
+      harness run fine-tuning hf-causal-lm --model ./opt-125m --data-dir ./wikitext-2-raw --pruning sparsegpt
+        --pruning-param n=2 --pruning-param m=4
     """
 
     with user_errors():
@@ -105,7 +110,7 @@ def run(
                                pruning_params=parse_assignments(pruning_param or [], "--pruning-param"),
                                level=level or (), retrain_epochs=retrain_epochs or (), seeds=seed or [0],
                                epochs_scale=epochs_scale, batch_size=batch_size, store=store,
-                               compute=Compute.of(device, bf16, threads))
+                               compute=Compute.of(device, bf16, threads), model=model, data_dir=data_dir)
         main = distributed.is_main()  # under torchrun, only rank 0 tracks, measures and shows
         result = api.run_planned(planned, store=store, device=device, data_dir=data_dir, download=download,
                                  workers=workers, bf16=bf16, threads=threads, tracking=not no_tracking and main,

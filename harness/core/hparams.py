@@ -52,6 +52,10 @@ class BaseHparams:
     epochs_scale: float = 1.0
     batch_size: int | None = None  # None: the task's standard batch size
     compute: Compute = CPU
+    # a pretrained task's checkpoint folder and data folder (absolute paths); their files' digests are in the
+    # task's fingerprint too
+    checkpoint: str | None = None
+    data_dir: str | None = None
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> BaseHparams:

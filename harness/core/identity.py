@@ -90,6 +90,6 @@ def base_identity(hp: BaseHparams) -> str | None:
 @lru_cache(maxsize=4096)  # by the task's registered factory too: a task registered anew is fingerprinted anew
 def _identity(hp: BaseHparams, factory: Callable[[], Task]) -> str | None:
     task = checked_task(hp.task, factory())
-    if STORED_BEFORE.get(hp.task) == task_fingerprint(task):
+    if hp.task in STORED_BEFORE and STORED_BEFORE[hp.task] == task_fingerprint(task):
         return None
     return task_fingerprint(task.resolved(hp))

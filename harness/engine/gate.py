@@ -14,9 +14,11 @@ import torch
 from harness.core.declared import identity_name
 from harness.core.errors import HarnessError
 from harness.core.hparams import RetrainHparams
+from harness.core.registry import METHODS as METHOD_REGISTRY
 from harness.core.registry import PRUNING as PRUNING_REGISTRY
+from harness.core.registry import TASKS
 from methods.pruning import Target, get_pruning
-from methods.spec import get_method
+from methods.spec import Start, Weights, get_method
 from tasks.spec import get_task
 
 
@@ -29,6 +31,7 @@ class CellRefused(HarnessError):
 
 
 RETRAINING_TIME, METHOD_PARAMS, PRUNING, DENSITY = "retraining time", "method parameters", "pruning", "density"
+METHOD = "method"
 
 
 @contextmanager
@@ -44,7 +47,16 @@ def refusing(part: str) -> Iterator[None]:
 def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     """``flag`` is how the user gave the density, for the message (--density, --rounds, densities)."""
     method = get_method(hp.method)
-    task = get_task(hp.base.task).resolved(hp.base)
+    registered = get_task(hp.base.task)
+    if registered.bind is None and (hp.base.checkpoint is not None or hp.base.data_dir is not None):
+        raise CellRefused(f"--model is for the tasks that load a checkpoint ({', '.join(checkpoint_tasks())}), "
+                          f"not {hp.base.task}", METHOD)
+    task = registered.resolved(hp.base)
+    if task.pretrained is not None and not starts_from_checkpoint(method):
+        valid = [n for n in METHOD_REGISTRY.names() if starts_from_checkpoint(get_method(n))]
+        raise CellRefused(f"{hp.base.task} starts from a pretrained checkpoint, with no training run of ours (no T, "
+                          f"no schedule S, no rewind points), which {hp.method} needs; valid: {', '.join(valid)}",
+                          METHOD)
     with refusing(RETRAINING_TIME):
         method.validate(task.epochs, hp.retrain_epochs)
     with refusing(METHOD_PARAMS):
@@ -55,6 +67,15 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     if hp.density is not None:
         with refusing(DENSITY):
             check_keeps_weights(task, hp.density, flag)
+
+
+def starts_from_checkpoint(method: Any) -> bool:
+    """Whether a method needs nothing of a training run: it starts from W_T at T, with its own schedule."""
+    return method.weights is Weights.TRAINED and method.start_at is Start.T and method.during is None
+
+
+def checkpoint_tasks() -> list[str]:
+    return [n for n in TASKS.names() if get_task(n).bind is not None]
 
 
 def check_target(hp: RetrainHparams, during_training: str | None) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from harness.core import distributed, masks
+from harness.core.declared import identity_name
 from harness.core.errors import DamagedFile, HarnessError
 from harness.core.hparams import BaseHparams, Compute, RetrainHparams
 from harness.core.identity import task_fingerprint
@@ -33,8 +34,8 @@ from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
 from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, cell_fields, history_to_json
 from harness.storage.store import Store
-from methods.lr import PruningEffect, Window, rate_at_step
 from methods.calibration import SAMPLES, SEED, Calibration
+from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import PruningStrategy, get_pruning
 from methods.spec import Weights, get_method
 from tasks.spec import Data, DataOptions, Task, get_task
@@ -110,7 +111,7 @@ class Runner:
     bf16: bool = False
     threads: int = 1  # CPU intra-op threads while training
     executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
-    _data: dict[tuple[str, int], Data] = field(default_factory=dict)
+    _data: dict[tuple[str, str | None, int], Data] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -129,7 +130,7 @@ class Runner:
         return get_task(hp.task).resolved(hp)
 
     def data(self, task: Task) -> Data:
-        key = (task.name, task.batch_size)
+        key = (task.name, identity_name(task.load_data), task.batch_size)  # a checkpoint task's folders too
         if key not in self._data:
             self._data[key] = task.load_data(replace(self.data_options, batch_size=task.batch_size))
         return self._data[key]
@@ -180,6 +181,8 @@ class Runner:
         data = self.data(task)
         spe = data.steps_per_epoch
         T = task.epochs
+        if task.pretrained is not None:
+            return self._checkpoint_base(hp, task)
         if to_step(task.epochs, spe) < 1:
             raise HarnessError(f"--epochs-scale {hp.epochs_scale:g} leaves {task.name} T = {task.epochs:.3g} epochs, "
                                f"less than one step ({spe} steps an epoch); valid: --epochs-scale >= "
@@ -198,6 +201,33 @@ class Runner:
                                    "recompute it")
         else:
             self._train_base(run, task, sorted(missing), fresh=result is None)
+        self._mirror_base(run, task)
+        return run
+
+    def _checkpoint_base(self, hp: BaseHparams, task: Task) -> BaseRun:
+        """A pretrained checkpoint as the base network: W_T is the checkpoint, stored once, evaluated once."""
+        folder = self.store.base_dir(hp)
+        spe = self.data(task).steps_per_epoch
+        run = BaseRun(hp, folder, spe, None, trained_now=False)
+        result, missing = self.store.base_progress(hp, {0})
+        if result is not None and not missing:
+            run.result = BaseRecord.from_json(result)
+            self.progress.note(f"reusing base network {folder.name}")
+        else:
+            Store.write_hparams(folder, hp)
+            started = time.time()
+            model = task.pretrained().to(self.device)  # type: ignore[misc]
+            store.atomic_save(run.checkpoint_path(0), {"model": cpu_state(model)})
+            data = self.data(task)
+            run.result = BaseRecord(
+                task=hp.task, seed=hp.seed, epochs_scale=hp.epochs_scale, batch_size=hp.batch_size, T=0.0,
+                steps_per_epoch=spe, val_acc=data.evaluate(model, "val"), test_acc=data.evaluate(model, "test"),
+                parameters=parameter_count(model), metric=task.metric, metric_definition=task.metric_definition,
+                task_fingerprint=task_fingerprint(task), compute=dataclasses.asdict(hp.compute),
+                seconds=time.time() - started, finished_at=time.time(), **reported(data, model))
+            store.atomic_write_json(folder / paths.HISTORY, [])
+            store.atomic_write_json(folder / paths.RESULT, run.result.to_json())
+            run.trained_now = True
         self._mirror_base(run, task)
         return run
 

@@ -224,7 +224,7 @@ def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
 
 # the study file's key for each part of a cell the gate can refuse (a density's message names its key)
 KEY_OF = {gate.RETRAINING_TIME: "retrain_epochs: ", gate.METHOD_PARAMS: "method_params: ", gate.PRUNING: "pruning: ",
-          gate.DENSITY: ""}
+          gate.DENSITY: "", gate.METHOD: "methods: "}
 
 
 def check_against_task(study: Study) -> None:
