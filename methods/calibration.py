@@ -24,8 +24,9 @@ from methods.spec import Param
 SAMPLES, SEED = "samples", "calibration_seed"
 # Wanda's and SparseGPT's defaults: 128 sequences of the model's context length, seed 0
 CALIBRATION_PARAMS = {
-    SAMPLES: Param(128, 1, 4096, integer=True, help="calibration sequences drawn from the training split"),
-    SEED: Param(0, 0, MAX_SEED, integer=True, help="the seed the calibration sequences are drawn with"),
+    SAMPLES: Param(128, 1, 4096, integer=True, search=False,
+                   help="calibration sequences drawn from the training split"),
+    SEED: Param(0, 0, MAX_SEED, integer=True, search=False, help="the seed the calibration sequences are drawn with"),
 }
 BATCH = 8  # calibration sequences per forward pass
 
@@ -176,5 +177,6 @@ def nm_fixed_density(params: Mapping[str, float]) -> float | None:
     return n / m if m else None
 
 
-NM_PARAMS = {"n": Param(0, 0, 16, integer=True, help="weights kept in each group of m (0: unstructured)"),
-             "m": Param(0, 0, 32, integer=True, help="weights in each group along a layer's inputs (0: unstructured)")}
+NM_PARAMS = {"n": Param(0, 0, 16, integer=True, search=False, help="weights kept in each group of m (0: unstructured)"),
+             "m": Param(0, 0, 32, integer=True, search=False,
+                        help="weights in each group along a layer's inputs (0: unstructured)")}

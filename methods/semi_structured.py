@@ -1,5 +1,6 @@
 """N:M semi-structured magnitude pruning: in every group of M consecutive weights of a row (an output
-unit's inputs, a convolution's flattened input channels and kernel taps), keep the N of largest |w|.
+unit's inputs, a convolution's flattened input channels and kernel taps; GPT-2's ``Conv1D``, stored as
+(in, out), grouped along its inputs too), keep the N of largest |w|.
 2:4 is the pattern sparse tensor cores execute. A layer whose rows do not split into groups of M stays
 dense, as NVIDIA's automatic sparsity leaves such layers."""
 
@@ -11,6 +12,7 @@ import torch
 
 from harness.core.errors import HarnessError
 from harness.core.masks import Mask
+from methods.calibration import transposed
 from methods.pruning import Prunes, PruningInput, PruningStrategy, Target, register_pruning
 from methods.spec import Param
 
@@ -31,16 +33,20 @@ def nm_density(params: Mapping[str, float]) -> float:
 def nm_magnitude(p: PruningInput) -> Mask:
     n, m = int(p.params["n"]), int(p.params["m"])
     nm_density(p.params)
+    owners = dict(p.model.named_modules())
     out = {}
     for name, keep in p.mask.items():
+        owner = owners.get(name.rpartition(".")[0])
         scores = torch.where(keep, p.weights[name].detach().abs().float(), -1.0)
+        if owner is not None and transposed(owner):  # stored (in, out): group along the inputs all the same
+            scores = scores.t()
         grouped = groups_of(scores, m)
         if grouped is None:
             out[name] = keep.clone()
             continue
         top = torch.sort(grouped, dim=-1, descending=True, stable=True).indices[..., :n]
-        chosen = torch.zeros_like(grouped, dtype=torch.bool).scatter_(-1, top, True)
-        out[name] = chosen.view_as(keep) & keep
+        chosen = torch.zeros_like(grouped, dtype=torch.bool).scatter_(-1, top, True).view_as(scores)
+        out[name] = (chosen.t() if owner is not None and transposed(owner) else chosen) & keep
     return out
 
 

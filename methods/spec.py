@@ -70,6 +70,7 @@ class Param:
     integer: bool = False
     help: str = ""
     choices: tuple[float, ...] = ()  # a search picks among these instead of the range
+    search: bool = True  # False: the range only checks a given value (a seed, a sample count), a search keeps it
 
     def __post_init__(self) -> None:
         if self.choices and self.default not in self.choices:
@@ -81,14 +82,14 @@ class Param:
 
     @property
     def searchable(self) -> bool:
-        return bool(self.choices) or self.low is not None
+        return self.search and (bool(self.choices) or self.low is not None)
 
     def describe(self) -> str:
         """The values a search explores, as --list-space and `harness list` show them."""
         if self.choices:
             return "one of " + ", ".join(f"{c:g}" for c in self.choices)
-        if self.low is None:
-            return "fixed"
+        if self.low is None or not self.search:
+            return "fixed" if self.low is None else f"fixed unless given, in [{self.low:g}, {self.high:g}]"
         kind = "integer" if self.integer else "real"
         return f"{kind} in [{self.low:g}, {self.high:g}]" + (", log scale" if self.log else "")
 
