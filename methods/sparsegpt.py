@@ -47,7 +47,7 @@ def reconstruct(weight: torch.Tensor, hessian: torch.Tensor, keep: torch.Tensor,
     """(W', kept) for an (out, in) ``weight`` and its inputs' (in, in) ``hessian`` = X^T X: unstructured to
     ``density`` (each block of columns to it), or ``n`` of every ``m`` inputs kept. Weights ``keep``
     already removes are pruned first."""
-    W = weight.detach().clone().float()
+    W = weight.detach().float().clone(memory_format=torch.contiguous_format)
     H = hessian.clone().float()
     columns = W.shape[1]
     if m and (columns % m or block % m):

@@ -1,7 +1,7 @@
 """Text corpora for the language-model tasks, split by document, never by position in one stream.
 
-- The embedded corpus: the 79 documents of Python's own ``pydoc_data.topics`` (about 465 KB of English
-  prose about the language), which every install of Python has. It differs between Python versions, so
+- The embedded corpus: the 78 distinct documents of Python's own ``pydoc_data.topics`` (about 465 KB of
+  English prose about the language), which every install of Python has. It differs between Python versions, so
   its SHA-256 is part of the task's data definition: another version's text trains other base networks
   in other folders.
 - WikiText-2 raw, as released: ``wiki.train.raw``, ``wiki.valid.raw``, ``wiki.test.raw``.
@@ -26,7 +26,7 @@ from harness.core.errors import HarnessError
 from harness.core.seeding import derive_seed
 
 SPLITS = ("train", "val", "test")
-HELD_OUT_DOCUMENTS = 8  # of the embedded corpus's 79, for validation and again for test
+HELD_OUT_DOCUMENTS = 8  # of the embedded corpus's 78, for validation and again for test
 SPLIT_SEED = 20240501  # fixed: the same documents in every split for every run
 JOIN = "\n\n"
 
@@ -56,7 +56,7 @@ def python_topics() -> Corpus:
     """The embedded corpus: ``pydoc_data.topics``, by topic name, split by document."""
     from pydoc_data.topics import topics  # start-up: 465 KB of text, only for the language-model tasks
 
-    documents = [topics[name] for name in sorted(topics)]
+    documents = list(dict.fromkeys(topics[name] for name in sorted(topics)))  # "if" and "else" share a text
     digest = sha256(JOIN.join(documents))
     return Corpus(split_documents(documents, HELD_OUT_DOCUMENTS),
                   f"pydoc_data.topics sha256 {digest}: {len(documents)} documents, {HELD_OUT_DOCUMENTS} validation "
