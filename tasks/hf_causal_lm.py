@@ -53,10 +53,8 @@ def checkpoint_digest(folder: str) -> str:
 
 @functools.cache
 def config_of(folder: str) -> object:
-    from transformers import AutoConfig  # start-up: transformers takes seconds to import
-
     try:
-        return AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+        return models.transformers().AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HarnessError(f"--model {folder} is not a model folder transformers can read: {first}") from None
@@ -65,20 +63,17 @@ def config_of(folder: str) -> object:
 @identified_as("tasks.hf_causal_lm.architecture")
 def architecture(folder: str) -> nn.Module:
     """The checkpoint's network, randomly initialized from its config (weights come from the base run)."""
-    from transformers import AutoModelForCausalLM  # start-up: transformers takes seconds to import
-
-    model = AutoModelForCausalLM.from_config(config_of(folder), dtype=torch.float32)
+    model = models.transformers().AutoModelForCausalLM.from_config(config_of(folder), dtype=torch.float32)
     model.config.use_cache = False
     return model
 
 
 @functools.cache
 def tokenized(folder: str, data_dir: str) -> dict[str, torch.Tensor]:
-    from transformers import AutoTokenizer  # start-up: transformers takes seconds to import
-
     text = corpus.from_folder(Path(data_dir))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+        tokenizer = models.transformers().AutoTokenizer.from_pretrained(folder, trust_remote_code=False,
+                                                                        local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         raise HarnessError(f"--model {folder} has no tokenizer transformers can load: {e}") from None
     return {split: torch.tensor(tokenizer(text.text(split), add_special_tokens=False)["input_ids"], dtype=torch.long)

@@ -49,3 +49,18 @@ def test_sweep_benchmark_prints_its_ratios_and_where_the_time_goes():
     train = float(re.search(r"^  TRAIN\s+[\d.]+ s\s+([\d.]+)%", out, re.MULTILINE).group(1))
     assert 50 < train < 100
     assert len(re.findall(r"^\s+[\d.]+ s  \S", out, re.MULTILINE)) == 3
+
+
+def test_lm_train_benchmark_prints_tokens_per_second_against_the_bare_loop():
+    out = script("benchmarks/lm_train.py", "--steps", "2", "--repeats", "1")
+    assert "tinylm, batch 16 x 128 tokens, 2 steps x 1 repeats, device cpu" in out
+    for variant in ("bare", "harness"):
+        assert re.search(rf"^{variant}\s+\d+\s+[\d.]+x$", out, re.MULTILINE), variant
+
+
+def test_calibrated_pruning_benchmark_prints_seconds_and_tokens_per_second():
+    out = script("benchmarks/calibrated_pruning.py", "--samples", "4", "--repeats", "1")
+    assert "4 calibration sequences x 128 = 512 tokens" in out
+    for variant in ("wanda", "sparsegpt", "wanda 2:4", "sparsegpt 2:4"):
+        assert re.search(rf"^{variant}\s+[\d.]+\s+\d+\s+[\d.]+x$", out, re.MULTILINE), variant
+    assert re.search(r"^global-magnitude\s+[\d.]+\s+-\s+1.0x$", out, re.MULTILINE)

@@ -44,6 +44,7 @@ from harness.core.registry import METHODS
 from harness.engine import gate
 from harness.sweep.study_file import MAX_CELLS, DensityRange, StudyFile, read_keys
 from harness.sweep.variants import Variant
+from methods.calibration import SEED
 from methods.pruning import Target, get_pruning
 from tasks.spec import get_task
 
@@ -205,6 +206,15 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "study",
     return study
 
 
+def with_calibration_seeds(kind: PruningKind, seeds: tuple[int, ...]) -> tuple[PruningKind, ...]:
+    """A calibrated strategy once per calibration seed (the seed a pruning parameter, so a cell's identity);
+    any other strategy as it is."""
+    if not kind.spec.calibrated:
+        return (kind,)
+    given = dict(kind.params)
+    return tuple(PruningKind(kind.strategy, kind.levels, kind.spec.overrides({**given, SEED: s})) for s in seeds)
+
+
 def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
     """The ``Study`` fields the file gives; the rest keep the paper's defaults."""
     given = {k: getattr(keys, k) for k in keys.model_fields_set}
@@ -214,6 +224,11 @@ def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
         given["seeds"] = tuple(range(given["seeds"]))
     if "pruning" in given:
         given["pruning"] = tuple(PruningKind(e.strategy, e.levels, e.params) for e in given["pruning"])
+    if "calibration_seeds" in given:
+        seeds = given.pop("calibration_seeds")
+        seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+        given["pruning"] = tuple(kind for k in given.get("pruning", (PruningKind(),))
+                                 for kind in with_calibration_seeds(k, seeds))
     if "epochs_scale" in given:
         given["epochs_scale"] = float(given["epochs_scale"])
     for key in ("retrain_epochs", "densities"):

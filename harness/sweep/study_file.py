@@ -220,6 +220,8 @@ class StudyFile(BaseModel):
     density_k: Exponents = None
     densities: ListOf(Number(0.0, 1.0, low_open=True, hint=percent_hint), "density") = None
     seeds: Seeds = None
+    # the calibrated strategies' calibration seeds, a count or the seeds, as for ``seeds`` (others ignore it)
+    calibration_seeds: Seeds = None
     schedules: ListOf(Choice(_schedules, "schedule"), "schedule") = None
     pruning: ListOf(PruningEntry, "pruning kind") = None
     epochs_scale: Number(*EPOCHS_SCALE) = None

@@ -24,20 +24,27 @@ TINY = {"vocab_size": 256, "hidden_size": 128, "intermediate_size": 336, "num_hi
         "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 128}
 
 
-def tiny_llama() -> nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM  # start-up: transformers takes seconds to import
+def transformers() -> Any:
+    """The ``transformers`` package, or a one-line error saying how to install it."""
+    try:
+        import transformers  # start-up: transformers takes seconds to import, only the language-model tasks need it
+    except ImportError:
+        raise HarnessError("the language-model tasks need transformers: pip install -c constraints.txt -e '.[lm]'") \
+            from None
+    return transformers
 
-    config = LlamaConfig(**TINY, tie_word_embeddings=False, use_cache=False, attn_implementation="sdpa",
+
+def tiny_llama() -> nn.Module:
+    hf = transformers()
+    config = hf.LlamaConfig(**TINY, tie_word_embeddings=False, use_cache=False, attn_implementation="sdpa",
                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    return LlamaForCausalLM(config)
+    return hf.LlamaForCausalLM(config)
 
 
 def load_checkpoint(path: Path) -> nn.Module:
     """A causal LM saved with ``save_pretrained`` (config and weights), in float32, never running code of its own."""
-    from transformers import AutoModelForCausalLM  # start-up: transformers takes seconds to import
-
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False,
+        model = transformers().AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False,
                                                      use_safetensors=None, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
