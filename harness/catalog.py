@@ -47,12 +47,16 @@ def tasks() -> list[dict[str, Any]]:
     entries = []
     for name in TASKS.names():
         t = get_task(name)
-        try:
-            with torch.device("meta"):  # counted without allocating (the full GNMT has 160M)
-                count: int | None = sum(p.numel() for p in t.make_model().parameters())
-            missing = None
-        except HarnessError as e:  # a task of an extra that is not installed
-            count, missing = None, str(e).split(":")[0]
+        count: int | None = None
+        if t.bind is not None:  # a checkpoint's task: its network is the checkpoint's
+            missing: str | None = "the checkpoint's (--model)"
+        else:
+            try:
+                with torch.device("meta"):  # counted without allocating (the full GNMT has 160M)
+                    count = sum(p.numel() for p in t.make_model().parameters())
+                missing = None
+            except HarnessError as e:  # a task of an extra that is not installed
+                missing = str(e).split(":")[0]
         entries.append({"name": name, "parameters": count, "unavailable": missing, "T": t.epochs,
                         "batch_size": t.batch_size, "optimizer": t.optimizer.describe(),
                         "schedule": t.schedule.describe(), "metric": t.metric,

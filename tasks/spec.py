@@ -66,7 +66,7 @@ class OptimizerSpec:
         if self.name == "sgd":
             kind = "Nesterov SGD" if self.nesterov else "SGD"
             return f"{kind} {self.momentum:g}, wd {self.weight_decay:g}"
-        return f"{self.name.capitalize()} {self.betas}, wd {self.weight_decay:g}"
+        return f"{ {'adam': 'Adam', 'adamw': 'AdamW'}.get(self.name, self.name)} {self.betas}, wd {self.weight_decay:g}"
 
 
 @identified_as("tasks.spec.conv_and_linear_weights")

@@ -94,8 +94,7 @@ def run(
       harness run algorithm1 mnist1d --rounds 5
       harness run llr cifar10-resnet56 --structured resnet56-A --level 2
       harness run lr-rewinding tinylm --pruning wanda --density 0.5
-      harness run fine-tuning hf-causal-lm --model ./opt-125m --data-dir ./wikitext-2-raw --pruning sparsegpt
-        --pruning-param n=2 --pruning-param m=4
+      harness run llr hf-causal-lm --model opt --data-dir wt2 --pruning wanda
     """
 
     with user_errors():
