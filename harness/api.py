@@ -160,14 +160,15 @@ def run(method: str, task: str, *, store: PathLike = "results", device: str = "c
 
 def load_study(study: PathLike, *, store: PathLike = "results", epochs_scale: float | None = None,
                seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
-               bf16: bool = False, threads: int = 1) -> Any:
+               bf16: bool = False, threads: int = 1, model: PathLike | None = None,
+               data_dir: PathLike | None = None) -> Any:
     """A study (a YAML file or a preset's name) narrowed by ``epochs_scale``, ``seeds`` and ``methods``
     where given, its methods free to name the store's saved variants, computed as asked."""
     # start-up: pydantic and yaml only when a study is read
     from harness.sweep.study import load_study as read
 
     spec = read(str(study), variants.load_all(Store(store).root),
-                narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods))
+                narrow(epochs_scale=epochs_scale, seeds=seeds, methods=methods, model=model, data_dir=data_dir))
     check_device(device)
     return dataclasses.replace(spec, compute=Compute.of(device, bf16, threads))
 
@@ -212,9 +213,15 @@ def sweep(study: PathLike, *, store: PathLike = "results", jobs: int | None = No
 
 
 def narrow(epochs_scale: float | None = None, seeds: Sequence[int] | None = None,
-           methods: Sequence[str] | None = None) -> dict[str, Any]:
-    """Study keys that replace a study file's own: what ``sweep --epochs-scale/--seed/--methods`` set."""
+           methods: Sequence[str] | None = None, model: PathLike | None = None,
+           data_dir: PathLike | None = None) -> dict[str, Any]:
+    """Study keys that replace a study file's own: what ``sweep --epochs-scale/--seed/--methods`` set, and a
+    checkpoint task's ``--model`` (with ``--data-dir``, which is then part of its base networks' identity)."""
     keys: dict[str, Any] = {}
+    if model is not None:
+        keys["model"] = str(model)
+        if data_dir is not None:
+            keys["data_dir"] = str(data_dir)
     if epochs_scale is not None:
         keys["epochs_scale"] = epochs_scale
     if seeds:

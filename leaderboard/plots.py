@@ -131,17 +131,17 @@ def slug(*parts: object) -> str:
 
 
 def study_compression_pngs(df: pd.DataFrame, folder: Path) -> list[Path]:
-    """A study's accuracy against compression, one PNG per (task, pruning, schedule) of its
-    statistics table: ``accuracy_vs_compression.png``, suffixed by the group where there are several."""
+    """A study's score against compression, one PNG per (task, pruning, schedule) of its statistics table:
+    ``accuracy_vs_compression.png`` (named by the metric), suffixed by the group where there are several."""
 
     best, base = st.best_validated(df), st.unpruned(df)
     groups = list(best.groupby(st.GROUP))
     paths = []
     for (task, pruning, schedule), group in groups:
-        name = "accuracy_vs_compression"
+        metric = df.loc[df["task"] == task, "metric"].iloc[0]
+        name = f"{slug(metric)}_vs_compression"  # accuracy_vs_compression, perplexity_vs_compression, ...
         if len(groups) > 1:
             name += "-" + slug(task, pruning, schedule)
-        metric = df.loc[df["task"] == task, "metric"].iloc[0]
         fig = compression_figure(group, float(base[task]) if task in base.index else None,
                                  f"{task}, {pruning}, {schedule}", metric)
         paths += save(fig, folder, name, ("png",))

@@ -420,3 +420,35 @@ def test_checkpoint_digest_covers_the_weights(tmp_path):
     weights = next(Path(folder).glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     assert checkpoint_digest(str(folder)) != before
+
+
+def test_a_study_sweeps_a_checkpoint_over_calibration_seeds_and_ranks_by_perplexity(tmp_path, checkpoints, wikitext):
+    study = tmp_path / "study.yaml"
+    study.write_text("task: hf-causal-lm\nmethods: [fine-tuning]\nretrain_epochs: [0, 0.5]\ndensities: [0.5]\n"
+                     "seeds: 1\ncalibration_seeds: 2\npruning: [global-magnitude, {strategy: wanda, params: "
+                     "{samples: 4}}]\n")
+    store_dir = tmp_path / "store"
+    common = ["--store", str(store_dir), "--no-tracking"]
+    refused = CliRunner().invoke(app, ["sweep", str(study), *common, "--dry-run"])
+    assert refused.exit_code != 0 and "hf-causal-lm needs --model PATH" in refused.output
+    done = CliRunner().invoke(app, ["sweep", str(study), "--model", str(checkpoints["opt"]), "--data-dir",
+                                    str(wikitext), "--jobs", "1", *common])
+    assert done.exit_code == 0, done.output
+    assert "perplexity against compression" in done.output
+    [results] = (store_dir / "studies").glob("*/results.csv")
+    import pandas as pd
+
+    rows = pd.read_csv(results)
+    # magnitude once, Wanda once per calibration seed (the seed a parameter, so part of the cell's name)
+    assert sorted(rows["pruning_params"].fillna("").unique()) == ["", "calibration_seed=1;samples=4", "samples=4"]
+    assert len(rows) == 3 * 2 and set(rows["metric"]) == {"perplexity"}
+    # t = 0 is the pruned checkpoint as it is; t is picked on validation perplexity, the lowest best
+    from harness.analysis import statistics as st
+    from harness.analysis.results_table import normalize
+
+    table = normalize(rows)
+    best = st.best_validated(table)
+    assert set(best["pruning"]) == {"global-magnitude", "wanda"}
+    for _, chosen in best.iterrows():
+        per_t = table[table["pruning"] == chosen["pruning"]].groupby("retraining_epochs")["val_acc"].median()
+        assert chosen["val_median"] == per_t.min() and chosen["retraining_epochs"] == per_t.idxmin()

@@ -245,6 +245,7 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     df["target_density"] = pd.to_numeric(df["target_density"]).astype(float).fillna(df["density"])
     longest = df.groupby("task")["retraining_epochs"].transform("max")
     df["T"] = pd.to_numeric(df["T"]).astype(float).fillna(longest)
-    df["fraction"] = (df["retraining_epochs"] / df["T"]).round(6)
+    # t / T; a checkpoint's task has no T of ours (T = 0), and its t stands as epochs of its data
+    df["fraction"] = (df["retraining_epochs"] / df["T"].where(df["T"] > 0, 1.0)).round(6)
     df["compression"] = 1.0 / df["density"]
     return df

@@ -119,6 +119,8 @@ def sweep(
     dry_run: Annotated[bool, typer.Option(help="print the plan (jobs, epochs, what is cached) and stop")] = False,
     store: StoreDir = Path("results"),
     data_dir: DataDir = None,
+    model: Annotated[
+        Path | None, typer.Option(help="a causal LM's folder (save_pretrained), for hf-causal-lm studies")] = None,
     download: Download = False,
     device: Device = "cpu",
     bf16: Bf16 = False,
@@ -141,7 +143,7 @@ def sweep(
         check_finite(locals())
         names = [name.strip() for entry in methods or [] for name in entry.split(",") if name.strip()]
         spec = api.load_study(study, store=store, epochs_scale=epochs_scale, seeds=seed, methods=names,
-                              device=device, bf16=bf16, threads=threads_per_job)
+                              device=device, bf16=bf16, threads=threads_per_job, model=model, data_dir=data_dir)
         if (count := spec.count()) > 10_000:  # planning takes about a second per 3,000 cells
             err.print(f"planning {count:,} cells ...", highlight=False)
         if dry_run:
@@ -210,7 +212,7 @@ def show_study(spec: Any, report: Any, tracker: Tracker | None) -> None:
         warn(line)
     out.print(f"results: {report.folder / 'results.csv'}", highlight=False, markup=False, soft_wrap=True)
     for path in report.figures:
-        out.print(f"accuracy against compression: {path}", highlight=False, markup=False)
+        out.print(f"{path.name.split('_vs_')[0]} against compression: {path}", highlight=False, markup=False)
     if tracker is not None:
         state = "FAILED (results kept locally)" if tracker.failure else "ok"
         out.print(f"mlflow: {tracker.uri} [{state}]", highlight=False, markup=False, soft_wrap=True)

@@ -80,6 +80,8 @@ class Study:
     method_params: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     variants: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = ()  # (name, method, params) in use
     compute: Compute = CPU  # set by the command that runs the study (--device, --bf16, --threads-per-job)
+    checkpoint: str | None = None  # a checkpoint task's model folder and data folder (absolute)
+    data_dir: str | None = None
 
     @property
     def hash(self) -> str:
@@ -87,7 +89,7 @@ class Study:
 
     def base(self, seed: int) -> BaseHparams:
         return BaseHparams(self.task, seed=seed, epochs_scale=self.epochs_scale, batch_size=self.batch_size,
-                           compute=self.compute)
+                           compute=self.compute, checkpoint=self.checkpoint, data_dir=self.data_dir)
 
     @property
     def T(self) -> float:
@@ -231,6 +233,8 @@ def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
                                  for kind in with_calibration_seeds(k, seeds))
     if "epochs_scale" in given:
         given["epochs_scale"] = float(given["epochs_scale"])
+    if "model" in given:
+        given["checkpoint"] = given.pop("model")
     for key in ("retrain_epochs", "densities"):
         if key in given:
             given[key] = tuple(map(float, given[key]))

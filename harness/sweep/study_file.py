@@ -9,6 +9,7 @@ the user wrote, not of every shape the key accepts.
 
 # no ``from __future__ import annotations``: the field types below are built by calls, evaluated here
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -227,6 +228,9 @@ class StudyFile(BaseModel):
     epochs_scale: Number(*EPOCHS_SCALE) = None
     batch_size: Integer(1) | None = None  # null: the task's standard batch
     method_params: Annotated[Any, AfterValidator(lambda v: method_overrides(v))] = None
+    # a checkpoint task's folders (hf-causal-lm): the model saved by save_pretrained, and its data
+    model: Annotated[Any, AfterValidator(lambda v: parse_folder(v))] = None
+    data_dir: Annotated[Any, AfterValidator(lambda v: parse_folder(v))] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +257,13 @@ def method_overrides(value: Any) -> tuple[tuple[str, tuple[tuple[str, float], ..
             raise ValueError(f"{method}: a mapping {{parameter: value}}, got {value[method]!r}")
         out.append((name, get_method(name).overrides(value[method])))
     return tuple(out)
+
+
+def parse_folder(value: Any) -> str:
+    """A folder the study reads (a checkpoint, a data set), as an absolute path."""
+    if not isinstance(value, str) or not value or not Path(value).is_dir():
+        raise ValueError(f"must be an existing folder, not {value!r}")
+    return str(Path(value).resolve())
 
 
 def parse_name(value: Any) -> str:
