@@ -108,7 +108,9 @@ def checkpoint_source(task: str, model: PathLike | None, data_dir: PathLike | No
             raise HarnessError(f"--model is for the tasks that load a checkpoint ({', '.join(checkpoint_tasks())}), "
                                f"not {task}")
         return {}
-    return {k: str(Path(v).resolve()) for k, v in (("checkpoint", model), ("data_dir", data_dir)) if v is not None}
+    locate = get_task(task).locate or (lambda m: str(Path(m).resolve()))
+    source = {"checkpoint": locate(str(model))} if model is not None else {}
+    return source | ({"data_dir": str(Path(data_dir).resolve())} if data_dir is not None else {})
 
 
 @dataclass

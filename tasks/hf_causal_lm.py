@@ -36,6 +36,21 @@ CHECKPOINT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "
                     "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model")
 
 
+def local_folder(model: str) -> str:
+    """``--model`` as a local folder: the folder itself, or a hub name's files, downloaded where the network
+    allows (into the Hugging Face cache) and read from there."""
+    if Path(model).exists():
+        return str(Path(model).resolve())
+    try:
+        from huggingface_hub import snapshot_download  # start-up: only for a hub name
+
+        return snapshot_download(repo_id=model, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+    except Exception as e:  # no network, no such repository, a malformed name: all one answer
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"--model {model} is neither a folder nor a hub model that could be downloaded "
+                           f"({first[:160]}); valid: a folder saved by save_pretrained") from None
+
+
 @functools.cache
 def checkpoint_digest(folder: str) -> str:
     """SHA-256 of the checkpoint's config, tokenizer and weight files."""
@@ -121,6 +136,7 @@ def bind(task: Task, hp: BaseHparams) -> Task:
         data_definition=f"checkpoint sha256 {checkpoint_digest(folder)}; {text.definition}; the checkpoint's "
                         f"tokenizer, windows of {seqlen}",
         bind=None,
+        locate=None,
     )
 
 
@@ -143,4 +159,5 @@ def hf_causal_lm() -> Task:
         count_flops=models.lm_flops,
         calibration=models.feed,
         bind=bind,
+        locate=local_folder,
     )

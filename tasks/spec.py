@@ -112,6 +112,7 @@ class Task:
     pretrained: Callable[[], nn.Module] | None = None
     # (task, base hparams) -> the task on the run's checkpoint and data folder (``BaseHparams.checkpoint``)
     bind: Callable[[Task, BaseHparams], Task] | None = None
+    locate: Callable[[str], str] | None = None  # a checkpoint task's --model (a folder, a hub name) -> a folder
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""
