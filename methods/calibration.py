@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from harness.core.errors import HarnessError
+from harness.core.flops import weight_layer
 from harness.core.seeding import MAX_SEED
 from methods.spec import Param
 
-SAMPLES, SEED = "samples", "calibration_seed"
+SAMPLES, SEED, HEAD = "samples", "calibration_seed", "head"
 # Wanda's and SparseGPT's defaults: 128 sequences of the model's context length, seed 0
 CALIBRATION_PARAMS = {
     SAMPLES: Param(128, 1, 4096, integer=True, search=False,
@@ -29,6 +30,9 @@ CALIBRATION_PARAMS = {
     SEED: Param(0, 0, MAX_SEED, integer=True, search=False, help="the seed the calibration sequences are drawn with"),
 }
 BATCH = 8  # calibration sequences per forward pass
+# kept dense by default, as in Wanda and SparseGPT; the engine adds the task's ``head`` weights when set
+HEAD_PARAM = {HEAD: Param(0, 0, 1, integer=True, search=False,
+                          help="1: prune the LM head too (and the input embedding where the two are tied)")}
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,15 @@ def as_stored(module: nn.Module, tensor: torch.Tensor, like: torch.Tensor) -> to
 
 
 def modules_of(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
-    """The module that owns each prunable weight (``a.b.weight`` -> module ``a.b``)."""
-    modules = dict(model.named_modules())
+    """The linear layer that multiplies by each prunable weight (``a.b.weight`` -> module ``a.b``; a weight
+    tied to another module's, such as an input embedding tied to the LM head, -> the linear one)."""
+    params = dict(model.named_parameters())
     out = {}
     for name in names:
-        owner, _, leaf = name.rpartition(".")
-        if leaf != "weight" or owner not in modules:
-            raise HarnessError(f"{name} is not a layer's weight; the calibrated strategies prune linear layers")
-        out[name] = modules[owner]
+        users = [m for m in model.modules() if getattr(m, "weight", None) is params.get(name) and weight_layer(m)]
+        if not users:
+            raise HarnessError(f"{name} is not a linear layer's weight; the calibrated strategies prune linear layers")
+        out[name] = users[0]
     return out
 
 

@@ -18,6 +18,7 @@ import torch
 from harness.core.errors import HarnessError
 from methods.calibration import (
     CALIBRATION_PARAMS,
+    HEAD_PARAM,
     NM_PARAMS,
     as_stored,
     n_and_m,
@@ -107,7 +108,7 @@ def sparsegpt(p: PruningInput) -> Pruned:
 register_pruning(PruningStrategy(
     name="sparsegpt", summary="prune each layer by its inverse Hessian on calibration data and update the weights kept",
     prunes=Prunes.WEIGHTS, target=Target.DENSITY, select=sparsegpt, fixed_density=nm_fixed_density,
-    params={**NM_PARAMS, **CALIBRATION_PARAMS,
+    params={**NM_PARAMS, **CALIBRATION_PARAMS, **HEAD_PARAM,
             "damp": Param(0.01, 1e-4, 1.0, log=True, help="dampening, a share of the Hessian's mean diagonal")},
     iterative=False, gradual=False, calibrated=True, updates_weights=True,
     cite="Frantar & Alistarh, SparseGPT: massive language models can be accurately pruned in one-shot, ICML 2023",

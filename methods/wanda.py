@@ -14,6 +14,7 @@ import torch
 from harness.core.masks import Mask
 from methods.calibration import (
     CALIBRATION_PARAMS,
+    HEAD_PARAM,
     NM_PARAMS,
     as_stored,
     keep_n_of_m,
@@ -55,6 +56,6 @@ def wanda(p: PruningInput) -> Mask:
 register_pruning(PruningStrategy(
     name="wanda", summary="|w| times its input's norm on calibration data, within each output row (or N:M)",
     prunes=Prunes.WEIGHTS, target=Target.DENSITY, select=wanda, fixed_density=nm_fixed_density,
-    params={**NM_PARAMS, **CALIBRATION_PARAMS}, iterative=False, gradual=False, calibrated=True,
+    params={**NM_PARAMS, **CALIBRATION_PARAMS, **HEAD_PARAM}, iterative=False, gradual=False, calibrated=True,
     cite="Sun et al., A simple and effective pruning approach for large language models, ICLR 2024",
 ))

@@ -154,6 +154,7 @@ def hf_causal_lm() -> Task:
         metric="perplexity",
         metric_definition=PERPLEXITY_DEFINITION,
         prunable=models.block_linears,
+        head=models.lm_head,
         criterion=lm_loss,
         grad_clip=1.0,
         count_flops=models.lm_flops,

@@ -113,6 +113,9 @@ class Task:
     # (task, base hparams) -> the task on the run's checkpoint and data folder (``BaseHparams.checkpoint``)
     bind: Callable[[Task, BaseHparams], Task] | None = None
     locate: Callable[[str], str] | None = None  # a checkpoint task's --model (a folder, a hub name) -> a folder
+    # weights left dense unless a strategy is told to prune them too (parameter ``head``: a language model's
+    # LM head, which is also the input embedding where the two are tied)
+    head: Callable[[nn.Module], list[str]] | None = None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""

@@ -76,6 +76,7 @@ def tinylm() -> Task:
         metric="perplexity",
         metric_definition=PERPLEXITY_DEFINITION,
         prunable=models.block_linears,
+        head=models.lm_head,
         criterion=lm_loss,
         grad_clip=1.0,
         count_flops=models.lm_flops,

@@ -453,3 +453,17 @@ def test_a_study_sweeps_a_checkpoint_over_calibration_seeds_and_ranks_by_perplex
     for _, chosen in best.iterrows():
         per_t = table[table["pruning"] == chosen["pruning"]].groupby("retraining_epochs")["val_acc"].median()
         assert chosen["val_median"] == per_t.min() and chosen["retraining_epochs"] == per_t.idxmin()
+
+
+@pytest.mark.parametrize("kind,head", [("opt", "model.decoder.embed_tokens.weight"), ("llama", "lm_head.weight")])
+def test_the_lm_head_stays_dense_unless_the_strategy_is_told_to_prune_it(tmp_path, checkpoints, wikitext, kind, head):
+    masks = {}
+    for told in ("0", "1"):
+        result, cells = run("fine-tuning", "hf-causal-lm", "--model", str(checkpoints[kind]), "--data-dir",
+                            str(wikitext), "--pruning", "wanda", "--density", "0.5", "--pruning-param", "samples=4",
+                            "--pruning-param", f"head={told}", "-t", "0", "--store", str(tmp_path))
+        assert result.exit_code == 0, result.output
+        masks[told] = store.load(tmp_path / "retrain" / cells[0]["run"] / "mask.pt")
+    assert head not in masks["0"]  # dense by default, as in Wanda and SparseGPT
+    assert masks["1"][head].float().mean() == pytest.approx(0.5, abs=0.01)  # OPT's head is its input embedding
+    assert set(masks["1"]) - set(masks["0"]) == {head}

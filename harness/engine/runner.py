@@ -34,7 +34,7 @@ from harness.engine.train import TrainOutcome, to_step, train
 from harness.storage import paths, store
 from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, cell_fields, history_to_json
 from harness.storage.store import Store
-from methods.calibration import SAMPLES, SEED, Calibration
+from methods.calibration import HEAD, SAMPLES, SEED, Calibration
 from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import PruningStrategy, get_pruning
 from methods.spec import Weights, get_method
@@ -76,6 +76,16 @@ def reported(data: Data, model: nn.Module) -> dict[str, Any]:
     accuracy), under the record's field names."""
     report = getattr(data, "report", None)  # optional in the ``Data`` protocol
     return dict(report(model)) if report is not None else {}
+
+
+def prunable(hp: RetrainHparams, task: Task, model: nn.Module) -> list[str]:
+    """The weights a cell's strategy prunes: the task's prunable ones, and its ``head`` when the strategy is
+    told to (parameter ``head``)."""
+    names = task.prunable(model)
+    told = get_pruning(hp.pruning).resolve_params(dict(hp.pruning_params)).get(HEAD)
+    if told and task.head is not None:
+        names = names + [n for n in task.head(model) if n not in names]
+    return names
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -350,7 +360,7 @@ class Runner:
         previous = hp.previous()
         if previous is None:
             model = task.make_model()
-            return base.weights_at_epoch(task.epochs), masks.full_mask(model, task.prunable(model))
+            return base.weights_at_epoch(task.epochs), masks.full_mask(model, prunable(hp, task, model))
         record = self.retrain(previous, base)
         return stored_weights(self.store.retrain_dir(previous), record)
 

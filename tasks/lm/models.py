@@ -89,3 +89,10 @@ def lm_flops(model: nn.Module, mask: Mask | None = None) -> tuple[int, int]:
     """FLOPs of the weight layers (the LM head included) for one sequence of the context length."""
     ids = torch.zeros(1, context_length(model), dtype=torch.long, device=next(model.parameters()).device)
     return flops(model, (), mask, x=ids)
+
+
+@identified_as("tasks.lm.lm_head")
+def lm_head(model: nn.Module) -> list[str]:
+    """The LM head's weight under its parameter name: the input embedding's where the two are tied."""
+    head = model.get_output_embeddings().weight
+    return [name for name, p in model.named_parameters() if p is head][:1]
