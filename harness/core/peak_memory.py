@@ -1,9 +1,10 @@
 """The time and peak memory of one step of work (a pruning strategy's), on the device it runs on.
 
-On CUDA the peak is the allocator's (``torch.cuda.max_memory_allocated``) after its statistics are reset.
-On CPU it is the process's peak resident set (Linux's ``VmHWM``) after it is reset through
-``/proc/self/clear_refs``; where that cannot be reset the peak since the process started is all there is,
-and ``resettable`` says so.
+The peak is what the work added to what was in use when it started. On CUDA: the allocator's peak
+(``torch.cuda.max_memory_allocated``, its statistics reset first) less what was allocated. On CPU: the
+process's peak resident set (Linux's ``VmHWM``, reset through ``/proc/self/clear_refs``) less its resident
+set at the start; where the peak cannot be reset, the peak since the process started stands in, and
+``resettable`` says so.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ class Cost:
     resettable: bool = True
 
 
-def resident_peak() -> int:
+def status(field: str) -> int:
+    """A ``/proc/self/status`` size in bytes (``VmHWM``, ``VmRSS``); 0 where there is none."""
     with contextlib.suppress(OSError):
         for line in STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -48,13 +50,15 @@ def measured(device: torch.device) -> Iterator[Cost]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        before = int(torch.cuda.memory_allocated(device))
     else:
         cost.resettable = reset_resident_peak()
+        before = status("VmRSS")
     started = time.perf_counter()
     yield cost
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        cost.peak_bytes = int(torch.cuda.max_memory_allocated(device))
+        cost.peak_bytes = max(int(torch.cuda.max_memory_allocated(device)) - before, 0)
     else:
-        cost.peak_bytes = resident_peak()
+        cost.peak_bytes = max(status("VmHWM") - before, 0)
     cost.seconds = time.perf_counter() - started
