@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from pathlib import Path
 
 import torch
@@ -26,7 +25,6 @@ from harness.core.schedule import Schedule
 from harness.data.token_data import TokenData, causal_lm_loss
 from tasks.lm import corpus, models
 from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
-from tasks.tinylm import PERPLEXITY_DEFINITION
 
 NAME = "hf-causal-lm"
 LR = 5e-5  # AdamW's retraining rate: fine-tuning's S[T], and the peak of SLR, CLR, LLR and ALLR
@@ -54,16 +52,9 @@ def local_folder(model: str) -> str:
 @functools.cache
 def checkpoint_digest(folder: str) -> str:
     """SHA-256 of the checkpoint's config, tokenizer and weight files."""
-    path = Path(folder)
-    files = sorted(p for p in path.iterdir() if p.name in CHECKPOINT_FILES
-                   or p.suffix in (".safetensors", ".bin") or p.name.endswith(".safetensors.index.json"))
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return corpus.files_digest(sorted(p for p in Path(folder).iterdir() if p.name in CHECKPOINT_FILES
+                                      or p.suffix in (".safetensors", ".bin")
+                                      or p.name.endswith(".safetensors.index.json")))
 
 
 @functools.cache
@@ -151,14 +142,8 @@ def hf_causal_lm() -> Task:
         make_model=no_model,
         load_data=unbound,
         input_shape=(),
-        metric="perplexity",
-        metric_definition=PERPLEXITY_DEFINITION,
-        prunable=models.block_linears,
-        head=models.lm_head,
         criterion=lm_loss,
-        grad_clip=1.0,
-        count_flops=models.lm_flops,
-        calibration=models.feed,
         bind=bind,
         locate=local_folder,
+        **models.LANGUAGE_MODEL,
     )

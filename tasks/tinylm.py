@@ -15,7 +15,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 from harness.core.declared import identified_as
-from harness.core.metrics import Metric, register_metric
 from harness.core.schedule import Schedule
 from harness.data.token_data import TokenData, causal_lm_loss
 from tasks.lm import corpus, models
@@ -24,12 +23,6 @@ from tasks.spec import DataOptions, OptimizerSpec, Task, register_task
 EPOCHS = 8.0
 SEQLEN = models.TINY["max_position_embeddings"]
 BATCH = 16  # sequences of SEQLEN tokens: 2,048 tokens a step
-
-PERPLEXITY_DEFINITION = ("perplexity: exp of the mean next-token negative log-likelihood over the split cut into "
-                         "non-overlapping windows of seqlen tokens (each window predicted from its own start)")
-
-PERPLEXITY = register_metric(Metric("perplexity", "", higher_is_better=False, low=1.0, label="perplexity"))
-
 
 @lru_cache(maxsize=1)
 def embedded_corpus() -> corpus.Corpus:
@@ -73,13 +66,7 @@ def tinylm() -> Task:
         make_model=models.tiny_llama,
         load_data=load,
         input_shape=(SEQLEN,),
-        metric="perplexity",
-        metric_definition=PERPLEXITY_DEFINITION,
-        prunable=models.block_linears,
-        head=models.lm_head,
         criterion=lm_loss,
-        grad_clip=1.0,
-        count_flops=models.lm_flops,
         data_definition=embedded_corpus().definition + f"; byte tokens, windows of {SEQLEN}",
-        calibration=models.feed,
+        **models.LANGUAGE_MODEL,
     )

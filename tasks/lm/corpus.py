@@ -89,6 +89,7 @@ def read_json_lines(path: Path) -> list[str]:
 
 
 def files_digest(files: list[Path]) -> str:
+    """SHA-256 of the files' names and contents, in the order given."""
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode())

@@ -1,5 +1,6 @@
 """Causal language models, all built or loaded by ``transformers``: the embedded tiny Llama and any
-checkpoint ``AutoModelForCausalLM`` loads from a folder, through one code path.
+checkpoint ``AutoModelForCausalLM`` loads from a folder, through one code path (``LANGUAGE_MODEL``: what
+every task of the family declares alike).
 
 Prunable (``block_linears``): the linear layers inside the decoder blocks (attention projections and the
 MLP); the embeddings, the LM head and layers outside the blocks stay dense, as in Wanda and SparseGPT.
@@ -18,6 +19,7 @@ from harness.core.declared import identified_as
 from harness.core.errors import HarnessError
 from harness.core.flops import flops, weight_layer
 from harness.core.masks import Mask
+from harness.core.metrics import Metric, register_metric
 
 # the embedded model: a pre-norm decoder (RMSNorm, causal self-attention with rotary positions, SwiGLU MLP)
 TINY = {"vocab_size": 256, "hidden_size": 128, "intermediate_size": 336, "num_hidden_layers": 4,
@@ -96,3 +98,14 @@ def lm_head(model: nn.Module) -> list[str]:
     """The LM head's weight under its parameter name: the input embedding's where the two are tied."""
     head = model.get_output_embeddings().weight
     return [name for name, p in model.named_parameters() if p is head][:1]
+
+
+PERPLEXITY_DEFINITION = ("perplexity: exp of the mean next-token negative log-likelihood over the split cut into "
+                         "non-overlapping windows of seqlen tokens (each window predicted from its own start)")
+PERPLEXITY = register_metric(Metric("perplexity", "", higher_is_better=False, low=1.0, label="perplexity"))
+
+# the Task fields every language-model task shares
+LANGUAGE_MODEL: dict[str, Any] = {
+    "metric": "perplexity", "metric_definition": PERPLEXITY_DEFINITION, "prunable": block_linears, "head": lm_head,
+    "grad_clip": 1.0, "count_flops": lm_flops, "calibration": feed,
+}
