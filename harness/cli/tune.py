@@ -34,6 +34,7 @@ from harness.cli.common import (
 from harness.cli.display import err, out, show_table
 from harness.core.errors import HarnessError
 from harness.core.hparams import BaseHparams
+from harness.core.metrics import metric_of
 from harness.core.protocol import DEFAULT_PRUNING
 from harness.core.seeding import MAX_SEED
 from harness.engine.checks import check_epochs_scale
@@ -179,7 +180,8 @@ def tune(
     no_tracking: NoTracking = False,
 ) -> None:
     """Search METHOD's declared parameters and retraining time on TASK at one density (Optuna),
-    maximizing validation accuracy; then evaluate the best configuration on the test set over seeds.
+    optimizing the validation score (accuracy up, perplexity down); then evaluate the best configuration on the
+    test set over seeds.
     Rerun the same command to resume; several processes on one --storage or --journal share a study.
 
     Examples:
@@ -233,7 +235,8 @@ def show_tune(result: Any) -> None:
                           f"{trial.value:.2f}")
     show_table(table)
     say("best configuration: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.values.items()))
-    say(f"test accuracy over seeds {', '.join(str(r.seed) for r in rows)}: "
+    metric = (metric_of(rows[0].metric).label or rows[0].metric) if rows else "score"
+    say(f"test {metric} over seeds {', '.join(str(r.seed) for r in rows)}: "
         f"{spread(r.test_acc for r in rows).describe()} "
         f"(unpruned {spread(r.unpruned_test_acc for r in rows).median:.2f})")
     say(f"wall time: {result.seconds:.0f}s")
