@@ -179,6 +179,12 @@ class Retraining:
         return (self.weights is not Weights.REWOUND and self.during is None
                 and self.start_at in (Start.T, Start.ZERO) and not self.lr.depends_on_t)
 
+    @property
+    def needs_training_run(self) -> bool:
+        """Whether the method needs a training run of ours (its T, schedule S or rewind points): all but those
+        that start from W_T at T with their own schedule, so a pretrained checkpoint can be retrained by them."""
+        return not (self.weights is Weights.TRAINED and self.start_at is Start.T and self.during is None)
+
     def max_t(self, T: float) -> float | None:
         """The largest t this method allows on a schedule of T epochs (None: unbounded)."""
         return T if self.weights is Weights.REWOUND or self.start_at is Start.T_MINUS_t else None

@@ -74,9 +74,14 @@ def architecture(folder: str) -> nn.Module:
     return model
 
 
+@functools.cache  # asked at every cell's check: read and digested once per folder
+def corpus_of(data_dir: str) -> corpus.Corpus:
+    return corpus.from_folder(Path(data_dir))
+
+
 @functools.cache
 def tokenized(folder: str, data_dir: str) -> dict[str, torch.Tensor]:
-    text = corpus.from_folder(Path(data_dir))
+    text = corpus_of(data_dir)
     try:
         tokenizer = models.transformers().AutoTokenizer.from_pretrained(folder, trust_remote_code=False,
                                                                         local_files_only=True)
@@ -116,7 +121,7 @@ def bind(task: Task, hp: BaseHparams) -> Task:
     config = config_of(folder)
     with torch.device("meta"):
         seqlen = models.context_length(architecture(folder))
-    text = corpus.from_folder(Path(data_dir))
+    text = corpus_of(data_dir)
     return dataclasses.replace(
         task,
         description=f"{type(config).__name__.removesuffix('Config')} from {folder}",

@@ -18,7 +18,7 @@ from harness.core.registry import METHODS as METHOD_REGISTRY
 from harness.core.registry import PRUNING as PRUNING_REGISTRY
 from harness.core.registry import TASKS
 from methods.pruning import Target, get_pruning
-from methods.spec import Start, Weights, get_method
+from methods.spec import get_method
 from tasks.spec import get_task
 
 
@@ -52,8 +52,8 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
         raise CellRefused(f"--model is for the tasks that load a checkpoint ({', '.join(checkpoint_tasks())}), "
                           f"not {hp.base.task}", METHOD)
     task = registered.resolved(hp.base)
-    if task.pretrained is not None and not starts_from_checkpoint(method):
-        valid = [n for n in METHOD_REGISTRY.names() if starts_from_checkpoint(get_method(n))]
+    if task.pretrained is not None and method.needs_training_run:
+        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).needs_training_run]
         raise CellRefused(f"{hp.base.task} starts from a pretrained checkpoint, with no training run of ours (no T, "
                           f"no schedule S, no rewind points), which {hp.method} needs; valid: {', '.join(valid)}",
                           METHOD)
@@ -67,11 +67,6 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     if hp.density is not None:
         with refusing(DENSITY):
             check_keeps_weights(task, hp.density, flag)
-
-
-def starts_from_checkpoint(method: Any) -> bool:
-    """Whether a method needs nothing of a training run: it starts from W_T at T, with its own schedule."""
-    return method.weights is Weights.TRAINED and method.start_at is Start.T and method.during is None
 
 
 def checkpoint_tasks() -> list[str]:
