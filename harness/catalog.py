@@ -85,8 +85,11 @@ def pruning() -> list[dict[str, Any]]:
     for name in PRUNING.names():
         g = get_pruning(name)
         target = f"level k in {g.levels[0]}..{g.levels[-1]}" if g.target is Target.LEVEL else g.target.value
+        if g.target is Target.DENSITY and g.fixed_density is not None:
+            target += ", or one its parameters fix"
         entries.append({"name": name, "removes": g.prunes.value, "target": target, "iterative": g.iterative,
-                        "gradual": g.gradual, "task": g.task, "description": g.summary,
+                        "gradual": g.gradual, "task": g.task, "calibrated": g.calibrated,
+                        "updates_weights": g.updates_weights, "description": g.summary,
                         "parameters": parameters(g.params)})
     return entries
 

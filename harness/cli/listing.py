@@ -97,7 +97,8 @@ def pruning_tables(items: list[dict[str, Any]]) -> list[Table]:
         table.add_column(col, no_wrap=col == "name")
     for g in items:
         table.add_row(g["name"], g["removes"], g["target"], "yes" if g["iterative"] else "no",
-                      "yes" if g["gradual"] else "no", g["task"] or "any", g["description"])
+                      "yes" if g["gradual"] else "no",
+                      g["task"] or ("with calibration data" if g["calibrated"] else "any"), g["description"])
     return [table, *parameter_table("parameters of pruning strategies (--pruning-param, study key pruning_params)",
                                     items)]
 
