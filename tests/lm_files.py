@@ -64,9 +64,18 @@ def tokenizer(folder: Path, vocab: int = 96):
 
 
 def save_model(folder: Path, kind: str = "opt", seed: int = 0) -> Path:
-    """A tiny randomly initialized causal LM of ``kind`` (opt, gpt2 or llama), saved with save_pretrained."""
+    """A tiny randomly initialized causal LM of ``kind`` (opt, gpt2, pythia or llama), saved with save_pretrained."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        OPTConfig,
+        OPTForCausalLM,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = len(tokenizer(folder))
@@ -76,6 +85,10 @@ def save_model(folder: Path, kind: str = "opt", seed: int = 0) -> Path:
                            max_position_embeddings=32, word_embed_proj_dim=32, pad_token_id=0, bos_token_id=0,
                            eos_token_id=0)
         model = OPTForCausalLM(config)
+    elif kind == "pythia":  # Pythia is GPT-NeoX
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                                                 num_hidden_layers=2, num_attention_heads=2,
+                                                 max_position_embeddings=32, bos_token_id=0, eos_token_id=0))
     elif kind == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=32, n_embd=32, n_layer=2, n_head=2,
                                            bos_token_id=0, eos_token_id=0))

@@ -1,7 +1,8 @@
 """The language-model family: tinylm and hf-causal-lm, perplexity, Wanda and SparseGPT.
 
-Checkpoints are tiny randomly initialized OPT, GPT-2 and Llama models saved with ``save_pretrained`` by the
-tests, and data are files the tests write in WikiText-2 raw and C4 JSON-lines formats (``tests/lm_files``).
+Checkpoints are tiny randomly initialized OPT, GPT-2, Pythia (GPT-NeoX) and Llama models saved with
+``save_pretrained`` by the tests, and data are files the tests write in WikiText-2 raw and C4 JSON-lines
+formats (``tests/lm_files``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.lm_files import save_model, write_json_lines, write_wikitext
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
-    return {kind: save_model(root / kind, kind) for kind in ("opt", "gpt2", "llama")}
+    return {kind: save_model(root / kind, kind) for kind in ("opt", "gpt2", "pythia", "llama")}
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +314,7 @@ def test_tinylm_runs_wanda_then_lr_rewinding_with_perplexity_recorded(tmp_path):
     assert base["seqlen"] == 128 and base["metric"] == "perplexity"
 
 
-@pytest.mark.parametrize("kind", ["opt", "gpt2"])
+@pytest.mark.parametrize("kind", ["opt", "gpt2", "pythia"])
 def test_hf_causal_lm_prunes_a_saved_checkpoint_with_sparsegpt_2_4(tmp_path, checkpoints, wikitext, kind):
     args = ("--model", str(checkpoints[kind]), "--data-dir", str(wikitext), "--pruning", "sparsegpt",
             "--pruning-param", "n=2", "--pruning-param", "m=4", "--pruning-param", "samples=8",
