@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
@@ -71,8 +72,31 @@ def open_storage(url: str | None, journal: Path | None, default: Path) -> tuple[
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                                          engine_kwargs={"pool_pre_ping": True})
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+                                             engine_kwargs={"pool_pre_ping": True})
+    if url.startswith("sqlite"):
+        serialize_sqlite(storage.engine)
+    return storage
+
+
+def serialize_sqlite(engine: Any) -> None:
+    """Make every transaction on a SQLite storage take the write lock when it begins (BEGIN IMMEDIATE).
+
+    SQLite ignores SELECT ... FOR UPDATE, so two processes can both read a waiting trial (the enqueued
+    defaults, a lost trial queued again) and both take it: one then finishes a trial the other is running,
+    and the other fails with "Cannot tell a COMPLETE trial" (seen once in CI). Taken at BEGIN, the lock
+    makes Optuna's read-then-claim one step, as a server database's row lock does."""
+    from sqlalchemy import event  # start-up: only for a SQLite storage
+
+    @event.listens_for(engine, "connect")
+    def no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own deferred BEGIN off: ours below instead
+
+    @event.listens_for(engine, "begin")
+    def begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners are dropped
 
 
 def redact(url: str) -> str:
