@@ -12,7 +12,6 @@ Whether one run can serve every t (a prefix of the longest) follows from these d
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,8 +22,11 @@ from harness.core.errors import HarnessError
 from harness.core.masks import Mask
 from harness.core.registry import METHODS
 from methods.lr import LR_SCALE, LearningRate, Replay
+from methods.objective import Objective, TaskLoss
+from methods.params import Param, overrides, resolve_params
+from methods.trainable import EveryWeight, Scope
 
-__all__ = ["LR_SCALE", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "overrides",
+__all__ = ["LR_SCALE", "Budget", "Length", "Param", "Retraining", "Start", "Weights", "get_method", "overrides",
            "register_method", "resolve_params"]
 
 
@@ -55,70 +57,15 @@ class Length(enum.Enum):
         return t if self is Length.t else T + t
 
 
+class Budget(enum.Enum):
+    """What t counts."""
+
+    EPOCHS = "epochs of the retraining data"
+    CALIBRATION = "passes over the calibration samples"
+
+
 # (step, model, mask) -> the new mask, or None to keep it; called before every step, so it must be cheap
 MaskUpdate = Callable[[int, torch.nn.Module, Mask], Mask | None]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A hyperparameter a method declares: its default and the range a search may explore."""
-
-    default: float
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-    help: str = ""
-    choices: tuple[float, ...] = ()  # a search picks among these instead of the range
-    search: bool = True  # False: the range only checks a given value (a seed, a sample count), a search keeps it
-
-    def __post_init__(self) -> None:
-        if self.choices and self.default not in self.choices:
-            raise ValueError(f"default {self.default:g} is not one of the choices {self.choices}")
-        if self.low is not None and (self.high is None or not self.low <= self.default <= self.high):
-            raise ValueError(f"default {self.default:g} is outside [{self.low:g}, {self.high}]")
-        if self.log and (self.low is None or self.low <= 0):
-            raise ValueError("a log-scale range needs low > 0")
-
-    @property
-    def searchable(self) -> bool:
-        return self.search and (bool(self.choices) or self.low is not None)
-
-    def describe(self) -> str:
-        """The values a search explores, as --list-space and `harness list` show them."""
-        if self.choices:
-            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
-        if self.low is None or not self.search:
-            return "fixed" if self.low is None else f"fixed unless given, in [{self.low:g}, {self.high:g}]"
-        kind = "integer" if self.integer else "real"
-        return f"{kind} in [{self.low:g}, {self.high:g}]" + (", log scale" if self.log else "")
-
-    def check(self, owner: str, name: str, value: Any) -> float:
-        kind = "an integer" if self.integer else "a number"
-        valid = f"{kind} in [{self.low:g}, {self.high:g}]" if self.low is not None else kind
-        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-              and (not self.integer or value == int(value))
-              and (self.low is None or value >= self.low) and (self.high is None or value <= self.high))
-        if ok and self.choices and value not in self.choices:
-            ok, valid = False, "one of " + ", ".join(f"{c:g}" for c in self.choices)
-        if not ok:
-            raise HarnessError(f"{owner} parameter {name} must be {valid}, got {value!r}")
-        return int(value) if self.integer else float(value)
-
-
-def resolve_params(owner: str, declared: Mapping[str, Param], given: Mapping[str, Any]) -> dict[str, float]:
-    """What ``owner`` declares, its defaults overridden by ``given``, checked."""
-    for name in given:
-        if name not in declared:
-            raise HarnessError(f"{owner} has no parameter {name!r}; valid: {', '.join(declared) or 'none'}")
-    return {n: p.check(owner, n, given.get(n, p.default)) for n, p in declared.items()}
-
-
-def overrides(owner: str, declared: Mapping[str, Param], given: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
-    """``given`` checked, without the values equal to their defaults: the form cells are hashed in,
-    so spelling out a default never makes another cell."""
-    resolved = resolve_params(owner, declared, given)
-    return tuple(sorted((n, v) for n, v in resolved.items() if n in given and v != declared[n].default))
 
 
 class DuringTraining(Protocol):
@@ -146,6 +93,15 @@ class Retraining:
     cite: str = ""  # the paper that defines the method
     label: str | None = None  # its name on plots and tables [the registered name]
     color: str | None = None  # its colour on every plot [one derived from the name]
+    trains: Scope = field(default_factory=EveryWeight)  # what it trains
+    minimizes: Objective = field(default_factory=TaskLoss)  # what it minimizes
+    budget: Budget = Budget.EPOCHS  # what its t counts
+
+    def __post_init__(self) -> None:
+        if self.minimizes.trains_by_steps != (self.budget is Budget.EPOCHS):
+            raise ValueError(f"{self.name}: t counts epochs of the retraining data exactly when TRAIN runs the method")
+        # the scope's and the objective's own parameters are the method's too
+        object.__setattr__(self, "params", {**self.params, **self.trains.params, **self.minimizes.params})
 
     def start(self, T: float, t: float) -> float:
         return self.start_at.at(T, t)
@@ -174,9 +130,9 @@ class Retraining:
         Derived from the declarations: the starting weights and the start epoch do not depend on t
         (W_T or W'_0, starting at T or 0), nothing is pruned during the run, the run ends t epochs
         after a point that does not depend on t, and the learning rate at each epoch of the run does
-        not depend on t either.
+        not depend on t either; and TRAIN runs it (a layer-wise reconstruction is not one run).
         """
-        return (self.weights is not Weights.REWOUND and self.during is None
+        return (self.weights is not Weights.REWOUND and self.during is None and self.minimizes.trains_by_steps
                 and self.start_at in (Start.T, Start.ZERO) and not self.lr.depends_on_t)
 
     @property

@@ -116,6 +116,22 @@ class Task:
     # weights left dense unless a strategy is told to prune them too (parameter ``head``: a language model's
     # LM head, which is also the input embedding where the two are tied)
     head: Callable[[nn.Module], list[str]] | None = None
+    # (model, batch) -> (logits (N, classes), targets (N,)): what distillation compares. None: a classifier's
+    # (the model's output on the batch's inputs and its labels), unless the task has a criterion of its own
+    predictor: Callable[[Callable[..., torch.Tensor], Any], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def predict(self, forward: Callable[..., torch.Tensor], batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.predictor is not None:
+            return self.predictor(forward, batch)
+        x, y = distributed.shard(batch[0]), distributed.shard(batch[1])
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return forward(x), y
+
+    @property
+    def predicts(self) -> bool:
+        """Whether ``predict`` is defined: a classifier, or a task that declares its predictor."""
+        return self.predictor is not None or self.criterion is None
 
     def loss(self, forward: Callable[..., torch.Tensor], batch: Any) -> torch.Tensor:
         """The training loss of one batch (``forward`` is the model, DDP-wrapped where it runs so)."""

@@ -105,6 +105,18 @@ class TokenData:
                 "test_next_token_accuracy": self.score(model, "test")[1]}
 
 
+def causal_lm_predictions(logits: Logits) -> Callable[[Any, tuple[torch.Tensor, torch.Tensor]],
+                                                     tuple[torch.Tensor, torch.Tensor]]:
+    """Each token's next-token logits and the token that follows it, flattened: what a per-token loss reads."""
+
+    def predict(forward: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, labels = batch
+        out = logits(forward, ids)[:, :-1]
+        return out.reshape(-1, out.shape[-1]), labels[:, 1:].reshape(-1)
+
+    return predict
+
+
 def causal_lm_loss(logits: Logits) -> Callable[[Any, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
     """The training loss: mean cross-entropy of each token given the ones before it."""
 

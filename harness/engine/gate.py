@@ -57,6 +57,10 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
         raise CellRefused(f"{hp.base.task} starts from a pretrained checkpoint, with no training run of ours (no T, "
                           f"no schedule S, no rewind points), which {hp.method} needs; valid: {', '.join(valid)}",
                           METHOD)
+    if method.minimizes.needs_predictions and not task.predicts:
+        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).minimizes.needs_predictions]
+        raise CellRefused(f"{hp.method} minimizes {method.minimizes.name}, which reads logits and targets that "
+                          f"{hp.base.task} does not declare (Task.predictor); valid: {', '.join(valid)}", METHOD)
     with refusing(RETRAINING_TIME):
         method.validate(task.epochs, hp.retrain_epochs)
     with refusing(METHOD_PARAMS):

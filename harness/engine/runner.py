@@ -7,10 +7,11 @@ is a folder named by the hash of its hyperparameters, and iterative rounds form 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,22 @@ from harness.core.identity import task_fingerprint
 from harness.core.peak_memory import measured
 from harness.core.progress import Progress
 from harness.core.seeding import derive_seed
+from harness.core.step_cost import StepCost, counted, tensor_bytes
 from harness.engine.checkpoints import BaseRun, base_checkpoint_steps, cpu_state
 from harness.engine.gate import check_cell
 from harness.engine.integrity import digest, stored_weights
 from harness.engine.speed import compare
-from harness.engine.train import TrainOutcome, to_step, train
+from harness.engine.train import TrainOutcome, to_step, train, trained_parameters
+from harness.engine.train import step as train_step
 from harness.storage import paths, store
 from harness.storage.record import BaseRecord, CellRecord, EpochRecord, SpeedRecord, cell_fields, history_to_json
 from harness.storage.store import Store
+from methods import layerwise, objective
 from methods.calibration import HEAD, SAMPLES, SEED, Calibration
 from methods.lr import PruningEffect, Window, rate_at_step
 from methods.pruning import PruningStrategy, get_pruning
 from methods.spec import Weights, get_method
+from methods.trainable import Prepared, trainable_count
 from tasks.spec import Data, DataOptions, Task, get_task
 
 
@@ -62,6 +67,38 @@ def own_history(history: list[EpochRecord], end_step: int, spe: int) -> list[Epo
         if step <= end_step and (step % spe == 0 or step == end_step):
             own.append(record)
     return own
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """What retraining cost: samples (sequences, images) it read, trainable parameters, the peak memory of a step
+    (or of a reconstruction), and FLOPs (counted)."""
+
+    samples: int = 0
+    tokens_per_sample: int | None = None  # a language model's sequence length
+    trainable: int = 0
+    peak_bytes: int = 0
+    flops: int = 0
+
+    @property
+    def tokens(self) -> int | None:
+        return None if self.tokens_per_sample is None else self.samples * self.tokens_per_sample
+
+
+def data_batch_size(data: Data, task: Task) -> int:
+    return int(getattr(data, "batch_size", task.batch_size))
+
+
+def seqlen(data: Data) -> int | None:
+    """The tokens of a training sample, for a language model's data; None for other data."""
+    value = getattr(data, "seqlen", None)
+    return int(value) if value is not None else None
+
+
+def nonzero_density(weights: dict[str, torch.Tensor], mask: masks.Mask) -> float:
+    """The share of the prunable weights that are nonzero: after a densifying merge, more than the mask keeps."""
+    total = sum(keep.numel() for keep in mask.values())
+    return sum(int((weights[name] != 0).sum()) for name in mask) / total
 
 
 @dataclass(frozen=True)
@@ -392,6 +429,16 @@ class Runner:
         window = Window(task.schedule, T, t, start, epochs, effect)
         model.load_state_dict(starting_weights(longest, task, trained, base))
         model = model.to(self.device)
+        teacher = self._dense(task, base) if method.minimizes.needs_teacher else None
+        if not method.minimizes.trains_by_steps:
+            return {longest: self._reconstruct(longest, task, base, model, teacher, mask, params, cost)}
+        if method.trains.initializes:  # the parameters the scope adds (LoRA's A): drawn from the cell's seed
+            torch.manual_seed(derive_seed(seed, "adapters", longest.round))
+        prepared = method.trains.prepare(model, mask, params)
+        loss = method.minimizes.loss(task.predict, teacher, params)
+        lr_at = rate_at_step(method.lr, window, params, spe)
+        spent = self._step_cost(prepared, task, loss, lambda: data.batch(seed, *divmod(first_step, spe)),
+                                lr_at(first_step), teacher)
 
         # the shorter retraining times of the group end inside this run
         ends: dict[int, list[RetrainHparams]] = {}
@@ -403,10 +450,21 @@ class Runner:
         started = time.time()
         results: dict[RetrainHparams, Any] = {}
 
-        def snapshot(step: int, model: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
+        def retrained(hp: RetrainHparams, step: int) -> Retrained:
+            return Retrained(samples=(step - first_step) * data_batch_size(data, task), tokens_per_sample=seqlen(data),
+                             trainable=trainable_count(prepared), peak_bytes=spent.peak_bytes,
+                             flops=spent.flops * (step - first_step))
+
+        def merged(module: nn.Module) -> nn.Module:
+            out = method.trains.merged(Prepared(module, prepared.mask), task.make_model())
+            if not method.trains.densifies:
+                masks.apply_mask(out, mask)
+            return out
+
+        def snapshot(step: int, module: nn.Module, optimizer: torch.optim.Optimizer, history: list) -> None:
             for hp in ends.get(step, []):
-                results[hp] = self._finalize(hp, task, base, model, mask, own_history(history, step, spe),
-                                             time.time() - started, cost)
+                results[hp] = self._finalize(hp, task, base, merged(module), mask, own_history(history, step, spe),
+                                             time.time() - started, cost, retrained(hp, step))
 
         folder = self.store.retrain_dir(longest)
         label = f"{longest.method_label} round {longest.round} {longest.label}"
@@ -414,17 +472,75 @@ class Runner:
             label += f" t={','.join(f'{hp.retrain_epochs:g}' for hp in pending)}"
         with self.progress.track(label, last_step - first_step) as progress:
             outcome = self.train(
-                model, mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
-                lr_at=rate_at_step(method.lr, window, params, spe),
+                prepared.module, prepared.mask, task, start_epoch=start, epochs=epochs, seed=longest.base.seed,
+                lr_at=lr_at, loss=loss,
                 checkpoint_steps=frozenset(ends), eval_steps=frozenset(ends), on_checkpoint=snapshot,
                 mask_update=mask_update, resume_path=folder / paths.RESUME, progress=progress,
             )
         self.executed_epochs += outcome.executed_steps / spe
         self._say_resumed(folder, outcome, spe)
-        final_mask = outcome.mask if outcome.mask is not None else mask
-        results[longest] = self._finalize(longest, task, base, model, final_mask,
-                                          own_history(outcome.history, last_step, spe), time.time() - started, cost)
+        final_mask = outcome.mask if method.during is not None and outcome.mask is not None else mask
+        results[longest] = self._finalize(longest, task, base, merged(prepared.module), final_mask,
+                                          own_history(outcome.history, last_step, spe), time.time() - started, cost,
+                                          retrained(longest, last_step))
         return results
+
+    def _dense(self, task: Task, base: BaseRun) -> nn.Module:
+        """The dense network W_T, which distillation and reconstruction read (for a later round too)."""
+        dense = task.make_model()
+        dense.load_state_dict(base.weights_at_epoch(task.epochs))
+        return dense.to(self.device).eval()
+
+    def _step_cost(self, prepared: Prepared, task: Task, loss: Any, batch: Callable[[], Any], lr: float,
+                   teacher: nn.Module | None) -> StepCost:
+        """The FLOPs and peak memory of one retraining step, on a copy of the network (the run itself is not
+        touched, its random state neither), so that they are the same whether the run is new or resumed."""
+        module = copy.deepcopy(prepared.module)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                optimizer = task.optimizer.build(trained_parameters(module), lr)
+                bound = masks.BoundMask(module, prepared.mask)
+                inputs = batch()  # before counting: what a step allocates, not what loading a batch does
+                with counted(self.device) as spent:
+                    train_step(module, module, optimizer, loss or task.loss, inputs, bound, task.grad_clip, self.bf16,
+                               self.device.type)
+        finally:
+            torch.set_num_threads(before)
+        spent.peak_bytes += tensor_bytes(module, *([teacher] if teacher is not None else []))
+        return spent
+
+    def _reconstruct(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, dense: nn.Module | None,
+                     mask: masks.Mask, params: dict[str, float], cost: PruningCost) -> CellRecord:
+        """A cell of a layer-wise reconstruction: its layers reconstructed in turn on calibration batches."""
+        assert dense is not None
+        data = self.data(task)
+        folder = self.store.retrain_dir(hp)
+        Store.write_hparams(folder, hp)
+        size = data_batch_size(data, task)
+        seed = derive_seed(int(params[objective.SEED]), "reconstruction")
+        count = math.ceil(int(params[objective.SAMPLES]) / size)
+        batches = [data.batch(seed, 0, i % data.steps_per_epoch) for i in range(count)]
+        started = time.time()
+        feed = lambda m, b: task.loss(m, b)  # noqa: E731  (a forward pass: the hooks read the layers' inputs)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with self.progress.track(f"{hp.method_label} round {hp.round} {hp.label}", len(mask)) as progress, \
+                    counted(self.device) as spent:
+                layerwise.reconstruct(model, dense, mask, batches, feed, hp.retrain_epochs, float(params[objective.LR]),
+                                      dense_inputs=get_method(hp.method).minimizes.inputs == "dense",
+                                      progress=None if progress is None else lambda done: progress(done, {}))
+        finally:
+            torch.set_num_threads(before)
+        kept = masks.remaining(mask) + sum(model.get_submodule(n.rsplit(".", 1)[0]).bias.numel() for n in mask
+                                           if getattr(model.get_submodule(n.rsplit(".", 1)[0]), "bias", None)
+                                           is not None)
+        retrained = Retrained(samples=round(hp.retrain_epochs * count * size), tokens_per_sample=seqlen(data),
+                              trainable=kept, peak_bytes=spent.peak_bytes + tensor_bytes(model, dense),
+                              flops=spent.flops)
+        return self._finalize(hp, task, base, model, mask, [], time.time() - started, cost, retrained)
 
     def _prune(self, strategy: PruningStrategy, trained: dict[str, torch.Tensor], mask: masks.Mask, target: float,
                params: dict[str, float], task: Task, seed: int,
@@ -450,7 +566,7 @@ class Runner:
         return {k: v.cpu() for k, v in pruned.weights.items()}, pruned.mask, cost
 
     def _finalize(self, hp: RetrainHparams, task: Task, base: BaseRun, model: nn.Module, mask: masks.Mask,
-                  history: list[EpochRecord], seconds: float, cost: PruningCost) -> CellRecord:
+                  history: list[EpochRecord], seconds: float, cost: PruningCost, retrained: Retrained) -> CellRecord:
         """Measure and store one finished cell; ``result.json`` is written last, so its presence
         means the cell is complete."""
         method = get_method(hp.method)
@@ -475,6 +591,10 @@ class Runner:
             seconds=seconds, finished_at=time.time(), device=str(self.device), torch_threads=self.threads,
             weights_sha256=digest(weights), mask_sha256=digest(mask),
             pruning_seconds=cost.seconds, pruning_peak_bytes=cost.peak_bytes, calibration_tokens=cost.tokens,
+            retraining_samples=retrained.samples, retraining_tokens=retrained.tokens,
+            trainable_parameters=retrained.trainable, retraining_peak_bytes=retrained.peak_bytes,
+            retraining_flops=retrained.flops,
+            merged_density=nonzero_density(weights, mask) if method.trains.densifies else None,
             **reported(data, model),
         )
         if not distributed.all_same((record.weights_sha256, record.mask_sha256)):

@@ -34,7 +34,8 @@ IDENTITY = ("task", "seed", "epochs_scale", "batch_size", "method", "variant", "
 OUTCOME = ("val_acc", "test_acc", "unpruned_val_acc", "unpruned_test_acc", "density", "compression_ratio",
            "remaining_weights", "prunable_weights", "parameters", "flops", "dense_flops", "seconds",
            "val_next_token_accuracy", "test_next_token_accuracy", "seqlen", "pruning_seconds", "pruning_peak_bytes",
-           "calibration_tokens")
+           "calibration_tokens", "retraining_samples", "retraining_tokens", "trainable_parameters",
+           "retraining_peak_bytes", "retraining_flops", "merged_density")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,15 @@ class CellRecord:
     pruning_seconds: float = 0.0
     pruning_peak_bytes: int = 0
     calibration_tokens: int = 0
+    # what retraining cost: the samples (sequences, images) it read and, for a language model, their tokens; the
+    # parameters it trained (pruned entries excluded); the bytes of tensors live at a step's peak (the networks,
+    # gradients, optimizer state, activations); and its FLOPs, counted by torch.utils.flop_counter
+    retraining_samples: int = 0
+    retraining_tokens: int | None = None
+    trainable_parameters: int = 0
+    retraining_peak_bytes: int = 0
+    retraining_flops: int = 0
+    merged_density: float | None = None  # a densifying method's (plain LoRA's) share of nonzero prunable weights
     cached: bool = field(default=False, compare=False)  # read back from the store rather than computed now
 
     def run_params(self) -> dict[str, Any]:

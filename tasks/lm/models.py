@@ -20,6 +20,7 @@ from harness.core.errors import HarnessError
 from harness.core.flops import flops, weight_layer
 from harness.core.masks import Mask
 from harness.core.metrics import Metric, register_metric
+from harness.data.token_data import causal_lm_predictions
 
 # the embedded model: a pre-norm decoder (RMSNorm, causal self-attention with rotary positions, SwiGLU MLP)
 TINY = {"vocab_size": 256, "hidden_size": 128, "intermediate_size": 336, "num_hidden_layers": 4,
@@ -107,5 +108,5 @@ PERPLEXITY = register_metric(Metric("perplexity", "", higher_is_better=False, lo
 # the Task fields every language-model task shares
 LANGUAGE_MODEL: dict[str, Any] = {
     "metric": "perplexity", "metric_definition": PERPLEXITY_DEFINITION, "prunable": block_linears, "head": lm_head,
-    "grad_clip": 1.0, "count_flops": lm_flops, "calibration": feed,
+    "grad_clip": 1.0, "count_flops": lm_flops, "calibration": feed, "predictor": causal_lm_predictions(logits),
 }
