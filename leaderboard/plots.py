@@ -261,3 +261,27 @@ def profile_plot(profile: pd.DataFrame, title: str, folder: Path, name: str) -> 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return save(fig, folder, name)
+
+
+def score_vs_cost(cells: pd.DataFrame, axis_label: str, metric: str, title: str, folder: Path,
+                  name: str) -> list[Path]:
+    """Test score against one cost axis, one panel per density: medians over seeds, min-max bars."""
+    densities = sorted(cells["density"].unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(densities), figsize=(4.6 * len(densities), 3.4), squeeze=False,
+                             layout="constrained")
+    for ax, density in zip(axes.flat, densities, strict=True):
+        for method, g in cells[np.isclose(cells["density"], density)].groupby("method"):
+            g = g.sort_values("cost")
+            ax.errorbar(g["cost"], g["test_median"], yerr=[g["test_median"] - g["test_min"],
+                                                           g["test_max"] - g["test_median"]],
+                        marker="o", ms=3, capsize=2, lw=1, label=legend_name(method), color=color(method))
+        if (cells["cost"] > 0).all() and cells["cost"].max() > 10 * cells["cost"].min():
+            ax.set_xscale("log")
+        ax.set_title(f"density {density:.3g}", fontsize=9)
+        ax.set_xlabel(axis_label, fontsize=8)
+        ax.set_ylabel(f"test {metric}", fontsize=8)
+        score_axis(ax, metric)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=6)
+    titled(fig, fig, title, 10)
+    return save(fig, folder, name)

@@ -18,6 +18,8 @@ import pandas as pd
 
 from harness.analysis import results_table
 from harness.analysis import statistics as st
+from harness.analysis.cost import AXES, Axis, at_equal_cost, axis_of, cell_costs
+from harness.analysis.cost import recorded as cost_recorded
 from harness.analysis.safe_zone import SafeZones, safe_zones, scope_name, scope_of
 from harness.analysis.statistics import GROUP
 from harness.analysis.zone_grid import ALPHA, ANCHORS, MARGIN
@@ -29,6 +31,7 @@ from leaderboard.plots import slug
 from leaderboard.tables import (
     Table,
     across_table,
+    cost_table,
     drop_table,
     flops_table,
     pareto_table,
@@ -82,8 +85,8 @@ class Section:
 
 def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: leaderboard",
           sources: list[str] | None = None, alpha: float = ALPHA, anchors: tuple[float, ...] = ANCHORS,
-          bootstrap: int = 200, zone_densities: str | tuple[float, ...] = "paper", margin: float = MARGIN
-          ) -> dict[str, object]:
+          bootstrap: int = 200, zone_densities: str | tuple[float, ...] = "paper", margin: float = MARGIN,
+          cost: str = "tokens") -> dict[str, object]:
     """Write ``out/index.html``, ``out/summary.md``, ``out/safe_zone.json`` and ``out/assets/``;
     return what was computed."""
     if df.empty:
@@ -167,6 +170,7 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
             section.tables.append(ranking(best, density))
         if (ft := flops_table(group)) is not None:
             section.tables.append(ft)
+        cost_section(section, group, axis_of(cost), metric, label, assets, name, figures)
         sections.append(section)
     draw(figures)
     sources_text = ", ".join(sources or [])
@@ -179,6 +183,29 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         raise HarnessError(f"cannot write the leaderboard into {out} ({e.strerror}); choose another folder with "
                            "--out") from None
     return {"sections": len(sections), "zones": zones, "rows": len(df), "warnings": warnings}
+
+
+PLOTTED_COSTS = ("tokens", "params", "memory", "flops")  # retraining epochs: the retraining plot's axis
+
+
+def cost_section(section: Section, group: pd.DataFrame, axis: Axis, metric: str, label: str, assets: Path,
+                 name: str, figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+    """Where the group's cells recorded their cost: the ranking at equal cost on ``axis``, and the score against
+    each cost axis."""
+    if cost_recorded(group).empty:
+        return
+    ranked = at_equal_cost(group, axis)
+    for density in sorted(ranked["density"].unique(), reverse=True) if len(ranked) else []:
+        section.tables.append(cost_table(ranked, axis.label, density))
+    for axis_name in PLOTTED_COSTS:
+        shown = AXES[axis_name]
+        cells = cell_costs(group, shown)
+        if cells.empty:
+            continue
+        figures.append((plots.score_vs_cost, (cells, shown.label, metric, label, assets, f"{name}-cost-{axis_name}")))
+        section.figures.append((f"assets/{name}-cost-{axis_name}.svg",
+                                f"Test {metric} against {shown.label}, per density: median over seeds, bars from "
+                                "min to max, a point per method and retraining time."))
 
 
 def scopes_of(found: SafeZones, best_of: dict[tuple[str, str, str], pd.DataFrame]

@@ -205,3 +205,14 @@ def pareto_table(frontier: pd.DataFrame) -> Table:
             for _, r in frontier.iterrows()]
     return Table("Pareto frontier across methods: no other (method, density) is both more compressed and more "
                  "accurate", ["compression", "method", "test median", "t"], rows)
+
+
+def cost_table(ranked: pd.DataFrame, axis_label: str, density: float) -> Table:
+    """The methods ranked within each budget on one cost axis, at one density (``harness.analysis.cost``)."""
+    at = ranked[np.isclose(ranked["density"], density)]
+    rows = [[f"{r['budget']:.4g}", str(int(r["rank"])), r["method"], fmt(r["test_median"]),
+             f"{fmt(r['test_min'])}-{fmt(r['test_max'])}", f"{r['cost']:.4g}", f"{r['retraining_epochs']:g}"]
+            for _, r in at.iterrows()]
+    return Table(f"at equal {axis_label}, density {density:.4g}",
+                 ["budget", "rank", "method", "test median", "test min-max", "its cost", "t"], rows,
+                 note="each method's best median over its cells that cost at most the budget")

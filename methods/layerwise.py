@@ -1,5 +1,6 @@
-"""Layer-wise reconstruction (``objective.Reconstruction``): each prunable layer in turn, its mask fixed, trained
-to give the dense network's output of that layer on calibration samples.
+"""Layer-wise and block-wise reconstruction (``objective.Reconstruction``): each prunable layer (or each block of
+the network) in turn, its masks fixed, trained to give the dense network's output of that layer (block) on
+calibration samples.
 
 Layers are taken in the order the task lists its prunable weights (the order of the forward pass). A layer's
 inputs are read by running the network on each calibration batch and stopping once the layer is reached.
@@ -43,10 +44,10 @@ def layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence[Any],
 
 
 def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequence[Any],
-                feed: Callable[[nn.Module, Any], Any], passes: float, lr: float, dense_inputs: bool,
-                progress: Callable[[int], None] | None = None) -> int:
-    """Reconstruct every masked layer of ``model`` in place; returns the Adam steps taken per layer."""
-    steps = round(passes * len(batches))
+                feed: Callable[[nn.Module, Any], Any], steps: int, lr: float, dense_inputs: bool,
+                progress: Callable[[int], None] | None = None) -> None:
+    """Reconstruct every masked layer of ``model`` in place: ``steps`` Adam steps each, a calibration batch a
+    step, taken in turn."""
     was_training = model.training
     model.eval()
     dense.eval()
@@ -72,4 +73,62 @@ def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequenc
                 progress(done + 1)
     finally:
         model.train(was_training)
-    return steps
+
+
+def block_inputs(model: nn.Module, block: nn.Module, batches: Sequence[Any],
+                 feed: Callable[[nn.Module, Any], Any]) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """What ``block`` is called with in ``model`` on each batch: its arguments and keywords (a decoder block's
+    hidden states, position embeddings and attention mask)."""
+    read: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        read.append((tuple(a.detach() if torch.is_tensor(a) else a for a in args), dict(kwargs)))
+        raise _Reached
+
+    handle = block.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                try:
+                    feed(model, batch)
+                except _Reached:
+                    pass
+    finally:
+        handle.remove()
+    return read
+
+
+def hidden(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+def reconstruct_blocks(model: nn.Module, dense: nn.Module, mask: Mask, blocks: Sequence[str], batches: Sequence[Any],
+                       feed: Callable[[nn.Module, Any], Any], steps: int, lr: float, dense_inputs: bool,
+                       progress: Callable[[int], None] | None = None) -> None:
+    """Reconstruct each block of ``model`` in place: every parameter of the block trained, its weights' masks
+    fixed, for its output (hidden states) to match the dense block's."""
+    was_training = model.training
+    model.eval()
+    dense.eval()
+    try:
+        for done, name in enumerate(blocks):
+            block, teacher = model.get_submodule(name), dense.get_submodule(name)
+            seen = block_inputs(dense, teacher, batches, feed)
+            with torch.no_grad():
+                targets = [hidden(teacher(*args, **kwargs)) for args, kwargs in seen]
+            inputs = seen if dense_inputs else block_inputs(model, block, batches, feed)
+            inside = {n[len(name) + 1:]: keep for n, keep in mask.items() if n.startswith(f"{name}.")}
+            bound = BoundMask(block, inside)
+            optimizer = torch.optim.Adam(block.parameters(), lr=lr)
+            for s in range(steps):
+                args, kwargs = inputs[s % len(inputs)]
+                loss = nn.functional.mse_loss(hidden(block(*args, **kwargs)), targets[s % len(inputs)])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                bound.mask_gradients()
+                optimizer.step()
+                bound.apply()
+            if progress is not None:
+                progress(done + 1)
+    finally:
+        model.train(was_training)

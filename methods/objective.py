@@ -2,8 +2,9 @@
 reconstruction of the dense network's layer outputs on calibration data.
 
 The first two are losses of one batch for TRAIN. Reconstruction is not a pass of TRAIN over the retraining
-data but layer after layer over calibration samples (``methods/layerwise.py``); its t counts passes over
-them (``Budget.CALIBRATION``).
+data but layer after layer over calibration samples (``methods/layerwise.py``); its t counts epochs' worth
+of batches (as many steps as TRAIN takes in t epochs), drawn in turn from them, for each layer
+(``Budget.CALIBRATION``): at equal t it reads as many tokens per layer as TRAIN does in all.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Objective(Protocol):
         """Whether it reads the task's logits and targets (``Task.predict``)."""
         ...
 
+    @property
+    def needs_blocks(self) -> bool:
+        """Whether it reads the network's blocks (``Task.blocks``)."""
+        ...
+
     def loss(self, predict: Predict, teacher: nn.Module | None, params: Mapping[str, float]) -> Loss | None:
         """TRAIN's loss of a batch; None: the task's own."""
         ...
@@ -54,6 +60,7 @@ class TaskLoss:
     needs_teacher: bool = False
     trains_by_steps: bool = True
     needs_predictions: bool = False
+    needs_blocks: bool = False
 
     @property
     def params(self) -> Mapping[str, Param]:
@@ -75,6 +82,7 @@ class Distillation:
     needs_teacher: bool = True
     trains_by_steps: bool = True
     needs_predictions: bool = True
+    needs_blocks: bool = False
 
     @property
     def params(self) -> Mapping[str, Param]:
@@ -97,18 +105,18 @@ class Distillation:
 
 
 LR, SAMPLES, SEED = "lr", "samples", "calibration_seed"
-UNITS, INPUTS = ("layer",), ("pruned", "dense")
+UNITS, INPUTS = ("layer", "block"), ("pruned", "dense")
 
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """Each prunable layer in turn, its mask fixed, trained with Adam to give the dense network's output of
-    that layer (mean squared error) on calibration samples, its inputs from the network as pruned and
-    reconstructed so far (``pruned``) or from the dense one (``dense``)."""
+    """Each prunable layer (``unit`` layer) or each of the task's blocks (``unit`` block: a transformer's decoder
+    blocks, all their parameters trained) in turn, its masks fixed, trained with Adam to give the dense network's
+    output of that layer or block (mean squared error) on calibration samples, its inputs from the network as
+    pruned and reconstructed so far (``pruned``) or from the dense one (``dense``)."""
 
     inputs: str = "pruned"
     unit: str = "layer"
-    name: str = "reconstruction of the dense layer outputs"
     needs_teacher: bool = True
     trains_by_steps: bool = False
     needs_predictions: bool = False
@@ -116,6 +124,14 @@ class Reconstruction:
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS or self.unit not in UNITS:
             raise ValueError(f"inputs must be one of {INPUTS} and unit one of {UNITS}")
+
+    @property
+    def name(self) -> str:
+        return f"reconstruction of the dense {self.unit} outputs"
+
+    @property
+    def needs_blocks(self) -> bool:
+        return self.unit == "block"
 
     @property
     def params(self) -> Mapping[str, Param]:

@@ -61,7 +61,7 @@ class Budget(enum.Enum):
     """What t counts."""
 
     EPOCHS = "epochs of the retraining data"
-    CALIBRATION = "passes over the calibration samples"
+    CALIBRATION = "epochs' worth of batches, drawn in turn from the calibration samples, for each layer"
 
 
 # (step, model, mask) -> the new mask, or None to keep it; called before every step, so it must be cheap

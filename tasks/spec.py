@@ -119,6 +119,9 @@ class Task:
     # (model, batch) -> (logits (N, classes), targets (N,)): what distillation compares. None: a classifier's
     # (the model's output on the batch's inputs and its labels), unless the task has a criterion of its own
     predictor: Callable[[Callable[..., torch.Tensor], Any], tuple[torch.Tensor, torch.Tensor]] | None = None
+    # the network's blocks, in forward order, as module names (a transformer's decoder blocks), for block-wise
+    # reconstruction; None: the task declares none
+    blocks: Callable[[nn.Module], list[str]] | None = None
 
     def predict(self, forward: Callable[..., torch.Tensor], batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if self.predictor is not None:

@@ -23,7 +23,8 @@ from tasks.spec import get_task
 from tests.conftest import QUICK
 from tests.test_lm import checkpoints, run, wikitext  # noqa: F401  (fixtures)
 
-NEW = ["biases-norms", "masklora", "scalelora", "lora", "distillation", "reconstruction"]
+NEW = ["biases-norms", "masklora", "scalelora", "lora", "distillation", "reconstruction"]  # and, on a transformer,
+# block-reconstruction
 
 
 @pytest.fixture(scope="module")
@@ -137,13 +138,16 @@ def test_each_declaration_says_what_it_trains_minimizes_and_counts():
         assert get_method(name).cite and not get_method(name).needs_training_run
 
 
-def test_distillation_is_refused_where_a_task_declares_no_logits():
+def test_distillation_and_block_reconstruction_are_refused_where_a_task_lacks_what_they_read():
     with pytest.raises(HarnessError, match="does not declare"):
         check_cell(RetrainHparams(BaseHparams("wmt16-gnmt-tiny"), "distillation", 1.0, (0.5,)))
-    check_cell(RetrainHparams(BaseHparams("tinylm"), "distillation", 1.0, (0.5,)))
+    with pytest.raises(HarnessError, match=r"declares none .*valid: .*reconstruction"):
+        check_cell(RetrainHparams(BaseHparams("mnist1d"), "block-reconstruction", 1.0, (0.5,)))
+    for method in ("distillation", "block-reconstruction"):
+        check_cell(RetrainHparams(BaseHparams("tinylm"), method, 1.0, (0.5,)))
 
 
-@pytest.mark.parametrize("method", ["masklora", "reconstruction", "distillation"])
+@pytest.mark.parametrize("method", ["masklora", "reconstruction", "block-reconstruction", "distillation"])
 def test_a_checkpoint_is_recovered_with_the_llm_methods(tmp_path, checkpoints, wikitext, method):  # noqa: F811
     result, cells = run(method, "hf-causal-lm", "--model", str(checkpoints["llama"]), "--data-dir", str(wikitext),
                         "--pruning", "wanda", "--pruning-param", "samples=8", "--density", "0.5", "-t", "0.5",
@@ -164,3 +168,30 @@ def test_trainable_parameters_leave_out_the_pruned_and_the_frozen():
     assert trainable_count(Prepared(layer, {"weight": torch.tensor([[1, 0, 1], [0, 0, 1]], dtype=torch.bool)})) == 5
     layer.weight.requires_grad_(False)
     assert trainable_count(Prepared(layer, {"weight": torch.ones(2, 3, dtype=torch.bool)})) == 2
+
+
+def test_new_scopes_and_objectives_share_a_prefix_bit_for_bit_where_derived(tmp_path, monkeypatch):
+    """Declared with a constant rate (fine-tuning's), adapters, a subset and distillation are prefix-sharing by
+    derivation; one run to the longest t gives each shorter t exactly what it gives run alone."""
+    from harness.core.registry import METHODS
+    from harness.sweep.plan import plan
+    from methods.objective import Distillation
+    from methods.spec import Length, Retraining, Start, Weights
+
+    specs = {"constant-masklora": Adapters("mask"), "constant-scalelora": Adapters("scale"),
+             "constant-biases": Subset(("biases", "norms")), "constant-distillation": Distillation()}
+    for name, part in specs.items():
+        declared = {"minimizes": part} if isinstance(part, Distillation) else {"trains": part}
+        spec = Retraining(name, "x", Weights.TRAINED, Start.T, Length.t, **declared)
+        assert spec.shares_prefix(3.0)
+        monkeypatch.setitem(METHODS._entries, name, spec)
+    base = BaseHparams("mnist1d", seed=0, epochs_scale=QUICK)
+    cells = [RetrainHparams(base, name, t, (0.5,)) for name in specs for t in (1.0, 2.0)]
+    grouped = [j for j in plan(cells) if len(j.cells) > 1]
+    assert {j.cells[0].method for j in grouped} == set(specs)
+    shared, alone = Runner(Store(tmp_path / "shared")), Runner(Store(tmp_path / "alone"))
+    for job in grouped:
+        shared.retrain_group(list(job.cells))
+        short = job.cells[0]
+        a, b = alone.retrain(short), shared.store.cell_record(short)
+        assert (a.weights_sha256, a.val_acc, a.retraining_flops) == (b.weights_sha256, b.val_acc, b.retraining_flops)

@@ -34,7 +34,8 @@ from harness.storage.store import Store, read_record
 
 COLUMNS = ("task", "pruning", "schedule", "method", "density", "retraining_epochs", "seed", "val_acc", "test_acc")
 OPTIONAL = ("metric", "source", "T", "target_density", "unpruned_val_acc", "unpruned_test_acc", "flops",
-            "dense_flops", "epochs_scale", "registered_task")
+            "dense_flops", "epochs_scale", "registered_task", "epochs_trained", "retraining_samples",
+            "retraining_tokens", "trainable_parameters", "retraining_peak_bytes", "retraining_flops")
 CELL = ["task", "pruning", "schedule", "method", "density", "retraining_epochs"]
 CURVE = ["task", "pruning", "schedule", "method", "density"]
 GROUP = ["task", "pruning", "schedule"]  # rows comparable with one another: one table, one plot, one safe zone
@@ -57,6 +58,9 @@ def from_records(records: Iterable[CellRecord], source: str = "store") -> pd.Dat
             "unpruned_val_acc": r.unpruned_val_acc, "unpruned_test_acc": r.unpruned_test_acc,
             "flops": r.flops, "dense_flops": r.dense_flops, "epochs_scale": r.epochs_scale, "metric": r.metric,
             "source": source, "origin": r.run or source, "registered_task": r.task,
+            "epochs_trained": r.epochs_trained, "retraining_samples": r.retraining_samples,
+            "retraining_tokens": r.retraining_tokens, "trainable_parameters": r.trainable_parameters,
+            "retraining_peak_bytes": r.retraining_peak_bytes, "retraining_flops": r.retraining_flops,
         })
     return normalize(pd.DataFrame.from_records(rows, columns=[*COLUMNS, *OPTIONAL, "origin"]))
 

@@ -42,6 +42,9 @@ def leaderboard(
     ] = 1.0,
     bootstrap: Annotated[int, typer.Option(
         help="seed resamples for the zone's stability figure (0: none)")] = 200,
+    cost: Annotated[str, typer.Option(
+        help="the cost axis methods are ranked at equal cost on: epochs, tokens, params, memory or flops")
+    ] = "tokens",
 ) -> None:
     """Write the leaderboard: a static site (index.html, opens from file://) and summary.md, with
     rankings per density, the paper's plots (PNG and SVG), the safe zone read three ways.
@@ -51,21 +54,24 @@ def leaderboard(
     \b
       harness leaderboard
       harness leaderboard --csv published.csv --out paper-site
+      harness leaderboard --cost params
     """
     # start-up: scipy only for `harness leaderboard`
+    from harness.analysis.cost import axis_of
     from harness.analysis.safe_zone import parse_density_rule
     from harness.analysis.zone_grid import ANCHORS
 
     with user_errors():
         check_finite(locals())
         anchors = tuple(anchor) if anchor else ANCHORS
+        axis_of(cost)
         if not 0 < alpha < 1 or not all(0 < a <= 1 for a in anchors) or bootstrap < 0 or margin < 0:
             raise HarnessError(f"--alpha must lie in (0, 1), --anchor in (0, 1], --margin be >= 0 and --bootstrap "
                                f"be >= 0; got {alpha:g}, {', '.join(f'{a:g}' for a in anchors)}, {margin:g}, "
                                f"{bootstrap}")
         built, target = api.leaderboard(store, csv or [], experiment, tracking_uri, out_dir, alpha=alpha,
                                         anchors=anchors, bootstrap=bootstrap,
-                                        zone_densities=parse_density_rule(zone_densities), margin=margin)
+                                        zone_densities=parse_density_rule(zone_densities), margin=margin, cost=cost)
     out.print(f"leaderboard of {built['rows']} results: {target / 'index.html'} (and summary.md, assets/)",
               highlight=False, soft_wrap=True)
     for line in built["warnings"]:

@@ -61,6 +61,10 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
         valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).minimizes.needs_predictions]
         raise CellRefused(f"{hp.method} minimizes {method.minimizes.name}, which reads logits and targets that "
                           f"{hp.base.task} does not declare (Task.predictor); valid: {', '.join(valid)}", METHOD)
+    if method.minimizes.needs_blocks and task.blocks is None:
+        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).minimizes.needs_blocks]
+        raise CellRefused(f"{hp.method} reconstructs the network's blocks, and {hp.base.task} declares none "
+                          f"(Task.blocks); valid: {', '.join(valid)}", METHOD)
     with refusing(RETRAINING_TIME):
         method.validate(task.epochs, hp.retrain_epochs)
     with refusing(METHOD_PARAMS):

@@ -85,6 +85,17 @@ class Retrained:
         return None if self.tokens_per_sample is None else self.samples * self.tokens_per_sample
 
 
+def reconstructed_parameters(model: nn.Module, mask: masks.Mask, blocks: list[str] | None) -> int:
+    """What a reconstruction trains: each prunable layer's kept weights and bias, or each block's parameters
+    less their pruned weights."""
+    if blocks is not None:
+        total = sum(p.numel() for b in blocks for p in model.get_submodule(b).parameters())
+        inside = [keep for n, keep in mask.items() if any(n.startswith(f"{b}.") for b in blocks)]
+        return total - sum(int((~keep).sum()) for keep in inside)
+    layers = [model.get_submodule(n.rsplit(".", 1)[0]) for n in mask]
+    return masks.remaining(mask) + sum(m.bias.numel() for m in layers if getattr(m, "bias", None) is not None)
+
+
 def data_batch_size(data: Data, task: Task) -> int:
     return int(getattr(data, "batch_size", task.batch_size))
 
@@ -522,6 +533,7 @@ class Runner:
         seed = derive_seed(int(params[objective.SEED]), "reconstruction")
         count = math.ceil(int(params[objective.SAMPLES]) / size)
         batches = [data.batch(seed, 0, i % data.steps_per_epoch) for i in range(count)]
+        steps = to_step(hp.retrain_epochs, data.steps_per_epoch)  # t epochs' worth of batches, for each layer
         started = time.time()
         feed = lambda m, b: task.loss(m, b)  # noqa: E731  (a forward pass: the hooks read the layers' inputs)
         before = torch.get_num_threads()
@@ -529,15 +541,17 @@ class Runner:
         try:
             with self.progress.track(f"{hp.method_label} round {hp.round} {hp.label}", len(mask)) as progress, \
                     counted(self.device) as spent:
-                layerwise.reconstruct(model, dense, mask, batches, feed, hp.retrain_epochs, float(params[objective.LR]),
-                                      dense_inputs=get_method(hp.method).minimizes.inputs == "dense",
-                                      progress=None if progress is None else lambda done: progress(done, {}))
+                reconstruction = get_method(hp.method).minimizes
+                rule = dict(steps=steps, lr=float(params[objective.LR]), dense_inputs=reconstruction.inputs == "dense",
+                            progress=None if progress is None else lambda done: progress(done, {}))
+                if reconstruction.unit == "block":
+                    layerwise.reconstruct_blocks(model, dense, mask, task.blocks(model), batches, feed, **rule)
+                else:
+                    layerwise.reconstruct(model, dense, mask, batches, feed, **rule)
         finally:
             torch.set_num_threads(before)
-        kept = masks.remaining(mask) + sum(model.get_submodule(n.rsplit(".", 1)[0]).bias.numel() for n in mask
-                                           if getattr(model.get_submodule(n.rsplit(".", 1)[0]), "bias", None)
-                                           is not None)
-        retrained = Retrained(samples=round(hp.retrain_epochs * count * size), tokens_per_sample=seqlen(data),
+        kept = reconstructed_parameters(model, mask, task.blocks(model) if reconstruction.unit == "block" else None)
+        retrained = Retrained(samples=steps * size, tokens_per_sample=seqlen(data),
                               trainable=kept, peak_bytes=spent.peak_bytes + tensor_bytes(model, dense),
                               flops=spent.flops)
         return self._finalize(hp, task, base, model, mask, [], time.time() - started, cost, retrained)

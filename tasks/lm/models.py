@@ -74,6 +74,11 @@ def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     raise HarnessError(f"cannot find the {layers} decoder blocks of {type(model).__name__}")
 
 
+def block_names(model: nn.Module) -> list[str]:
+    prefix, blocks = decoder_blocks(model)
+    return [f"{prefix}.{i}" for i in range(len(blocks))]
+
+
 @identified_as("tasks.lm.block_linears")
 def block_linears(model: nn.Module) -> list[str]:
     prefix, blocks = decoder_blocks(model)
@@ -109,4 +114,5 @@ PERPLEXITY = register_metric(Metric("perplexity", "", higher_is_better=False, lo
 LANGUAGE_MODEL: dict[str, Any] = {
     "metric": "perplexity", "metric_definition": PERPLEXITY_DEFINITION, "prunable": block_linears, "head": lm_head,
     "grad_clip": 1.0, "count_flops": lm_flops, "calibration": feed, "predictor": causal_lm_predictions(logits),
+    "blocks": block_names,
 }
