@@ -64,3 +64,12 @@ def test_calibrated_pruning_benchmark_prints_seconds_and_tokens_per_second():
     for variant in ("wanda", "sparsegpt", "wanda 2:4", "sparsegpt 2:4"):
         assert re.search(rf"^{variant}\s+[\d.]+\s+\d+\s+[\d.]+x$", out, re.MULTILINE), variant
     assert re.search(r"^global-magnitude\s+[\d.]+\s+-\s+1.0x$", out, re.MULTILINE)
+
+
+def test_lora_benchmark_prints_the_step_against_the_bare_loop_and_reconstruction_per_layer():
+    out = script("benchmarks/lora_train.py", "--steps", "2", "--repeats", "1", "--samples", "16")
+    assert "tinylm MaskLoRA rank 8, batch 16 x 128 tokens, 2 steps x 1 repeats" in out
+    for variant in ("bare", "harness"):
+        assert re.search(rf"^{variant}\s+\d+\s+[\d.]+x$", out, re.MULTILINE), variant
+    assert re.search(r"^reconstruction, 28 layers, \d+ steps each on 16 calibration sequences: [\d.]+ s a layer "
+                     r"\([\d.]+x one forward pass", out, re.MULTILINE)
