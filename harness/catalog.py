@@ -36,6 +36,8 @@ def parameters(declared: dict[str, Any]) -> list[dict[str, Any]]:
 
 def learning_rate(m: Any) -> str:
     """A method's rate over its t epochs. A replayed S depends on where the run starts on S's clock."""
+    if not m.minimizes.trains_by_steps:
+        return "Adam at its own rate (parameter lr), layer by layer"
     if isinstance(m.lr, Replay):
         return {Start.T: "S[T], S's final rate, constant", Start.T_MINUS_t: "S's last t epochs, replayed",
                 Start.ZERO: "S from its start, replayed"}[m.start_at]
@@ -71,6 +73,7 @@ def methods() -> list[dict[str, Any]]:
         m = get_method(name)
         entries.append({"name": name, "kind": "method", "runs": m.formula,
                         "t": "0 <= t <= T" if m.max_t(1.0) is not None else "t >= 0", "learning_rate": learning_rate(m),
+                        "trains": m.trains.name, "minimizes": m.minimizes.name, "budget": m.budget.value,
                         "paper": m.cite.split(",")[0], "description": m.summary, "parameters": parameters(m.params)})
     for name in RECIPES.names():
         r = RECIPES.get(name)

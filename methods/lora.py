@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.core.errors import HarnessError
 from harness.core.masks import Mask
 
 ADAPTER = "default"
@@ -49,7 +50,10 @@ def _forward(merge: str) -> Any:
 
 def inject(model: nn.Module, modules: Sequence[str], rank: int, alpha: float, merge: str, mask: Mask) -> nn.Module:
     """``model`` with adapters on ``modules`` (in place); the network's own parameters frozen."""
-    import peft  # start-up: peft imports transformers
+    try:
+        import peft  # start-up: peft imports transformers
+    except ImportError:
+        raise HarnessError("the LoRA methods need peft: pip install -c constraints.txt -e '.[lm]'") from None
 
     config = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(modules), bias="none")
     with warnings.catch_warnings():  # GPT-2's Conv1D: peft sets fan_in_fan_out itself, and says so

@@ -78,14 +78,16 @@ def parameter_table(title: str, items: list[dict[str, Any]]) -> list[Table]:
 
 def method_tables(items: list[dict[str, Any]]) -> list[Table]:
     methods = Table(title="retraining methods")
-    for col in ("name", "runs", "t", "learning rate over the t epochs", "paper", "description"):
+    for col in ("name", "runs", "t", "learning rate over the t epochs", "trains", "minimizes", "paper",
+                "description"):
         methods.add_column(col, no_wrap=col == "name")
     recipes = Table(title="recipes")
     for col in ("name", "method", "pruning", "description"):
         recipes.add_column(col, no_wrap=col in ("name", "method"))
     for m in items:
         if m["kind"] == "method":
-            methods.add_row(m["name"], m["runs"], m["t"], m["learning_rate"], m["paper"], m["description"])
+            methods.add_row(m["name"], m["runs"], m["t"], m["learning_rate"], m["trains"], m["minimizes"], m["paper"],
+                            m["description"])
         else:
             recipes.add_row(m["name"], m["method"], m["pruning"], m["description"])
     return [methods, recipes, *parameter_table("parameters of methods (study key method_params)", items)]
