@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness.analysis import results_table
 from harness.analysis import statistics as st
-from harness.analysis.cost import AXES, Axis, at_equal_cost, axis_of, cell_costs
+from harness.analysis.cost import AXES, Axis, against_baseline, at_equal_cost, axis_of, cell_costs
 from harness.analysis.cost import recorded as cost_recorded
 from harness.analysis.safe_zone import SafeZones, safe_zones, scope_name, scope_of
 from harness.analysis.statistics import GROUP
@@ -40,6 +40,7 @@ from leaderboard.tables import (
     reading_table,
     readings_text,
     verdicts_table,
+    versus_table,
 )
 
 CSS = """
@@ -122,6 +123,9 @@ def build(df: pd.DataFrame, out: Path, title: str = "Retraining after pruning: l
         overview.figures.append((f"assets/{name}.svg", f"Performance profile of {scope_name(scope)}: each method's "
                                  "share of (network, density) cells within x points of the best method there."))
     overview.tables.append(drop_table(df))
+    for task, rows in df.groupby("task"):
+        if (compared := against_baseline(rows, axis_of(cost))) and rows["pruning"].nunique() > 1:
+            overview.tables.append(versus_table(compared, axis_of(cost).label, f"{task}, every pruning and density"))
     sections = [overview]
     summary_of = dict(tuple(summary_all.groupby(GROUP)))
     for key, group in df.groupby(GROUP):
@@ -195,6 +199,8 @@ def cost_section(section: Section, group: pd.DataFrame, axis: Axis, metric: str,
     if cost_recorded(group).empty:
         return
     ranked = at_equal_cost(group, axis)
+    if (compared := against_baseline(group, axis)):
+        section.tables.append(versus_table(compared, axis.label, "every density"))
     for density in sorted(ranked["density"].unique(), reverse=True) if len(ranked) else []:
         section.tables.append(cost_table(ranked, axis.label, density))
     for axis_name in PLOTTED_COSTS:

@@ -216,3 +216,15 @@ def cost_table(ranked: pd.DataFrame, axis_label: str, density: float) -> Table:
     return Table(f"at equal {axis_label}, density {density:.4g}",
                  ["budget", "rank", "method", "test median", "test min-max", "its cost", "t"], rows,
                  note="each method's best median over its cells that cost at most the budget")
+
+
+def versus_table(found: list, axis_label: str, where: str, baseline: str = "fine-tuning") -> Table:
+    """Each method against the baseline at equal cost, the seed the unit (``harness.analysis.cost.Versus``)."""
+    rows = [[v.method, f"{v.pair_wins}/{v.pairs}", f"{v.seed_wins}/{v.seeds}", f"{v.median_difference:+.3g}",
+             f"{v.p:.3g}", f"{v.p_holm:.3g}"] for v in found]
+    return Table(f"against {baseline} at equal {axis_label}, {where}",
+                 ["method", "cells better", "seeds better", "median difference", "p (sign test, seeds)",
+                  "p (Holm)"], rows,
+                 note=f"cells paired with {baseline}'s at the same density, seed and cost (> 0); a seed is better "
+                      "when the median of its paired differences favours the method (differences: positive = "
+                      "better, in the metric's units); p: one-sided exact sign test over seeds")

@@ -87,3 +87,52 @@ def at_equal_cost(df: pd.DataFrame, axis: Axis) -> pd.DataFrame:
                              "test_max": row["test_max"], "cost": row["cost"],
                              "retraining_epochs": row["retraining_epochs"], "metric": row["metric"]})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Versus:
+    """One method against the baseline at equal cost, the seed the unit (``harness.analysis.sign_test``)."""
+
+    method: str
+    pairs: int  # (density, seed, cost) cells paired with the baseline's, cost > 0
+    pair_wins: int  # of them, those where the method scores better
+    seeds: int
+    seed_wins: int  # seeds whose median paired difference favours the method
+    median_difference: float  # over all pairs, in the metric's units, positive: the method is better
+    p: float  # one-sided exact sign test over seeds: the method beats the baseline on more than half of them
+    p_holm: float  # Holm-adjusted over the methods compared
+
+
+def paired_differences(df: pd.DataFrame, axis: Axis, baseline: str) -> pd.DataFrame:
+    """Each method's cells paired with the baseline's at the same density, seed and cost (cost > 0: at no cost
+    every method is the pruned network itself); ``difference`` is higher-is-better."""
+    frame = recorded(df)
+    frame = frame.assign(cost=costs(frame, axis)).dropna(subset=["cost"])
+    frame = frame[frame["cost"] > 0].assign(score=lambda f: signs(f) * f["test_acc"])
+    keys = ["task", "pruning", "schedule", "density", "seed", "cost"]
+    base = frame[frame["method"] == baseline][[*keys, "score"]].rename(columns={"score": "baseline"})
+    others = frame[frame["method"] != baseline]
+    paired = others.merge(base, on=keys, how="inner")
+    return paired.assign(difference=paired["score"] - paired["baseline"])
+
+
+def against_baseline(df: pd.DataFrame, axis: Axis, baseline: str = "fine-tuning") -> list[Versus]:
+    """Which methods beat ``baseline`` at equal cost on ``axis``, over all the groups given (pool them to ask
+    across pruning strategies and densities): per seed, the median of the method's paired differences; the
+    seeds are independent replications, so the sign test over them is valid however a seed's cells are
+    correlated (``sign_test``)."""
+    from harness.analysis.sign_test import p_greater
+
+    paired = paired_differences(df, axis, baseline)
+    found = []
+    for method, rows in paired.groupby("method", sort=True):
+        per_seed = rows.groupby("seed")["difference"].median()
+        wins = int((per_seed > 0).sum())
+        found.append([method, len(rows), int((rows["difference"] > 0).sum()), len(per_seed), wins,
+                      float(rows["difference"].median()), float(p_greater(wins, len(per_seed)))])
+    order = sorted(range(len(found)), key=lambda i: found[i][-1])
+    adjusted, running = [1.0] * len(found), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(found) - rank) * found[i][-1]))
+        adjusted[i] = running
+    return [Versus(*row, p_holm=adjusted[i]) for i, row in enumerate(found)]
