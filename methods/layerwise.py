@@ -48,6 +48,8 @@ def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequenc
                 progress: Callable[[int], None] | None = None) -> None:
     """Reconstruct every masked layer of ``model`` in place: ``steps`` Adam steps each, a calibration batch a
     step, taken in turn."""
+    if steps == 0:
+        return  # nothing to train: the inputs need not be read
     was_training = model.training
     model.eval()
     dense.eval()
@@ -107,6 +109,8 @@ def reconstruct_blocks(model: nn.Module, dense: nn.Module, mask: Mask, blocks: S
                        progress: Callable[[int], None] | None = None) -> None:
     """Reconstruct each block of ``model`` in place: every parameter of the block trained, its weights' masks
     fixed, for its output (hidden states) to match the dense block's."""
+    if steps == 0:
+        return
     was_training = model.training
     model.eval()
     dense.eval()

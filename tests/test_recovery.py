@@ -195,3 +195,18 @@ def test_new_scopes_and_objectives_share_a_prefix_bit_for_bit_where_derived(tmp_
         short = job.cells[0]
         a, b = alone.retrain(short), shared.store.cell_record(short)
         assert (a.weights_sha256, a.val_acc, a.retraining_flops) == (b.weights_sha256, b.val_acc, b.retraining_flops)
+
+
+def test_a_study_adds_each_pruned_network_as_it_is_with_no_retraining():
+    from harness.sweep.study import StudyError, parse_study
+
+    study = parse_study({"task": "mnist1d", "methods": ["masklora", "llr"], "retrain_epochs": [1.5],
+                         "densities": [0.5, 0.3], "seeds": 2, "no_retraining": True}, "s.yaml")
+    cells = study.cells()
+    assert len(cells) == study.count() == 2 * 2 * 3
+    plain = [c for c in cells if c.variant == "no-retraining"]
+    assert len(plain) == 4 and {(c.method, c.retrain_epochs) for c in plain} == {("fine-tuning", 0.0)}
+    without = parse_study({"task": "mnist1d", "methods": ["llr"], "retrain_epochs": [1.5]}, "s.yaml")
+    assert all(c.variant is None for c in without.cells())
+    with pytest.raises(StudyError, match=r"no_retraining.*must be true or false, got 'yes'"):
+        parse_study({"task": "mnist1d", "no_retraining": "yes"}, "s.yaml")

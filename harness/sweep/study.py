@@ -63,6 +63,9 @@ class PruningKind:
         return get_pruning(self.strategy)
 
 
+NO_RETRAINING, NO_RETRAINING_METHOD = "no-retraining", "fine-tuning"  # TRAIN^0(W_T, m, T): the pruned W_T itself
+
+
 @dataclass(frozen=True)
 class Study:
     name: str
@@ -82,6 +85,7 @@ class Study:
     compute: Compute = CPU  # set by the command that runs the study (--device, --bf16, --threads-per-job)
     checkpoint: str | None = None  # a checkpoint task's model folder and data folder (absolute)
     data_dir: str | None = None
+    no_retraining: bool = False  # also each pruned network as it is: fine-tuning for t = 0, named NO_RETRAINING
 
     @property
     def hash(self) -> str:
@@ -112,7 +116,7 @@ class Study:
         """How many cells ``cells()`` would build, computed without building them."""
         shapes = sum(len(list(self._shapes(kind))) for kind in self.pruning)
         times = len(self.retrain_epochs) or self.retrain_points
-        return len(self.seeds) * shapes * len(self.methods) * times
+        return len(self.seeds) * shapes * (len(self.methods) * times + self.no_retraining)
 
     def cells(self) -> list[RetrainHparams]:
         """Every cell the study reports, in a stable order (rounds an iterative chain passes
@@ -121,6 +125,9 @@ class Study:
         for seed in self.seeds:
             for kind in self.pruning:
                 for shape in self._shapes(kind):
+                    if self.no_retraining:
+                        out.append(RetrainHparams(self.base(seed), NO_RETRAINING_METHOD, 0.0, **shape,
+                                                  variant=NO_RETRAINING))
                     for name in self.methods:
                         method, params, variant = self.method_of(name)
                         for t in self.times():

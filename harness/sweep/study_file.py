@@ -228,6 +228,10 @@ class StudyFile(BaseModel):
     epochs_scale: Number(*EPOCHS_SCALE) = None
     batch_size: Integer(1) | None = None  # null: the task's standard batch
     method_params: Annotated[Any, AfterValidator(lambda v: method_overrides(v))] = None
+    # true: each pruned network as it is, before retraining, as one more method ``no-retraining`` (fine-tuning
+    # for t = 0), without every method's t = 0 cell
+    no_retraining: Annotated[bool, Field(strict=True), _described(lambda v: f"must be true or false, got {v!r}")] \
+        = None
     # a checkpoint task's folders (hf-causal-lm): the model saved by save_pretrained, and its data
     model: Annotated[Any, AfterValidator(lambda v: parse_folder(v))] = None
     data_dir: Annotated[Any, AfterValidator(lambda v: parse_folder(v))] = None
