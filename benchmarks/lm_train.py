@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -72,6 +73,18 @@ def harness_loop(model: nn.Module, data, steps: int, device: str) -> float:
     return steps * data.batch_size * data.seqlen / (time.perf_counter() - start)
 
 
+def interleaved(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Each variant's median rate over ``repeats``, after a warm-up; interleaved, so that drifts in the
+    machine's load hit every variant alike."""
+    for run in variants.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            rates[name].append(run())
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
@@ -90,13 +103,7 @@ def main() -> None:
 
     variants = {"bare": lambda: bare_loop(fresh(), batches, args.device),
                 "harness": lambda: harness_loop(fresh(), data, args.steps, args.device)}
-    for run in variants.values():  # warm-up
-        run()
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        for name, run in variants.items():
-            rates[name].append(run())
-    medians = {name: statistics.median(r) for name, r in rates.items()}
+    medians = interleaved(variants, args.repeats)
     print(f"tinylm, batch {task.batch_size} x {data.seqlen} tokens, {args.steps} steps x {args.repeats} repeats, "
           f"device {args.device}, {torch.get_num_threads()} threads")
     print(f"{'variant':<10} {'tokens/s':>9} {'vs bare':>8}")

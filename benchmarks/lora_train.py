@@ -15,10 +15,10 @@ measured in the same run. Figures are medians over repeats; both train on ``--th
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
+from lm_train import Timed, interleaved  # the same scaffolding as the TRAIN benchmark (this script's folder)
 from torch import nn
 
 import harness  # noqa: F401  (transformers next to torchaudio)
@@ -30,19 +30,6 @@ from methods.trainable import Adapters
 from tasks.spec import DataOptions, get_task
 
 ADAPTERS = {"rank": 8, "alpha": 16}
-
-
-class Timed:
-    """tinylm's data with the epoch-end evaluation left out: the training step is timed, not the scoring."""
-
-    def __init__(self, data, steps: int) -> None:
-        self.data, self.steps_per_epoch = data, steps
-
-    def batch(self, seed: int, epoch: int, index: int):
-        return self.data.batch(seed, epoch, index)
-
-    def evaluate(self, model, split):
-        return 0.0
 
 
 def pruned() -> tuple[nn.Module, dict]:
@@ -113,13 +100,7 @@ def main() -> None:
     data = task.load_data(DataOptions(batch_size=task.batch_size))
     batches = [data.batch(0, 0, i)[0] for i in range(args.steps)]
     variants = {"bare": lambda: bare_loop(batches), "harness": lambda: harness_loop(data, args.steps)}
-    for run in variants.values():  # warm-up
-        run()
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        for name, run in variants.items():
-            rates[name].append(run())
-    medians = {name: statistics.median(r) for name, r in rates.items()}
+    medians = interleaved(variants, args.repeats)
     print(f"tinylm MaskLoRA rank {ADAPTERS['rank']}, batch {task.batch_size} x {data.seqlen} tokens, {args.steps} "
           f"steps x {args.repeats} repeats, {torch.get_num_threads()} threads")
     print(f"{'variant':<10} {'tokens/s':>9} {'vs bare':>8}")

@@ -21,16 +21,17 @@ class _Reached(Exception):
     """Raised once the layer's input is read: the rest of the forward pass is not needed."""
 
 
-def layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence[Any],
-                 feed: Callable[[nn.Module, Any], Any]) -> list[torch.Tensor]:
-    """What ``layer`` receives in ``model`` on each batch (its first call of each forward pass)."""
-    read: list[torch.Tensor] = []
+def called_with(model: nn.Module, module: nn.Module, batches: Sequence[Any],
+                feed: Callable[[nn.Module, Any], Any]) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The arguments and keywords ``module`` is called with in ``model`` on each batch (its first call of each
+    forward pass): a layer's input, a decoder block's hidden states, position embeddings and attention mask."""
+    read: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-        read.append(args[0].detach())
+    def hook(_: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        read.append((tuple(a.detach() if torch.is_tensor(a) else a for a in args), dict(kwargs)))
         raise _Reached
 
-    handle = layer.register_forward_pre_hook(hook)
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
         with torch.no_grad():
             for batch in batches:
@@ -41,6 +42,12 @@ def layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence[Any],
     finally:
         handle.remove()
     return read
+
+
+def layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence[Any],
+                 feed: Callable[[nn.Module, Any], Any]) -> list[torch.Tensor]:
+    """What ``layer`` receives in ``model`` on each batch."""
+    return [args[0] for args, _ in called_with(model, layer, batches, feed)]
 
 
 def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequence[Any],
@@ -77,29 +84,6 @@ def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequenc
         model.train(was_training)
 
 
-def block_inputs(model: nn.Module, block: nn.Module, batches: Sequence[Any],
-                 feed: Callable[[nn.Module, Any], Any]) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """What ``block`` is called with in ``model`` on each batch: its arguments and keywords (a decoder block's
-    hidden states, position embeddings and attention mask)."""
-    read: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        read.append((tuple(a.detach() if torch.is_tensor(a) else a for a in args), dict(kwargs)))
-        raise _Reached
-
-    handle = block.register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                try:
-                    feed(model, batch)
-                except _Reached:
-                    pass
-    finally:
-        handle.remove()
-    return read
-
-
 def hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
@@ -117,10 +101,10 @@ def reconstruct_blocks(model: nn.Module, dense: nn.Module, mask: Mask, blocks: S
     try:
         for done, name in enumerate(blocks):
             block, teacher = model.get_submodule(name), dense.get_submodule(name)
-            seen = block_inputs(dense, teacher, batches, feed)
+            seen = called_with(dense, teacher, batches, feed)
             with torch.no_grad():
                 targets = [hidden(teacher(*args, **kwargs)) for args, kwargs in seen]
-            inputs = seen if dense_inputs else block_inputs(model, block, batches, feed)
+            inputs = seen if dense_inputs else called_with(model, block, batches, feed)
             inside = {n[len(name) + 1:]: keep for n, keep in mask.items() if n.startswith(f"{name}.")}
             bound = BoundMask(block, inside)
             optimizer = torch.optim.Adam(block.parameters(), lr=lr)

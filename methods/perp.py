@@ -33,7 +33,7 @@ register_method(Retraining(
     weights=Weights.TRAINED, start_at=Start.T, length=Length.t, lr=LinearDecay(), params=knobs(0.1),
     trains=Adapters("mask"),
     summary="LoRA adapters whose update is masked, in training and when merged (MaskLoRA)",
-    cite=PERP, label="MaskLoRA", color="#aec7e8",
+    cite=PERP, label="MaskLoRA", color="#393b79",
 ))
 
 register_method(Retraining(

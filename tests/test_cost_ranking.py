@@ -27,7 +27,8 @@ def table(rng: np.random.Generator, seeds: int, effect: float, shared: float = 1
                     rows.append({"task": "t", "pruning": "p", "schedule": "one-shot", "method": method,
                                  "density": density, "retraining_epochs": tokens / 1000, "seed": seed,
                                  "val_acc": score, "test_acc": score, "metric": metric, "retraining_tokens": tokens,
-                                 "retraining_samples": tokens, "trainable_parameters": 10})
+                                 "retraining_samples": tokens, "trainable_parameters": 10,
+                                 "retraining_flops": tokens})
     return pd.DataFrame(rows)
 
 
@@ -54,7 +55,8 @@ def test_a_lower_is_better_metric_is_read_the_right_way_round():
 def test_the_ranking_within_a_budget_leaves_out_methods_that_need_more():
     df = pd.DataFrame([
         {"task": "t", "pruning": "p", "schedule": "one-shot", "method": m, "density": 0.5, "retraining_epochs": 1.0,
-         "seed": 0, "val_acc": acc, "test_acc": acc, "metric": "accuracy", "trainable_parameters": params}
+         "seed": 0, "val_acc": acc, "test_acc": acc, "metric": "accuracy", "trainable_parameters": params,
+         "retraining_flops": 1}
         for m, acc, params in (("cheap", 80.0, 10), ("dear", 90.0, 1000))])
     ranked = at_equal_cost(df, axis_of("params"))
     assert ranked[ranked["budget"] == 10]["method"].tolist() == ["cheap"]

@@ -84,6 +84,10 @@ def test_the_cost_of_retraining_is_counted(runner):
     assert one.retraining_peak_bytes > 4 * one.parameters  # weights, gradients, optimizer state, activations
     lean = runner.retrain(cell("biases-norms", 1.0))
     assert lean.retraining_flops < one.retraining_flops and lean.retraining_peak_bytes < one.retraining_peak_bytes
+    for method in ("fine-tuning", "masklora", "reconstruction"):  # t = 0: nothing retrained, nothing spent
+        nothing = runner.retrain(cell(method, 0.0))
+        assert (nothing.retraining_samples, nothing.trainable_parameters, nothing.retraining_peak_bytes,
+                nothing.retraining_flops) == (0, 0, 0, 0), method
     again = Runner(Store(runner.store.root.parent / "again")).retrain(cell("fine-tuning", 1.0))
     assert (again.retraining_flops, again.retraining_peak_bytes) == (one.retraining_flops, one.retraining_peak_bytes)
 

@@ -52,10 +52,11 @@ def costs(df: pd.DataFrame, axis: Axis) -> pd.Series:
 
 
 def recorded(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose cost was recorded: results stored before costs were have no trainable parameters."""
-    if "trainable_parameters" not in df.columns:
+    """The rows whose cost is known: those that counted FLOPs of their retraining, and those with no
+    retraining (t = 0 costs nothing). A result stored before costs were counted has none, whatever its t."""
+    if "retraining_flops" not in df.columns:
         return df.iloc[0:0]
-    return df[pd.to_numeric(df["trainable_parameters"], errors="coerce").fillna(0) > 0]
+    return df[(pd.to_numeric(df["retraining_flops"], errors="coerce").fillna(0) > 0) | (df["retraining_epochs"] == 0)]
 
 
 def cell_costs(df: pd.DataFrame, axis: Axis) -> pd.DataFrame:

@@ -448,8 +448,8 @@ class Runner:
         prepared = method.trains.prepare(model, mask, params)
         loss = method.minimizes.loss(task.predict, teacher, params)
         lr_at = rate_at_step(method.lr, window, params, spe)
-        spent = self._step_cost(prepared, task, loss, lambda: data.batch(seed, *divmod(first_step, spe)),
-                                lr_at(first_step), teacher)
+        spent = StepCost() if last_step == first_step else self._step_cost(
+            prepared, task, loss, lambda: data.batch(seed, *divmod(first_step, spe)), lr_at(first_step), teacher)
 
         # the shorter retraining times of the group end inside this run
         ends: dict[int, list[RetrainHparams]] = {}
@@ -462,6 +462,8 @@ class Runner:
         results: dict[RetrainHparams, Any] = {}
 
         def retrained(hp: RetrainHparams, step: int) -> Retrained:
+            if step == first_step:  # t = 0: nothing retrained, nothing spent
+                return Retrained(tokens_per_sample=seqlen(data))
             return Retrained(samples=(step - first_step) * data_batch_size(data, task), tokens_per_sample=seqlen(data),
                              trainable=trainable_count(prepared), peak_bytes=spent.peak_bytes,
                              flops=spent.flops * (step - first_step))
@@ -553,7 +555,7 @@ class Runner:
         kept = reconstructed_parameters(model, mask, task.blocks(model) if reconstruction.unit == "block" else None)
         retrained = Retrained(samples=steps * size, tokens_per_sample=seqlen(data),
                               trainable=kept, peak_bytes=spent.peak_bytes + tensor_bytes(model, dense),
-                              flops=spent.flops)
+                              flops=spent.flops) if steps else Retrained(tokens_per_sample=seqlen(data))
         return self._finalize(hp, task, base, model, mask, [], time.time() - started, cost, retrained)
 
     def _prune(self, strategy: PruningStrategy, trained: dict[str, torch.Tensor], mask: masks.Mask, target: float,
