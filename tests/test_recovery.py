@@ -214,3 +214,33 @@ def test_a_study_adds_each_pruned_network_as_it_is_with_no_retraining():
     assert all(c.variant is None for c in without.cells())
     with pytest.raises(StudyError, match=r"no_retraining.*must be true or false, got 'yes'"):
         parse_study({"task": "mnist1d", "no_retraining": "yes"}, "s.yaml")
+
+
+@pytest.mark.parametrize("dense_inputs", [False, True])
+def test_layerwise_reconstruction_brings_each_layer_closer_to_the_dense_one_with_its_mask_fixed(dense_inputs):
+    from methods import layerwise
+
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+    model.load_state_dict(dense.state_dict())
+    mask = {"0.weight": torch.rand(32, 16) < 0.5, "2.weight": torch.rand(8, 32) < 0.5}
+    with torch.no_grad():
+        for name, keep in mask.items():
+            model.get_parameter(name).mul_(keep)
+    mixing = torch.randn(4, 16)  # correlated inputs: the kept ones can stand in for the pruned ones
+    batches = [torch.randn(64, 4) @ mixing for _ in range(4)]
+    feed = lambda m, x: m(x)  # noqa: E731
+
+    def error(name: str) -> float:
+        layer, teacher = model.get_submodule(name), dense.get_submodule(name)
+        seen = layerwise.layer_inputs(dense, teacher, batches, feed)
+        given = seen if dense_inputs else layerwise.layer_inputs(model, layer, batches, feed)
+        with torch.no_grad():
+            return sum(float(nn.functional.mse_loss(layer(x), teacher(d))) for x, d in zip(given, seen, strict=True))
+
+    before = {n: error(n) for n in ("0", "2")}
+    layerwise.reconstruct(model, dense, mask, batches, feed, steps=200, lr=1e-2, dense_inputs=dense_inputs)
+    after = {n: error(n) for n in ("0", "2")}
+    assert all(after[n] < 0.5 * before[n] for n in before), (before, after)
+    assert all(torch.all(model.get_parameter(n)[~keep] == 0) for n, keep in mask.items())
