@@ -29,6 +29,7 @@ from harness.storage import store
 from methods.calibration import Calibration, out_by_in, transposed
 from methods.pruning import get_pruning
 from methods.sparsegpt import reconstruct
+from methods.spec import get_method
 from tasks.lm import corpus, models
 from tasks.spec import get_task
 from tests.lm_files import save_model, write_json_lines, write_wikitext
@@ -370,7 +371,8 @@ def test_a_checkpoints_base_network_is_named_by_its_files(tmp_path, wikitext):
 @pytest.mark.parametrize("args,message", [
     (["lr-rewinding", "hf-causal-lm", "--model", "{opt}", "--data-dir", "{wikitext}"],
      "hf-causal-lm starts from a pretrained checkpoint, with no training run of ours (no T, no schedule S, no "
-     "rewind points), which lr-rewinding needs; valid: allr, clr, fine-tuning, llr, slr"),
+     "rewind points), which lr-rewinding needs; valid: " + ", ".join(
+         n for n in METHODS.names() if not get_method(n).needs_training_run)),
     (["weight-rewinding", "hf-causal-lm", "--model", "{opt}", "--data-dir", "{wikitext}"],
      "which weight-rewinding needs"),
     (["reinit", "hf-causal-lm", "--model", "{opt}", "--data-dir", "{wikitext}"], "which reinit needs"),

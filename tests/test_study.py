@@ -7,7 +7,7 @@ from harness.cli.app import app
 from harness.core.canonical import content_hash
 from harness.sweep.plan import epochs_of, plan
 from harness.sweep.study import Study, load_study, parse_study, presets
-from methods.spec import METHODS
+from methods.spec import METHODS, get_method
 
 PAPER_METHODS = ["fine-tuning", "weight-rewinding", "lr-rewinding", "low-lr-rewinding", "reinit"]
 
@@ -20,11 +20,13 @@ def write(tmp_path, text, name="study.yaml"):
 
 def test_the_paper_grid_is_the_default():
     study = parse_study({"task": "mnist1d"}, "x.yaml")
-    assert study.methods == tuple(METHODS.names())
+    # every registered method that can run on the task (not those that read a transformer's blocks)
+    applicable = [n for n in METHODS.names() if not get_method(n).minimizes.needs_blocks]
+    assert study.methods == tuple(applicable) and "block-reconstruction" in METHODS.names()
     assert study.times() == [3.0 * k for k in range(1, 11)]  # ten times evenly over (0, T = 30]
     assert study.target_densities() == pytest.approx([0.8**k for k in range(1, 21)])
     assert study.seeds == (0, 1, 2) and study.schedules == ("one-shot",)
-    assert len(study.cells()) == len(METHODS.names()) * 10 * 20 * 3
+    assert len(study.cells()) == len(applicable) * 10 * 20 * 3
 
 
 def test_every_dimension_can_be_narrowed(tmp_path):

@@ -52,19 +52,8 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
         raise CellRefused(f"--model is for the tasks that load a checkpoint ({', '.join(checkpoint_tasks())}), "
                           f"not {hp.base.task}", METHOD)
     task = registered.resolved(hp.base)
-    if task.pretrained is not None and method.needs_training_run:
-        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).needs_training_run]
-        raise CellRefused(f"{hp.base.task} starts from a pretrained checkpoint, with no training run of ours (no T, "
-                          f"no schedule S, no rewind points), which {hp.method} needs; valid: {', '.join(valid)}",
-                          METHOD)
-    if method.minimizes.needs_predictions and not task.predicts:
-        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).minimizes.needs_predictions]
-        raise CellRefused(f"{hp.method} minimizes {method.minimizes.name}, which reads logits and targets that "
-                          f"{hp.base.task} does not declare (Task.predictor); valid: {', '.join(valid)}", METHOD)
-    if method.minimizes.needs_blocks and task.blocks is None:
-        valid = [n for n in METHOD_REGISTRY.names() if not get_method(n).minimizes.needs_blocks]
-        raise CellRefused(f"{hp.method} reconstructs the network's blocks, and {hp.base.task} declares none "
-                          f"(Task.blocks); valid: {', '.join(valid)}", METHOD)
+    if (reason := refusal(method, task)) is not None:
+        raise CellRefused(f"{reason}; valid: {', '.join(applicable_methods(task))}", METHOD)
     with refusing(RETRAINING_TIME):
         method.validate(task.epochs, hp.retrain_epochs)
     with refusing(METHOD_PARAMS):
@@ -75,6 +64,24 @@ def check_cell(hp: RetrainHparams, flag: str = "--density") -> None:
     if hp.density is not None:
         with refusing(DENSITY):
             check_keeps_weights(task, hp.density, flag)
+
+
+def refusal(method: Any, task: Any) -> str | None:
+    """Why ``method`` cannot run on the (resolved) ``task`` at all, from what each declares; None: it can."""
+    if task.pretrained is not None and method.needs_training_run:
+        return (f"{task.name} starts from a pretrained checkpoint, with no training run of ours (no T, no schedule S, "
+                f"no rewind points), which {method.name} needs")
+    if method.minimizes.needs_predictions and not task.predicts:
+        return (f"{method.name} minimizes {method.minimizes.name}, which reads logits and targets that {task.name} "
+                "does not declare (Task.predictor)")
+    if method.minimizes.needs_blocks and task.blocks is None:
+        return f"{method.name} reconstructs the network's blocks, and {task.name} declares none (Task.blocks)"
+    return None
+
+
+def applicable_methods(task: Any) -> list[str]:
+    """The registered methods that can run on the (resolved) ``task``: a study's default methods."""
+    return [n for n in METHOD_REGISTRY.names() if refusal(get_method(n), task) is None]
 
 
 def checkpoint_tasks() -> list[str]:

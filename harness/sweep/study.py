@@ -40,7 +40,6 @@ from harness.core.protocol import (
     density_chain,
     paper_retraining_times,
 )
-from harness.core.registry import METHODS
 from harness.engine import gate
 from harness.sweep.study_file import MAX_CELLS, DensityRange, StudyFile, read_keys
 from harness.sweep.variants import Variant
@@ -245,7 +244,9 @@ def study_values(keys: StudyFile, default_name: str) -> dict[str, Any]:
     for key in ("retrain_epochs", "densities"):
         if key in given:
             given[key] = tuple(map(float, given[key]))
-    return {"name": default_name, "methods": tuple(METHODS.names()), **given}
+    if "methods" not in given:  # every registered method that can run on the task
+        given["methods"] = tuple(gate.applicable_methods(get_task(keys.task)))
+    return {"name": default_name, **given}
 
 
 # the study file's key for each part of a cell the gate can refuse (a density's message names its key)
