@@ -24,6 +24,8 @@ from harness.analysis.safe_zone import SafeZones, safe_zones, scope_name, scope_
 from harness.analysis.statistics import GROUP
 from harness.analysis.zone_grid import ALPHA, ANCHORS, MARGIN
 from harness.core.errors import HarnessError
+from harness.core.metrics import Metric, metric_of, register_metric
+from harness.core.registry import METRICS
 from harness.engine.undertrained import undertrained
 from harness.storage.store import atomic_write_bytes, probe_writable
 from leaderboard import plots
@@ -230,9 +232,19 @@ def draw(figures: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         for function, args in figures:
             function(*args)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    known = {name: metric_of(name) for name in METRICS.names()}  # those registered here at run time too
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=knowing,
+                             initargs=(known,)) as pool:
         for done in [pool.submit(function, *args) for function, args in figures]:
             done.result()
+
+
+def knowing(metrics: dict[str, Metric]) -> None:
+    """A drawing process's start: the metrics of the process that built the page, registered where missing (a
+    spawned process imports only the built-in ones)."""
+    for name, metric in metrics.items():
+        if name not in METRICS:
+            register_metric(metric)
 
 
 def writable(out: Path) -> None:
