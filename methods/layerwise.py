@@ -55,37 +55,8 @@ def reconstruct(model: nn.Module, dense: nn.Module, mask: Mask, batches: Sequenc
                 progress: Callable[[int], None] | None = None) -> None:
     """Reconstruct every masked layer of ``model`` in place: ``steps`` Adam steps each, a calibration batch a
     step, taken in turn."""
-    if steps == 0:
-        return  # nothing to train: the inputs need not be read
-    was_training = model.training
-    model.eval()
-    dense.eval()
-    try:
-        for done, name in enumerate(mask):
-            module_name = name.rsplit(".", 1)[0]
-            layer, teacher = model.get_submodule(module_name), dense.get_submodule(module_name)
-            seen = layer_inputs(dense, teacher, batches, feed)
-            with torch.no_grad():
-                targets = [teacher(x) for x in seen]
-            inputs = seen if dense_inputs else layer_inputs(model, layer, batches, feed)
-            params = [p for p in layer.parameters(recurse=False)]
-            optimizer = torch.optim.Adam(params, lr=lr)
-            bound = BoundMask(layer, {name.rsplit(".", 1)[1]: mask[name]})
-            for s in range(steps):
-                loss = nn.functional.mse_loss(layer(inputs[s % len(inputs)]), targets[s % len(inputs)])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                bound.mask_gradients()
-                optimizer.step()
-                bound.apply()
-            if progress is not None:
-                progress(done + 1)
-    finally:
-        model.train(was_training)
-
-
-def hidden(output: Any) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
+    layers = [name.rsplit(".", 1)[0] for name in mask]
+    reconstruct_units(model, dense, mask, layers, batches, feed, steps, lr, dense_inputs, progress)
 
 
 def reconstruct_blocks(model: nn.Module, dense: nn.Module, mask: Mask, blocks: Sequence[str], batches: Sequence[Any],
@@ -93,24 +64,36 @@ def reconstruct_blocks(model: nn.Module, dense: nn.Module, mask: Mask, blocks: S
                        progress: Callable[[int], None] | None = None) -> None:
     """Reconstruct each block of ``model`` in place: every parameter of the block trained, its weights' masks
     fixed, for its output (hidden states) to match the dense block's."""
+    reconstruct_units(model, dense, mask, blocks, batches, feed, steps, lr, dense_inputs, progress)
+
+
+def hidden(output: Any) -> torch.Tensor:
+    """A module's output tensor (a decoder block returns a tuple led by its hidden states)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def reconstruct_units(model: nn.Module, dense: nn.Module, mask: Mask, units: Sequence[str], batches: Sequence[Any],
+                      feed: Callable[[nn.Module, Any], Any], steps: int, lr: float, dense_inputs: bool,
+                      progress: Callable[[int], None] | None = None) -> None:
+    """Each of ``units`` (module names: layers or blocks) in turn, every parameter of it trained with Adam and the
+    masks of its weights fixed, for its output to match the dense network's unit on the same batches."""
     if steps == 0:
-        return
+        return  # nothing to train: the inputs need not be read
     was_training = model.training
     model.eval()
     dense.eval()
     try:
-        for done, name in enumerate(blocks):
-            block, teacher = model.get_submodule(name), dense.get_submodule(name)
+        for done, name in enumerate(units):
+            unit, teacher = model.get_submodule(name), dense.get_submodule(name)
             seen = called_with(dense, teacher, batches, feed)
             with torch.no_grad():
                 targets = [hidden(teacher(*args, **kwargs)) for args, kwargs in seen]
-            inputs = seen if dense_inputs else called_with(model, block, batches, feed)
-            inside = {n[len(name) + 1:]: keep for n, keep in mask.items() if n.startswith(f"{name}.")}
-            bound = BoundMask(block, inside)
-            optimizer = torch.optim.Adam(block.parameters(), lr=lr)
+            inputs = seen if dense_inputs else called_with(model, unit, batches, feed)
+            bound = BoundMask(unit, {n[len(name) + 1:]: keep for n, keep in mask.items() if n.startswith(f"{name}.")})
+            optimizer = torch.optim.Adam(unit.parameters(), lr=lr)
             for s in range(steps):
                 args, kwargs = inputs[s % len(inputs)]
-                loss = nn.functional.mse_loss(hidden(block(*args, **kwargs)), targets[s % len(inputs)])
+                loss = nn.functional.mse_loss(hidden(unit(*args, **kwargs)), targets[s % len(inputs)])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 bound.mask_gradients()

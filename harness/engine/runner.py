@@ -96,10 +96,6 @@ def reconstructed_parameters(model: nn.Module, mask: masks.Mask, blocks: list[st
     return masks.remaining(mask) + sum(m.bias.numel() for m in layers if getattr(m, "bias", None) is not None)
 
 
-def data_batch_size(data: Data, task: Task) -> int:
-    return int(getattr(data, "batch_size", task.batch_size))
-
-
 def seqlen(data: Data) -> int | None:
     """The tokens of a training sample, for a language model's data; None for other data."""
     value = getattr(data, "seqlen", None)
@@ -464,7 +460,7 @@ class Runner:
         def retrained(hp: RetrainHparams, step: int) -> Retrained:
             if step == first_step:  # t = 0: nothing retrained, nothing spent
                 return Retrained(tokens_per_sample=seqlen(data))
-            return Retrained(samples=(step - first_step) * data_batch_size(data, task), tokens_per_sample=seqlen(data),
+            return Retrained(samples=(step - first_step) * task.batch_size, tokens_per_sample=seqlen(data),
                              trainable=trainable_count(prepared), peak_bytes=spent.peak_bytes,
                              flops=spent.flops * (step - first_step))
 
@@ -531,7 +527,7 @@ class Runner:
         data = self.data(task)
         folder = self.store.retrain_dir(hp)
         Store.write_hparams(folder, hp)
-        size = data_batch_size(data, task)
+        size = task.batch_size
         seed = derive_seed(int(params[objective.SEED]), "reconstruction")
         count = math.ceil(int(params[objective.SAMPLES]) / size)
         batches = [data.batch(seed, 0, i % data.steps_per_epoch) for i in range(count)]
