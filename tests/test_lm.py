@@ -121,6 +121,26 @@ def test_perplexity_is_exp_of_the_mean_token_nll_over_non_overlapping_windows(ch
     assert data.report(model)["seqlen"] == 16
 
 
+
+def test_a_score_is_reused_for_the_same_weights_in_any_copy_and_computed_again_for_changed_ones(checkpoints):
+    model, _ = loaded(checkpoints["llama"])
+    g = torch.Generator().manual_seed(2)
+    streams = {s: torch.randint(0, model.config.vocab_size, (n,), generator=g)
+               for s, n in (("train", 300), ("val", 100), ("test", 77))}
+    calls = []
+    data = TokenData(streams, 16, 4, lambda m, ids: calls.append(ids) or models.logits(m, ids), eval_batch_size=8)
+    first = data.score(model, "val")
+    scored = len(calls)
+    copy = type(model)(model.config)
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():  # an in-place change that leaves the values as they are (a mask applied again)
+        next(copy.parameters()).mul_(1.0)
+    assert data.score(copy, "val") == first and len(calls) == scored
+    with torch.no_grad():
+        copy.model.norm.weight.mul_(0.5)
+    assert data.score(copy, "val") != first and len(calls) == 2 * scored
+    assert data.score(model, "val") == first and len(calls) == 3 * scored  # one split's last score is kept
+
 # -- Wanda ----------------------------------------------------------------------------------------------
 
 

@@ -36,6 +36,24 @@ def test_second_method_reuses_base_network_and_rewind_checkpoints(tmp_path):
     assert again.retrain(RetrainHparams(BASE, "lr-rewinding", 1.5, (0.3,))).cached
 
 
+
+def test_methods_on_one_pruned_network_prune_it_once_per_process_and_get_what_a_fresh_process_gets(
+        tmp_path, monkeypatch):
+    pruned = []
+    original = Runner._prune
+    monkeypatch.setattr(Runner, "_prune", lambda self, *a: pruned.append(a[3]) or original(self, *a))
+    runner = Runner(Store(tmp_path / "one"))
+    cells = [RetrainHparams(BASE, method, 1.0, (0.2,)) for method in ("fine-tuning", "lr-rewinding", "llr")]
+    records = [runner.retrain(hp) for hp in cells]
+    assert pruned == [0.2]
+    other = runner.retrain(RetrainHparams(BASE, "fine-tuning", 1.0, (0.5,)))  # another target: pruned anew
+    assert pruned == [0.2, 0.5]
+    for hp, record in zip(cells[1:], records[1:], strict=True):  # each alone in its own process and store
+        alone = Runner(Store(tmp_path / hp.method)).retrain(hp)
+        assert (alone.mask_sha256, alone.weights_sha256, alone.test_acc) == (
+            record.mask_sha256, record.weights_sha256, record.test_acc)
+    assert len({r.mask_sha256 for r in records}) == 1 and other.mask_sha256 != records[0].mask_sha256
+
 def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     hp = RetrainHparams(BASE, "lr-rewinding", 1.0, (0.2,))
     a = Runner(Store(tmp_path / "a")).retrain(hp)

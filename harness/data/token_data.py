@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from harness.core.seeding import derive_seed
+from harness.core.tensor_digest import module_digest
 from harness.data.tensor_data import epoch_order
 
 # (model, input ids of shape (batch, length)) -> logits of shape (batch, length, vocabulary)
@@ -69,9 +70,9 @@ class TokenData:
         return torch.stack([stream[s : s + length] for s in starts.tolist()]).to(self.device)
 
     def _state(self, model: nn.Module, split: str) -> tuple[Any, ...]:
-        # a parameter's version counter moves with every in-place change (an optimizer step, a mask): a
-        # score is reused only for the very weights it was computed on
-        return (split, id(model), tuple(p._version for p in model.parameters()))
+        # by content, not by object or version counter: a cell's stored network (a copy, its mask applied
+        # again) is scored once, and a score is reused only for the very weights it was computed on
+        return (split, module_digest(model))
 
     @torch.no_grad()
     def score(self, model: nn.Module, split: str) -> tuple[float, float]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
 from harness.core import masks
 from harness.core.errors import DamagedFile
+from harness.core.tensor_digest import digest
 from harness.storage import paths, store
 from harness.storage.record import CellRecord
 
@@ -30,11 +30,3 @@ def stored_weights(folder: Path, record: CellRecord) -> tuple[dict[str, torch.Te
         loaded.append(tensors)
     return loaded[0], loaded[1]
 
-
-def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """A fingerprint of weights or a mask: equal digests, bit-identical tensors."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        h.update(name.encode())
-        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

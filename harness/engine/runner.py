@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,9 +29,10 @@ from harness.core.peak_memory import measured
 from harness.core.progress import Progress
 from harness.core.seeding import derive_seed
 from harness.core.step_cost import StepCost, counted, tensor_bytes
+from harness.core.tensor_digest import digest
 from harness.engine.checkpoints import BaseRun, base_checkpoint_steps, cpu_state
 from harness.engine.gate import check_cell
-from harness.engine.integrity import digest, stored_weights
+from harness.engine.integrity import stored_weights
 from harness.engine.speed import compare
 from harness.engine.train import TrainOutcome, to_step, train, trained_parameters
 from harness.engine.train import step as train_step
@@ -108,6 +110,9 @@ def nonzero_density(weights: dict[str, torch.Tensor], mask: masks.Mask) -> float
     return sum(int((weights[name] != 0).sum()) for name in mask) / total
 
 
+PRUNED_KEPT = 2  # pruned networks a runner keeps (each the size of a network and its mask)
+
+
 @dataclass(frozen=True)
 class PruningCost:
     seconds: float = 0.0
@@ -166,6 +171,10 @@ class Runner:
     threads: int = 1  # CPU intra-op threads while training
     executed_epochs: float = 0.0  # training epochs this runner has actually run (resumed work excluded)
     _data: dict[tuple[str, str | None, int], Data] = field(default_factory=dict)
+    # the last networks PRUNE made of a W_T, by what determines them: a study's methods on one pruned
+    # network (its cells are adjacent in a study's order) prune it once per process, not once per method
+    _pruned: OrderedDict[tuple[Any, ...], tuple[dict[str, torch.Tensor], masks.Mask, PruningCost]] = field(
+        default_factory=OrderedDict)
 
     @property
     def device(self) -> torch.device:
@@ -430,7 +439,7 @@ class Runner:
                 strategy.pruner(pruning_params, model, seed))
         else:
             target = longest.level if longest.structured else longest.densities[-1]
-            trained, mask, cost = self._prune(strategy, trained, mask, target, pruning_params, task, seed)
+            trained, mask, cost = self._prune_once(longest, strategy, trained, mask, target, pruning_params, task)
 
         effect = pruning_effect(trained, before, mask, model) if method.lr.needs_effect else None
         window = Window(task.schedule, T, t, start, epochs, effect)
@@ -553,6 +562,23 @@ class Runner:
                               trainable=kept, peak_bytes=spent.peak_bytes + tensor_bytes(model, dense),
                               flops=spent.flops) if steps else Retrained(tokens_per_sample=seqlen(data))
         return self._finalize(hp, task, base, model, mask, [], time.time() - started, cost, retrained)
+
+    def _prune_once(self, hp: RetrainHparams, strategy: PruningStrategy, trained: dict[str, torch.Tensor],
+                    mask: masks.Mask, target: float, params: dict[str, float], task: Task,
+                    ) -> tuple[dict[str, torch.Tensor], masks.Mask, PruningCost]:
+        """``_prune``, or a copy of what it gave for the same W_T (the base network's folder, whose name
+        determines its numbers), strategy, parameters and target in this process; a later round's input is
+        a cell's, and is pruned anew."""
+        if hp.previous() is not None:
+            return self._prune(strategy, trained, mask, target, params, task, hp.base.seed)
+        key = (self.store.base_dir(hp.base).name, hp.pruning, hp.pruning_params, target)
+        if key not in self._pruned:
+            self._pruned[key] = self._prune(strategy, trained, mask, target, params, task, hp.base.seed)
+            while len(self._pruned) > PRUNED_KEPT:
+                self._pruned.popitem(last=False)
+        self._pruned.move_to_end(key)
+        weights, kept, cost = self._pruned[key]
+        return {k: v.clone() for k, v in weights.items()}, {k: v.clone() for k, v in kept.items()}, cost
 
     def _prune(self, strategy: PruningStrategy, trained: dict[str, torch.Tensor], mask: masks.Mask, target: float,
                params: dict[str, float], task: Task, seed: int,
