@@ -9,9 +9,20 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+
 # every stop signal, sent to a process that inherited SIGINT as default and as ignored (a script's background job)
-STOP_CASES = [(stop, ignored) for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) for ignored in (False, True)]
-STOP_IDS = [f"{signal.Signals(stop).name}-sigint-{'ignored' if ignored else 'default'}" for stop, ignored in STOP_CASES]
+def _stop_cases(quick: set[tuple[int, bool]] | None) -> list:
+    return [pytest.param(stop, ignored, id=f"{signal.Signals(stop).name}-sigint-{'ignored' if ignored else 'default'}",
+                         marks=() if quick is None or (stop, ignored) in quick else pytest.mark.slow)
+            for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) for ignored in (False, True)]
+
+
+STOP_CASES = _stop_cases(None)
+# for the slow ones (a server or a search started for each case): the two a CI job meets in every run, a
+# background job's ignored SIGINT and a runner's SIGTERM; the other four with `slow`
+STOP_CASES_QUICK = _stop_cases({(signal.SIGINT, True), (signal.SIGTERM, False)})
 
 
 def session(sid: int) -> list[int]:

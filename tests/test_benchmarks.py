@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,6 +38,7 @@ def test_train_step_runs_on_the_device_it_is_given():
         assert re.search(rf"^{variant}\s+\d+\s+[\d.]+x\s+[\d.]+x$", out, re.MULTILINE), variant
 
 
+@pytest.mark.slow  # a sweep against a bare loop, 45 s on 2 cores
 def test_sweep_benchmark_prints_its_ratios_and_where_the_time_goes():
     out = script("benchmarks/sweep.py", "--repeats", "1", "--bare-epochs", "1", "--profile", "--top", "3")
     sweep = float(re.search(r"sweep\s+([\d.]+) CPU-s per executed epoch", out).group(1))

@@ -58,8 +58,10 @@ def test_shell_completion_completes_the_commands(tmp_path):
     import subprocess
     import sys
 
-    script = subprocess.run([sys.executable, "-m", "harness", "--show-completion", "bash"], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    # from a bash, as a user runs it: typer finds the shell among the process's ancestors, which a test run
+    # in the background (CI's) may not have ("; true" keeps bash from replacing itself with the command)
+    script = subprocess.run(["bash", "-c", f"'{sys.executable}' -m harness --show-completion; true"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
     assert script.returncode == 0 and "_HARNESS_COMPLETE=complete_bash" in script.stdout, script.stderr
     completed = subprocess.run([sys.executable, "-m", "harness"], capture_output=True, text=True, timeout=120,
                                env={**os.environ, "_HARNESS_COMPLETE": "complete_bash", "COMP_WORDS": "harness ru",

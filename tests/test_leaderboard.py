@@ -22,7 +22,7 @@ from harness.analysis.results_table import normalize
 from harness.cli.app import app
 from leaderboard.site import build
 from tests.conftest import free_port
-from tests.processes import STOP_CASES, STOP_IDS, cleanup, start
+from tests.processes import STOP_CASES_QUICK, cleanup, start
 
 METHODS = ("fine-tuning", "weight-rewinding", "lr-rewinding", "reinit")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -200,7 +200,7 @@ def test_ui_keeps_mlflows_output_in_a_log_and_says_in_one_line_why_it_could_not_
     assert str(log) in line and "[MLflow]" in log.read_text() and "Address already in use" in log.read_text()
 
 
-@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES_QUICK)
 def test_ui_serves_the_store_on_loopback_and_stops_with_its_server(tracked_store, tmp_path, stop, sigint_ignored):
     port = free_port()
     proc = start([sys.executable, "-m", "harness", "ui", "--store", str(tracked_store), "--port", str(port)],

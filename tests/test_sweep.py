@@ -21,7 +21,7 @@ from harness.sweep.driver import run_study
 from harness.sweep.executors import InProcess, LocalPool, WorkerContext
 from harness.sweep.plan import plan
 from harness.sweep.study import load_study
-from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
+from tests.processes import STOP_CASES, cleanup, gone_within, session, start, wait_for_work
 
 STUDY = """
 task: mnist1d
@@ -263,7 +263,8 @@ def test_a_sweeps_results_csv_gives_the_leaderboard_of_its_store(reference, tmp_
 # -- stopping ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("executor", [["--jobs", "2"], ["--executor", "ray"]], ids=["pool", "ray"])
+@pytest.mark.parametrize("executor", [pytest.param(["--jobs", "2"], id="pool"),
+                                      pytest.param(["--executor", "ray"], id="ray", marks=pytest.mark.slow)])
 def test_a_driver_killed_by_sigkill_takes_its_workers_and_the_rerun_gives_the_same_bits(reference, study_file,
                                                                                         tmp_path, executor):
     root, _ = reference
@@ -285,7 +286,7 @@ def test_a_driver_killed_by_sigkill_takes_its_workers_and_the_rerun_gives_the_sa
     assert results(store) == results(root)
 
 
-@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES)
 def test_a_stop_signal_ends_a_sweep_whatever_the_sigint_it_inherited(study_file, tmp_path, stop, sigint_ignored):
     store = tmp_path / "stopped"
     proc = start(sweep_command(study_file, store, "--jobs", "2", "--no-tracking"), sigint_ignored)
@@ -303,7 +304,7 @@ def test_a_stop_signal_ends_a_sweep_whatever_the_sigint_it_inherited(study_file,
                                               "rerun the same command to resume")
 
 
-@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES)
 def test_a_stop_signal_ends_harness_run_whatever_the_sigint_it_inherited(tmp_path, stop, sigint_ignored):
     store = tmp_path / "run"
     command = [sys.executable, "-m", "harness", "run", "lr-rewinding", "mnist1d", "--epochs-scale", "0.3",
@@ -339,6 +340,7 @@ def cells_running_under(raylet: int) -> set[str]:
     return labels
 
 
+@pytest.mark.slow  # a second Ray node started and killed: 20 s on 2 cores; Ray runs in the default run too
 def test_a_ray_sweep_that_loses_a_node_retries_its_jobs_elsewhere_and_equals_the_local_sweep(reference, study_file,
                                                                                             tmp_path):
     """Three Ray nodes on this machine (a head that runs nothing and two workers of one CPU each) share the

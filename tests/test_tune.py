@@ -25,7 +25,7 @@ from harness.tune import space as tune_space
 from harness.tune import storage as tune_storage
 from methods.spec import get_method
 from tests.conftest import QUICK
-from tests.processes import STOP_CASES, STOP_IDS, cleanup, gone_within, session, start, wait_for_work
+from tests.processes import STOP_CASES_QUICK, cleanup, gone_within, session, start, wait_for_work
 
 cli = CliRunner()
 T = 30 * QUICK  # MNIST-1D's T at --epochs-scale QUICK
@@ -355,7 +355,7 @@ def test_a_trial_lost_with_its_process_runs_again_and_resumes(tmp_path):
     assert len(finished(study)) == 2
 
 
-@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES, ids=STOP_IDS)
+@pytest.mark.parametrize(("stop", "sigint_ignored"), STOP_CASES_QUICK)
 def test_a_stop_signal_ends_a_search_whatever_the_sigint_it_inherited_and_the_rerun_finishes_it(tmp_path, stop,
                                                                                                  sigint_ignored):
     storage = ["--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
