@@ -121,7 +121,6 @@ def test_perplexity_is_exp_of_the_mean_token_nll_over_non_overlapping_windows(ch
     assert data.report(model)["seqlen"] == 16
 
 
-
 def test_a_score_is_reused_for_the_same_weights_in_any_copy_and_computed_again_for_changed_ones(checkpoints):
     model, _ = loaded(checkpoints["llama"])
     g = torch.Generator().manual_seed(2)
@@ -140,6 +139,7 @@ def test_a_score_is_reused_for_the_same_weights_in_any_copy_and_computed_again_f
         copy.model.norm.weight.mul_(0.5)
     assert data.score(copy, "val") != first and len(calls) == 2 * scored
     assert data.score(model, "val") == first and len(calls) == 3 * scored  # one split's last score is kept
+
 
 # -- Wanda ----------------------------------------------------------------------------------------------
 

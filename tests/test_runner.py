@@ -36,7 +36,6 @@ def test_second_method_reuses_base_network_and_rewind_checkpoints(tmp_path):
     assert again.retrain(RetrainHparams(BASE, "lr-rewinding", 1.5, (0.3,))).cached
 
 
-
 def test_methods_on_one_pruned_network_prune_it_once_per_process_and_get_what_a_fresh_process_gets(
         tmp_path, monkeypatch):
     pruned = []
@@ -53,6 +52,7 @@ def test_methods_on_one_pruned_network_prune_it_once_per_process_and_get_what_a_
         assert (alone.mask_sha256, alone.weights_sha256, alone.test_acc) == (
             record.mask_sha256, record.weights_sha256, record.test_acc)
     assert len({r.mask_sha256 for r in records}) == 1 and other.mask_sha256 != records[0].mask_sha256
+
 
 def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     hp = RetrainHparams(BASE, "lr-rewinding", 1.0, (0.2,))
